@@ -1,0 +1,213 @@
+"""Loaders for the public review datasets in the shared data folder.
+
+Each loader returns :class:`Splits` with the official train/validation/test split;
+where a dataset has none, a fixed seeded split is made here so every run, method and
+commit scores on the same reviews.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from topicsent.data._reviews import AspectLabel, LabelSpace, Review, ReviewSet, Splits
+from topicsent.errors import InputDataError, UnknownNameError
+from topicsent.schema import Task
+
+DATA_DIR_ENV = "TOPICSENT_DATA_DIR"
+SPLIT_SEED = 13  # fixed forever: changing it changes every reported number
+MAMS_CATEGORIES = ("ambience", "food", "menu", "miscellaneous", "place", "price", "service", "staff")
+SEMEVAL_CATEGORIES = ("ambience", "anecdotes/miscellaneous", "food", "price", "service")
+
+
+def data_dir() -> Path:
+    """Where the shared datasets live: ``$TOPICSENT_DATA_DIR``, else ``shared/data``
+    beside the working directory or beside this checkout."""
+    if env := os.environ.get(DATA_DIR_ENV):
+        candidates = [Path(env)]
+    else:
+        repo = Path(__file__).resolve().parents[3]
+        candidates = [Path.cwd().parent / "shared/data", Path.cwd() / "shared/data", repo.parent / "shared/data"]
+    for candidate in candidates:
+        if candidate.is_dir():
+            return candidate
+    tried = ", ".join(str(c) for c in candidates)
+    raise InputDataError(f"dataset folder not found (tried {tried}); set {DATA_DIR_ENV} to the folder holding mams/, nsmc/, ...")
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    task: Task
+    language: str
+    description: str
+    licence: str
+    load: Callable[[], Splits]
+
+
+def _require_file(path: Path) -> Path:
+    if not path.is_file():
+        raise InputDataError(f"{path}: file not found; is {DATA_DIR_ENV} pointing at the shared data folder?")
+    return path
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    with _require_file(path).open(encoding="utf-8") as lines:
+        return [json.loads(line) for line in lines if line.strip()]
+
+
+def _acsa_review(row: dict, language: str = "en") -> Review:
+    aspects = tuple(AspectLabel(a["category"], "category", a["polarity"]) for a in row["aspect_categories"])
+    return Review(id=str(row["sentence_id"]), text=row["text"], language=language, aspects=aspects)
+
+
+def _atsa_review(row: dict, language: str = "en") -> Review:
+    aspects = tuple(
+        AspectLabel(a["term"], "term", a["polarity"], a["from"], a["to"]) for a in row["aspect_terms"]
+    )
+    return Review(id=str(row["sentence_id"]), text=row["text"], language=language, aspects=aspects)
+
+
+def _review_set(reviews: list[Review], name: str, task: Task, space: LabelSpace, language: str = "en") -> ReviewSet:
+    return ReviewSet(tuple(reviews), label_space=space, task=task, name=name, language=language)
+
+
+def _seeded_holdout(reviews: list[Review], fraction: float) -> tuple[list[Review], list[Review]]:
+    """Split off a fixed seeded ``fraction`` (order kept) for validation."""
+    held = set(random.Random(SPLIT_SEED).sample(range(len(reviews)), round(len(reviews) * fraction)))
+    kept = [r for i, r in enumerate(reviews) if i not in held]
+    return kept, [r for i, r in enumerate(reviews) if i in held]
+
+
+def _load_mams(task: Task) -> Splits:
+    folder = data_dir() / "mams" / task.value
+    to_review = _acsa_review if task is Task.ACSA else _atsa_review
+    space = LabelSpace(categories=MAMS_CATEGORIES if task is Task.ACSA else None)
+    parts = {
+        split: _review_set(
+            [r for r in map(to_review, _read_jsonl(folder / f"{split}.jsonl")) if r.aspects],
+            f"mams-{task.value}/{split}", task, space,
+        )
+        for split in ("train", "val", "test")
+    }  # fmt: skip
+    return Splits(parts["train"], parts["val"], parts["test"])
+
+
+def _load_semeval(task: Task) -> Splits:
+    """SemEval-2014 restaurants: train v2 and test gold; validation is a seeded 10% of
+    train. Sentences without aspects of the task are dropped (the standard protocol)."""
+    folder = data_dir() / "semeval14_restaurants"
+    to_review = _acsa_review if task is Task.ACSA else _atsa_review
+    space = LabelSpace(
+        polarities=("positive", "negative", "neutral", "conflict"),
+        categories=SEMEVAL_CATEGORIES if task is Task.ACSA else None,
+    )
+
+    def reviews(split: str) -> list[Review]:
+        return [r for r in map(to_review, _read_jsonl(folder / f"{split}.jsonl")) if r.aspects]
+
+    train, validation = _seeded_holdout(reviews("train"), 0.1)
+    name = f"semeval14-{task.value}"
+    return Splits(
+        _review_set(train, f"{name}/train", task, space),
+        _review_set(validation, f"{name}/val", task, space),
+        _review_set(reviews("test"), f"{name}/test", task, space),
+    )
+
+
+def _movie_bucket(movie_id: str) -> int:
+    """A stable 0-99 bucket per movie, so all reviews of one movie share a split."""
+    return int.from_bytes(hashlib.blake2b(f"{SPLIT_SEED}:{movie_id}".encode(), digest_size=4).digest()) % 100
+
+
+@cache
+def _nsmc_rows() -> tuple[tuple[str, str, int, str], ...]:
+    import pandas as pd
+
+    path = _require_file(data_dir() / "nsmc" / "nsmc_ratings.tsv.gz")
+    frame = pd.read_csv(path, sep="\t", quoting=3, dtype={"review_id": str, "movie_id": str, "text": str})
+    frame = frame[frame["text"].notna()]
+    return tuple(zip(frame["review_id"], frame["movie_id"], frame["rating"].astype(int), frame["text"], strict=True))
+
+
+def _load_nsmc(binary: bool) -> Splits:
+    """NSMC 1-10 ratings split 80/10/10 by movie (no official split exists; splitting by
+    movie keeps one movie's reviews out of both train and test). The binary view keeps
+    ratings 1-4 (0, negative) and 9-10 (1, positive), as in the original NSMC files."""
+    buckets: dict[str, list[Review]] = {"train": [], "val": [], "test": []}
+    for review_id, movie_id, rating, text in _nsmc_rows():
+        if binary:
+            if 5 <= rating <= 8:
+                continue
+            rating = int(rating >= 9)
+        bucket = _movie_bucket(movie_id)
+        split = "train" if bucket < 80 else "val" if bucket < 90 else "test"
+        buckets[split].append(Review(review_id, text, "ko", rating, meta={"movie_id": movie_id}))
+    name = "nsmc-binary" if binary else "nsmc"
+    space = LabelSpace(rating_scale=(0, 1) if binary else (1, 10))
+    sets = {s: _review_set(rs, f"{name}/{s}", Task.RATING, space, "ko") for s, rs in buckets.items()}
+    return Splits(sets["train"], sets["val"], sets["test"])
+
+
+def _load_womens_clothing() -> Splits:
+    """Women's clothing reviews, 1-5 stars; the text is the title and the review body
+    (both carry the reviewer's verdict). Rows with neither are dropped. Fixed seeded,
+    rating-stratified 80/10/10 split."""
+    import pandas as pd
+    from sklearn.model_selection import train_test_split
+
+    path = _require_file(data_dir() / "womens_clothing" / "reviews.csv.gz")
+    frame = pd.read_csv(path, dtype={"Title": str, "Review Text": str}, keep_default_na=False)
+    reviews = [
+        Review(str(row_id), text, "en", int(rating), meta={"clothing_id": str(cloth)})
+        for row_id, cloth, rating, text in zip(
+            frame["row_id"], frame["Clothing ID"], frame["Rating"],
+            (". ".join(p.strip() for p in pair if p.strip()) for pair in zip(frame["Title"], frame["Review Text"], strict=True)),
+            strict=True,
+        )
+        if text
+    ]  # fmt: skip
+    ratings = [r.rating for r in reviews]
+    train, rest = train_test_split(reviews, test_size=0.2, random_state=SPLIT_SEED, stratify=ratings)
+    validation, test = train_test_split(rest, test_size=0.5, random_state=SPLIT_SEED, stratify=[r.rating for r in rest])
+    space = LabelSpace(rating_scale=(1, 5))
+    return Splits(*(
+        _review_set(part, f"womens-clothing/{split}", Task.RATING, space)
+        for part, split in ((train, "train"), (validation, "val"), (test, "test"))
+    ))  # fmt: skip
+
+
+DATASETS: dict[str, DatasetInfo] = {
+    info.name: info
+    for info in (
+        DatasetInfo("mams-acsa", Task.ACSA, "en", "MAMS restaurant sentences, 8 categories, every sentence has >=2 aspects", "Apache-2.0", lambda: _load_mams(Task.ACSA)),
+        DatasetInfo("mams-atsa", Task.ATSA, "en", "MAMS restaurant sentences, aspect terms with spans", "Apache-2.0", lambda: _load_mams(Task.ATSA)),
+        DatasetInfo("semeval14-acsa", Task.ACSA, "en", "SemEval-2014 restaurants, 5 categories, 4 polarities incl. conflict", "research use (SemEval-2014 organisers)", lambda: _load_semeval(Task.ACSA)),
+        DatasetInfo("semeval14-atsa", Task.ATSA, "en", "SemEval-2014 restaurants, aspect terms with spans, 4 polarities", "research use (SemEval-2014 organisers)", lambda: _load_semeval(Task.ATSA)),
+        DatasetInfo("nsmc", Task.RATING, "ko", "Naver movie reviews (Korean), 1-10 ratings, split by movie", "CC0-1.0", lambda: _load_nsmc(binary=False)),
+        DatasetInfo("nsmc-binary", Task.RATING, "ko", "NSMC binary view: 1-4 -> 0 (negative), 9-10 -> 1 (positive)", "CC0-1.0", lambda: _load_nsmc(binary=True)),
+        DatasetInfo("womens-clothing", Task.RATING, "en", "Women's e-commerce clothing reviews, 1-5 stars", "CC0-1.0", _load_womens_clothing),
+    )
+}  # fmt: skip
+
+
+def dataset_info(name: str) -> DatasetInfo:
+    try:
+        return DATASETS[name]
+    except KeyError:
+        raise UnknownNameError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}") from None
+
+
+@cache
+def load_dataset(name: str) -> Splits:
+    """The train/validation/test splits of a built-in dataset, by name (see ``DATASETS``).
+
+    Cached per process: loading NSMC takes a few seconds.
+    """
+    return dataset_info(name).load()

@@ -1,0 +1,102 @@
+"""Reading users' own review files, including every bad input the issue names."""
+
+import gzip
+import json
+
+import pandas as pd
+import pytest
+
+from topicsent.data import ColumnMap, detect_language, read_reviews
+from topicsent.errors import InputDataError
+
+
+def _write(path, text: str):
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_csv_with_column_mapping(tmp_path):
+    path = _write(
+        tmp_path / "r.csv",
+        'id,body,stars,labels\nx1,"Great food, slow service",4,"food:positive; service:negative"\nx2,"맛있어요",5,\n',
+    )
+    reviews = read_reviews(path, ColumnMap(text="body", id="id", rating="stars", aspects="labels"))
+    assert [r.id for r in reviews] == ["x1", "x2"]
+    assert [(a.name, a.polarity) for a in reviews[0].aspects] == [("food", "positive"), ("service", "negative")]
+    assert [r.language for r in reviews] == ["en", "ko"]
+    assert reviews.label_space.rating_scale == (4, 5) and reviews.label_space.categories == ("food", "service")
+
+
+def test_jsonl_parquet_tsv_and_gzip_read_the_same(tmp_path):
+    rows = [{"text": "good", "rating": 5, "aspects": [{"term": "good", "from": 0, "to": 4, "polarity": "positive"}]},
+            {"text": "bad", "rating": 1, "aspects": []}]  # fmt: skip
+    jsonl = _write(tmp_path / "r.jsonl", "\n".join(json.dumps(r) for r in rows) + "\n")
+    gz = tmp_path / "r.jsonl.gz"
+    gz.write_bytes(gzip.compress(jsonl.read_bytes()))
+    parquet = tmp_path / "r.parquet"
+    pd.DataFrame(rows).to_parquet(parquet)
+    tsv = _write(tmp_path / "r.tsv", "text\trating\ngood\t5\nbad\t1\n")
+    columns = ColumnMap(rating="rating", aspects="aspects")
+    for path in (jsonl, gz, parquet):
+        reviews = read_reviews(path, columns)
+        assert [(r.text, r.rating) for r in reviews] == [("good", 5), ("bad", 1)]
+        assert reviews[0].aspects[0].kind == "term" and reviews[0].aspects[0].end == 4
+    assert [r.rating for r in read_reviews(tsv, ColumnMap(rating="rating"))] == [5, 1]
+
+
+def test_byte_order_mark_and_crlf_are_accepted(tmp_path):
+    path = tmp_path / "bom.csv"
+    path.write_bytes("\ufefftext,rating\r\nnice,5\r\n".encode())
+    assert read_reviews(path, ColumnMap(rating="rating"))[0].rating == 5
+
+
+@pytest.mark.parametrize(
+    ("content", "columns", "message"),
+    [
+        ("", ColumnMap(), "no reviews"),
+        ("text\n", ColumnMap(), "no reviews"),
+        ("body\nhello\n", ColumnMap(), "no column 'text' for the text"),
+        ("text,id\nhello,1\nworld,1\n", ColumnMap(id="id"), "row 2: duplicate id '1' (first seen in row 1)"),
+        ('text\n"   "\n', ColumnMap(), "row 1: empty text"),
+        ("text,r\nhi,4.5\n", ColumnMap(rating="r"), "row 1: rating '4.5' is not a whole number"),
+        ("text,r\nhi,five\n", ColumnMap(rating="r"), "row 1: rating 'five' is not a number"),
+        ("text,a\nhi,food:great\n", ColumnMap(aspects="a"), "polarity 'great' of aspect 'food'"),
+        ('text,a\nhi,"[{""term"": ""hi"", ""from"": 0, ""to"": 9, ""polarity"": ""positive""}]"\n', ColumnMap(aspects="a"), "outside the text"),
+        ('text,a\nhi,"[{""aspect"": ""x"""\n', ColumnMap(aspects="a"), "aspects are not valid JSON"),
+        ('text\n"unclosed\n', ColumnMap(), "cannot parse as CSV"),
+    ],
+)
+def test_bad_input_names_file_row_and_problem(tmp_path, content, columns, message):
+    path = _write(tmp_path / "bad.csv", content)
+    with pytest.raises(InputDataError) as error:
+        read_reviews(path, columns)
+    assert str(error.value).startswith(str(path)) and message in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_non_utf8_names_the_line(tmp_path):
+    path = tmp_path / "latin1.csv"
+    path.write_bytes("text\nok\ncaf\xe9\n".encode("latin-1"))
+    with pytest.raises(InputDataError, match=r"line 3: not valid UTF-8 \(byte 0xe9"):
+        read_reviews(path)
+
+
+def test_bad_jsonl_line_and_unknown_type(tmp_path):
+    with pytest.raises(InputDataError, match="line 2: not valid JSON"):
+        read_reviews(_write(tmp_path / "r.jsonl", '{"text": "a"}\n{"text": \n'))
+    with pytest.raises(InputDataError, match="unknown file type '.xlsx'"):
+        read_reviews(_write(tmp_path / "r.xlsx", "x"))
+    with pytest.raises(InputDataError, match="file not found"):
+        read_reviews(tmp_path / "missing.csv")
+
+
+def test_empty_text_is_kept_for_prediction(tmp_path):
+    reviews = read_reviews(_write(tmp_path / "r.csv", 'text\n""\nfine\n'), require_text=False)
+    assert [r.text for r in reviews] == ["", "fine"]
+
+
+def test_detect_language():
+    assert detect_language("배우 연기가 최고였어요") == "ko"
+    assert detect_language("The acting was great") == "en"
+    assert detect_language("영화 OST가 good") == "ko"
+    assert detect_language("1234 !!!") == "en"
