@@ -61,7 +61,11 @@ def test_byte_order_mark_and_crlf_are_accepted(tmp_path):
         ("text,r\nhi,4.5\n", ColumnMap(rating="r"), "row 1: rating '4.5' is not a whole number"),
         ("text,r\nhi,five\n", ColumnMap(rating="r"), "row 1: rating 'five' is not a number"),
         ("text,a\nhi,food:great\n", ColumnMap(aspects="a"), "polarity 'great' of aspect 'food'"),
-        ('text,a\nhi,"[{""term"": ""hi"", ""from"": 0, ""to"": 9, ""polarity"": ""positive""}]"\n', ColumnMap(aspects="a"), "outside the text"),
+        (
+            'text,a\nhi,"[{""term"": ""hi"", ""from"": 0, ""to"": 9, ""polarity"": ""positive""}]"\n',
+            ColumnMap(aspects="a"),
+            "outside the text",
+        ),
         ('text,a\nhi,"[{""aspect"": ""x"""\n', ColumnMap(aspects="a"), "aspects are not valid JSON"),
         ('text\n"unclosed\n', ColumnMap(), "cannot parse as CSV"),
     ],
@@ -84,7 +88,7 @@ def test_non_utf8_names_the_line(tmp_path):
 def test_bad_jsonl_line_and_unknown_type(tmp_path):
     with pytest.raises(InputDataError, match="line 2: not valid JSON"):
         read_reviews(_write(tmp_path / "r.jsonl", '{"text": "a"}\n{"text": \n'))
-    with pytest.raises(InputDataError, match="unknown file type '.xlsx'"):
+    with pytest.raises(InputDataError, match=r"unknown file type '\.xlsx'"):
         read_reviews(_write(tmp_path / "r.xlsx", "x"))
     with pytest.raises(InputDataError, match="file not found"):
         read_reviews(tmp_path / "missing.csv")

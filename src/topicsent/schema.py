@@ -113,9 +113,7 @@ class ReviewAnalysis(_Strict):
         return self
 
     @classmethod
-    def failed(
-        cls, review_id: str, *, status: Status, reason: str, method: str, **fields: Any
-    ) -> ReviewAnalysis:
+    def failed(cls, review_id: str, *, status: Status, reason: str, method: str, **fields: Any) -> ReviewAnalysis:
         """A row that carries no labels, only why there are none."""
         return cls(review_id=review_id, status=status, status_reason=reason, method=method, **fields)
 

@@ -68,9 +68,7 @@ def _acsa_review(row: dict, language: str = "en") -> Review:
 
 
 def _atsa_review(row: dict, language: str = "en") -> Review:
-    aspects = tuple(
-        AspectLabel(a["term"], "term", a["polarity"], a["from"], a["to"]) for a in row["aspect_terms"]
-    )
+    aspects = tuple(AspectLabel(a["term"], "term", a["polarity"], a["from"], a["to"]) for a in row["aspect_terms"])
     return Review(id=str(row["sentence_id"]), text=row["text"], language=language, aspects=aspects)
 
 
@@ -183,16 +181,38 @@ def _load_womens_clothing() -> Splits:
     ))  # fmt: skip
 
 
+_SEMEVAL_LICENCE = "research use (SemEval-2014 organisers)"
 DATASETS: dict[str, DatasetInfo] = {
     info.name: info
     for info in (
-        DatasetInfo("mams-acsa", Task.ACSA, "en", "MAMS restaurant sentences, 8 categories, every sentence has >=2 aspects", "Apache-2.0", lambda: _load_mams(Task.ACSA)),
-        DatasetInfo("mams-atsa", Task.ATSA, "en", "MAMS restaurant sentences, aspect terms with spans", "Apache-2.0", lambda: _load_mams(Task.ATSA)),
-        DatasetInfo("semeval14-acsa", Task.ACSA, "en", "SemEval-2014 restaurants, 5 categories, 4 polarities incl. conflict", "research use (SemEval-2014 organisers)", lambda: _load_semeval(Task.ACSA)),
-        DatasetInfo("semeval14-atsa", Task.ATSA, "en", "SemEval-2014 restaurants, aspect terms with spans, 4 polarities", "research use (SemEval-2014 organisers)", lambda: _load_semeval(Task.ATSA)),
-        DatasetInfo("nsmc", Task.RATING, "ko", "Naver movie reviews (Korean), 1-10 ratings, split by movie", "CC0-1.0", lambda: _load_nsmc(binary=False)),
-        DatasetInfo("nsmc-binary", Task.RATING, "ko", "NSMC binary view: 1-4 -> 0 (negative), 9-10 -> 1 (positive)", "CC0-1.0", lambda: _load_nsmc(binary=True)),
-        DatasetInfo("womens-clothing", Task.RATING, "en", "Women's e-commerce clothing reviews, 1-5 stars", "CC0-1.0", _load_womens_clothing),
+        DatasetInfo(
+            "mams-acsa", Task.ACSA, "en", "MAMS restaurant sentences, 8 categories, >=2 aspects each",
+            "Apache-2.0", lambda: _load_mams(Task.ACSA),
+        ),
+        DatasetInfo(
+            "mams-atsa", Task.ATSA, "en", "MAMS restaurant sentences, aspect terms with spans",
+            "Apache-2.0", lambda: _load_mams(Task.ATSA),
+        ),
+        DatasetInfo(
+            "semeval14-acsa", Task.ACSA, "en", "SemEval-2014 restaurants, 5 categories, 4 polarities incl. conflict",
+            _SEMEVAL_LICENCE, lambda: _load_semeval(Task.ACSA),
+        ),
+        DatasetInfo(
+            "semeval14-atsa", Task.ATSA, "en", "SemEval-2014 restaurants, aspect terms with spans, 4 polarities",
+            _SEMEVAL_LICENCE, lambda: _load_semeval(Task.ATSA),
+        ),
+        DatasetInfo(
+            "nsmc", Task.RATING, "ko", "Naver movie reviews (Korean), 1-10 ratings, split by movie",
+            "CC0-1.0", lambda: _load_nsmc(binary=False),
+        ),
+        DatasetInfo(
+            "nsmc-binary", Task.RATING, "ko", "NSMC binary view: 1-4 -> 0 (negative), 9-10 -> 1 (positive)",
+            "CC0-1.0", lambda: _load_nsmc(binary=True),
+        ),
+        DatasetInfo(
+            "womens-clothing", Task.RATING, "en", "Women's e-commerce clothing reviews, 1-5 stars",
+            "CC0-1.0", _load_womens_clothing,
+        ),
     )
 }  # fmt: skip
 

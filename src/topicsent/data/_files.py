@@ -88,9 +88,11 @@ def read_reviews(
         rating_scale = (min(observed), max(observed))
     if categories is None and any(r.aspects for r in reviews):
         categories = tuple(sorted({a.name for r in reviews for a in r.aspects if a.kind == "category"})) or None
-    polarities = ("positive", "negative", "neutral", "conflict") if any(
-        a.polarity == "conflict" for r in reviews for a in r.aspects
-    ) else ("positive", "negative", "neutral")
+    polarities = (
+        ("positive", "negative", "neutral", "conflict")
+        if any(a.polarity == "conflict" for r in reviews for a in r.aspects)
+        else ("positive", "negative", "neutral")
+    )
     set_language = Counter(r.language for r in reviews).most_common(1)[0][0]
     space = LabelSpace(polarities=polarities, categories=categories, rating_scale=rating_scale)
     return ReviewSet(tuple(reviews), label_space=space, task=task, name=Path(source).stem, language=set_language)
@@ -142,8 +144,7 @@ def _delimited_records(source: str, text: str, separator: str) -> Iterator[tuple
         frame = pd.read_csv(io.StringIO(text), sep=separator, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, ValueError) as error:
         raise InputDataError(f"{source}: cannot parse as {'TSV' if separator == chr(9) else 'CSV'}: {error}") from None
-    for row, record in enumerate(frame.to_dict("records"), start=1):
-        yield row, record
+    yield from enumerate(frame.to_dict("records"), start=1)
 
 
 def _jsonl_records(source: str, text: str) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -169,9 +170,7 @@ def _parquet_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     yield from enumerate(table.to_pylist(), start=1)
 
 
-def _review(
-    source: str, row: int, record: dict[str, Any], columns: ColumnMap, language: str, require_text: bool
-) -> Review:
+def _review(source: str, row: int, record: dict[str, Any], columns: ColumnMap, language: str, require_text: bool) -> Review:
     where = f"{source}: row {row}"
     text = record.get(columns.text)
     if text is None:

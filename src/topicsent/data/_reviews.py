@@ -152,11 +152,7 @@ class ReviewSet(Sequence[Review]):
                 for r in self.reviews
             ]  # fmt: skip
         elif one_row_per == "aspect":
-            rows = [
-                {"id": r.id, "text": r.text, "rating": r.rating} | _aspect_dict(a)
-                for r in self.reviews
-                for a in r.aspects
-            ]
+            rows = [{"id": r.id, "text": r.text, "rating": r.rating} | _aspect_dict(a) for r in self.reviews for a in r.aspects]
         else:
             raise ValueError(f"one_row_per must be 'review' or 'aspect', got {one_row_per!r}")
         return pd.DataFrame(rows)

@@ -1,0 +1,205 @@
+"""The evaluation harness: which method wins on this data, at what cost and speed.
+
+For each dataset and method: search the method's small tuning grid by fitting on
+train and scoring on validation, keep the best, then score on test. Quality metrics
+follow the published protocols (:mod:`topicsent.eval._metrics`); cost is training
+time, prediction throughput and peak memory. Results carry the git commit so runs
+can be compared across commits; relative columns compare methods within one run,
+since absolute speed on a shared machine is noisy.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import platform
+import subprocess
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from topicsent._progress import progress_bar
+from topicsent.data import ReviewSet, Splits, load_dataset
+from topicsent.eval._metrics import (
+    coverage,
+    detection_scores,
+    polarity_scores,
+    primary_metric,
+    rating_scores,
+    status_counts,
+)
+from topicsent.eval._resources import measure
+from topicsent.methods import BaseMethod, make_method, method_class
+from topicsent.schema import Task
+
+REFERENCE_METHOD = "tfidf-lr"  # speed ratios are relative to this baseline when it ran
+FLOOR_METHOD = "majority"  # quality gains are relative to this baseline when it ran
+
+
+@dataclass
+class MethodResult:
+    """What one method reached on one dataset's test split, and what it cost."""
+
+    dataset: str
+    task: str
+    method: str
+    params: dict[str, Any]
+    primary_metric: str
+    metrics: dict[str, float]
+    tuning: list[dict[str, Any]] = field(default_factory=list)
+    train_seconds: float = 0.0
+    predict_seconds: float = 0.0
+    reviews_per_second: float = 0.0
+    peak_rss_mb: float | None = None
+    extra_peak_mb: float | None = None
+    n_train: int = 0
+    n_test: int = 0
+    statuses: dict[str, int] = field(default_factory=dict)
+    relative: dict[str, float | None] = field(default_factory=dict)
+
+    @property
+    def score(self) -> float:
+        return self.metrics.get(self.primary_metric, float("nan"))
+
+
+def score(method: BaseMethod, test: ReviewSet) -> tuple[dict[str, float], dict[str, int], float]:
+    """Metrics of a fitted method on a labelled set, its statuses and the seconds of
+    the full analysis pass (the one users run)."""
+    with measure() as timing:
+        analyses = method.predict(test.text_only())
+    if method.task_ is Task.RATING:
+        metrics = rating_scores(test, analyses, test.label_space)
+    else:
+        given = method.predict(test.unlabelled(), given_aspects=True)
+        metrics = polarity_scores(test, given, test.label_space.polarities) | detection_scores(test, analyses, method.task_)
+    metrics["coverage"] = coverage(analyses)
+    return metrics, status_counts(analyses), timing.seconds
+
+
+def _candidates(method_name: str, task: Task, tune: bool) -> list[dict[str, Any]]:
+    grid = method_class(method_name).param_grid(task) if tune else {}
+    keys = list(grid)
+    return [dict(zip(keys, values, strict=True)) for values in itertools.product(*(grid[k] for k in keys))] or [{}]
+
+
+def evaluate_method(dataset: str, splits: Splits, method_name: str, *, tune: bool = True, seed: int = 0) -> MethodResult:
+    """Tune ``method_name`` on validation, then score the chosen fit on test."""
+    task = splits.train.task
+    metric = primary_metric(task, splits.train.label_space)
+    tuning, best = [], None
+    candidates = _candidates(method_name, task, tune)
+    with progress_bar(f"{dataset} / {method_name}: tune", total=len(candidates)) as advance:
+        for params in candidates:
+            method = make_method(method_name, random_state=seed, **params)
+            with measure() as fitting:
+                method.fit(splits.train, task)
+            validation_metrics = score(method, splits.validation)[0] if len(candidates) > 1 else {}
+            trial = {"params": params, "validation": validation_metrics.get(metric), "fit_seconds": fitting.seconds}
+            tuning.append(trial)
+            if best is None or (trial["validation"] or 0) > (best[0]["validation"] or 0):
+                best = (trial, method, fitting)
+            advance(1)
+    trial, method, fitting = best
+    with measure() as testing:
+        metrics, statuses, analysis_seconds = score(method, splits.test)
+    return MethodResult(
+        dataset=dataset, task=task.value, method=method_name, params=method.get_params(),
+        primary_metric=metric, metrics=metrics, tuning=tuning if len(candidates) > 1 else [],
+        train_seconds=fitting.seconds, predict_seconds=analysis_seconds,
+        reviews_per_second=len(splits.test) / analysis_seconds if analysis_seconds else 0.0,
+        peak_rss_mb=max(filter(None, (fitting.peak_rss_mb, testing.peak_rss_mb)), default=None),
+        extra_peak_mb=max(filter(None, (fitting.extra_peak_mb, testing.extra_peak_mb)), default=None),
+        n_train=len(splits.train), n_test=len(splits.test), statuses=statuses,
+    )  # fmt: skip
+
+
+def add_relative_columns(results: Sequence[MethodResult]) -> None:
+    """Within each dataset: primary-metric gain over ``majority`` (points) and speed
+    relative to ``tfidf-lr``, both measured in the same run."""
+    by_dataset: dict[str, dict[str, MethodResult]] = {}
+    for result in results:
+        by_dataset.setdefault(result.dataset, {})[result.method] = result
+    for result in results:
+        peers = by_dataset[result.dataset]
+        floor, reference = peers.get(FLOOR_METHOD), peers.get(REFERENCE_METHOD)
+        result.relative = {
+            "gain_over_majority": result.score - floor.score if floor else None,
+            "speed_vs_tfidf_lr": result.reviews_per_second / reference.reviews_per_second
+            if reference and reference.reviews_per_second
+            else None,
+        }
+
+
+def run_evaluation(
+    datasets: Sequence[str], methods: Sequence[str], *, limit: int | None = None, seed: int = 0, tune: bool = True
+) -> dict[str, Any]:
+    """Evaluate every method on every dataset; returns the run record (see :func:`write_run`)."""
+    started = datetime.now(UTC)
+    results = []
+    for dataset in datasets:
+        splits = load_dataset(dataset).limited(limit, seed)
+        for method_name in methods:
+            if load_task(dataset) not in method_class(method_name).supported_tasks:
+                continue
+            results.append(evaluate_method(dataset, splits, method_name, tune=tune, seed=seed))
+    add_relative_columns(results)
+    return {
+        "run": {
+            "started": started.isoformat(timespec="seconds"),
+            "seconds": (datetime.now(UTC) - started).total_seconds(),
+            "commit": git_commit(),
+            "datasets": list(datasets),
+            "methods": list(methods),
+            "limit": limit,
+            "seed": seed,
+            "tune": tune,
+            "python": platform.python_version(),
+            "machine": platform.machine(),
+        },
+        "results": [asdict(r) | {"score": r.score} for r in results],
+    }
+
+
+def load_task(dataset: str) -> Task:
+    from topicsent.data import dataset_info
+
+    return dataset_info(dataset).task
+
+
+def git_commit() -> str:
+    """The checkout's commit, with ``-dirty`` when it has uncommitted changes."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("-dirty" if dirty else "")
+
+
+CSV_FIELDS = ("dataset", "task", "method", "primary_metric", "score", "train_seconds", "predict_seconds",
+              "reviews_per_second", "peak_rss_mb", "extra_peak_mb", "n_train", "n_test")  # fmt: skip
+
+
+def write_run(run: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
+    """Write the run as JSON (everything) and CSV (one row per dataset x method, every
+    metric a column); the file names carry time and commit so runs never overwrite."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stamp = run["run"]["started"].replace(":", "").replace("-", "")[:15]
+    stem = out_dir / f"eval-{stamp}-{run['run']['commit']}"
+    json_path, csv_path = stem.with_suffix(".json"), stem.with_suffix(".csv")
+    json_path.write_text(json.dumps(run, indent=2, ensure_ascii=False), encoding="utf-8")
+    metric_names = sorted({k for r in run["results"] for k in r["metrics"]})
+    with csv_path.open("w", newline="", encoding="utf-8") as out:
+        writer = csv.DictWriter(out, fieldnames=["commit", *CSV_FIELDS, *metric_names, "gain_over_majority", "speed_vs_tfidf_lr"])
+        writer.writeheader()
+        for result in run["results"]:
+            row = {k: result[k] for k in CSV_FIELDS} | result["metrics"] | result["relative"]
+            writer.writerow({"commit": run["run"]["commit"], **row})
+    return json_path, csv_path

@@ -1,0 +1,306 @@
+"""The ``topicsent`` command line.
+
+Exit codes scripts can rely on: 0 success, 2 a problem with the input or options
+(one line on stderr says which file, row and problem), 1 an unexpected failure.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from topicsent.errors import InvalidParameterError, TopicsentError
+
+app = typer.Typer(
+    name="topicsent",
+    help="Topic-wise (aspect-wise) sentiment analysis and rating prediction of reviews, English and Korean.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+)
+console = Console()
+errors = Console(stderr=True)
+
+TextCol = Annotated[str, typer.Option("--text-col", help="Column holding the review text.")]
+IdCol = Annotated[str | None, typer.Option("--id-col", help="Column holding a unique review id (default: row number).")]
+RatingCol = Annotated[str | None, typer.Option("--rating-col", help="Column holding the integer star rating.")]
+AspectsCol = Annotated[
+    str | None,
+    typer.Option(
+        "--aspects-col",
+        help='Column holding aspects: a JSON list ([{"aspect": "food", "polarity": "positive"}]) '
+        'or "food:positive; service:negative".',
+    ),
+]
+
+
+def _columns(text_col: str, id_col: str | None, rating_col: str | None, aspects_col: str | None):
+    from topicsent.data import ColumnMap
+
+    return ColumnMap(text=text_col, id=id_col, rating=rating_col, aspects=aspects_col)
+
+
+def _split_names(value: str, known: list[str], what: str) -> list[str]:
+    names = known if value == "all" else [v.strip() for v in value.split(",") if v.strip()]
+    unknown = [n for n in names if n not in known]
+    if unknown or not names:
+        raise InvalidParameterError(f"unknown {what} {', '.join(unknown) or '(none given)'}; known: {', '.join(known)}, or 'all'")
+    return names
+
+
+def _fmt(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3f}" if abs(value) < 10 else f"{value:,.0f}"
+    return str(value)
+
+
+# ----- demo -----------------------------------------------------------------------------------
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the result files.")] = Path("demo-output"),
+) -> None:
+    """Analyse bundled real reviews end to end (English aspects, Korean ratings).
+
+    Trains the tfidf-lr baseline on bundled MAMS restaurant sentences and NSMC Korean
+    movie reviews, analyses unseen ones, prints per-aspect sentiment and the rating
+    distribution, scores both against the human labels and writes the results.
+    """
+    from topicsent.interfaces._demo import english_aspects, korean_ratings
+
+    english = english_aspects(out)
+    table = Table(title=english.title)
+    for column in ("aspect", "mentions", "% of reviews", "positive", "negative", "neutral", "mean conf."):
+        table.add_column(column, justify="left" if column == "aspect" else "right")
+    for row in english.summary:
+        table.add_row(
+            row["aspect"], str(row["mentions"]), f"{row['review_share']:.0%}",
+            f"{row['positive']:.0%}", f"{row['negative']:.0%}", f"{row['neutral']:.0%}", _fmt(row["mean_confidence"]),
+        )  # fmt: skip
+    console.print(table)
+    scores = english.agreement
+    console.print(
+        f"{len(english.analyses)} reviews. Agreement with human labels: polarity accuracy {scores['polarity_accuracy']:.1%} "
+        f"(macro-F1 {scores['polarity_macro_f1']:.3f}) on their aspects, aspect detection F1 {scores['detection_f1']:.3f}."
+    )
+    console.print(f"Per-review results: [bold]{english.output}[/bold]\n")
+
+    korean = korean_ratings(out)
+    summary = korean.summary
+    table = Table(title=korean.title)
+    table.add_column("predicted rating", justify="right")
+    table.add_column("reviews", justify="right")
+    for rating, count in summary["distribution"].items():
+        table.add_row(str(rating), f"{count} ({count / summary['answered']:.0%})")
+    console.print(table)
+    example = next(a for a in korean.analyses if a.status == "ok")
+    scores = korean.agreement
+    console.print(
+        f"{summary['reviews']} reviews, mean predicted rating {summary['mean_rating']:.2f}. Against the reviewers' own ratings: "
+        f"exact {scores['accuracy']:.1%}, MAE {scores['mae']:.2f}, QWK {scores['qwk']:.3f}. "
+        f"Example: review {example.review_id} -> {example.overall.rating:.0f} ({example.overall.polarity})."
+    )
+    console.print(f"Per-review results: [bold]{korean.output}[/bold]")
+
+
+# ----- eval -----------------------------------------------------------------------------------
+
+
+@app.command("eval")
+def eval_command(
+    dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset name(s), comma-separated, or 'all'.")] = "mams-acsa",
+    methods: Annotated[
+        str, typer.Option("--methods", "-m", help="Method name(s), comma-separated, or 'all'.")
+    ] = "majority,tfidf-lr",
+    limit: Annotated[int | None, typer.Option(help="Seeded sample of at most N reviews per split, for a quick run.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for sampling and for the methods.")] = 0,
+    tune: Annotated[bool, typer.Option(help="Search each method's tuning grid on the validation split.")] = True,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the JSON and CSV results.")] = Path("results"),
+) -> None:
+    """Compare methods on datasets: train on train, tune on validation, score on test.
+
+    Prints one table per dataset (quality, training time, throughput, peak memory,
+    gain over majority and speed relative to tfidf-lr, both from this same run) and
+    writes JSON and CSV with the git commit, so runs can be compared across commits.
+
+    Examples:
+
+      topicsent eval --dataset mams-acsa --methods majority,tfidf-lr
+
+      topicsent eval --dataset all --methods all --limit 2000
+    """
+    from topicsent.data import DATASETS
+    from topicsent.eval import run_evaluation, write_run
+    from topicsent.methods import method_names
+
+    datasets = _split_names(dataset, list(DATASETS), "dataset")
+    chosen = _split_names(methods, method_names(), "method")
+    run = run_evaluation(datasets, chosen, limit=limit, seed=seed, tune=tune)
+    for name in datasets:
+        rows = [r for r in run["results"] if r["dataset"] == name]
+        if rows:
+            console.print(_results_table(name, rows))
+    json_path, csv_path = write_run(run, out)
+    console.print(f"Results: {json_path} and {csv_path} (commit {run['run']['commit']})")
+
+
+_METRIC_COLUMNS = {
+    "acsa": ["polarity_accuracy", "polarity_macro_f1", "detection_f1", "joint_f1"],
+    "atsa": ["polarity_accuracy", "polarity_macro_f1", "detection_f1", "joint_f1"],
+    "rating": ["accuracy", "macro_f1", "mae", "qwk"],
+}
+
+
+def _results_table(dataset: str, rows: list[dict]) -> Table:
+    metrics = _METRIC_COLUMNS[rows[0]["task"]]
+    table = Table(title=f"{dataset} (test: {rows[0]['n_test']:,} reviews, train: {rows[0]['n_train']:,})")
+    for column in ("method", *metrics, "train s", "reviews/s", "peak MB", "Δ vs majority", "speed vs tfidf-lr"):
+        table.add_column(column, justify="left" if column == "method" else "right")
+    for row in rows:
+        table.add_row(
+            row["method"],
+            *(_fmt(row["metrics"].get(m)) for m in metrics),
+            f"{row['train_seconds']:.1f}", f"{row['reviews_per_second']:,.0f}", _fmt(row["peak_rss_mb"]),
+            _fmt(row["relative"]["gain_over_majority"]), _fmt(row["relative"]["speed_vs_tfidf_lr"]),
+        )  # fmt: skip
+    return table
+
+
+# ----- train / predict -----------------------------------------------------------------------
+
+
+@app.command()
+def train(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to save the trained model in.")],
+    method: Annotated[str, typer.Option("--method", "-m", help="Method name (see `topicsent methods`).")] = "tfidf-lr",
+    dataset: Annotated[str | None, typer.Option("--dataset", "-d", help="Train on a built-in dataset's train split.")] = None,
+    input_file: Annotated[Path | None, typer.Argument(help="Labelled reviews: CSV, TSV, JSONL or Parquet (.gz text ok).")] = None,
+    task: Annotated[str | None, typer.Option(help="acsa, atsa or rating (default: from the data).")] = None,
+    text_col: TextCol = "text",
+    id_col: IdCol = None,
+    rating_col: RatingCol = None,
+    aspects_col: AspectsCol = None,
+    params: Annotated[str, typer.Option(help="Method parameters as JSON, e.g. '{\"C\": 0.5}'.")] = "{}",
+) -> None:
+    """Train a method on labelled reviews and save it.
+
+    Examples:
+
+      topicsent train --dataset mams-acsa -o models/mams
+
+      topicsent train reviews.csv --rating-col stars -o models/stars
+    """
+    from topicsent.data import load_dataset, read_reviews
+    from topicsent.methods import make_method
+
+    if (dataset is None) == (input_file is None):
+        raise InvalidParameterError("give either a labelled file or --dataset NAME, not both")
+    if dataset:
+        reviews = load_dataset(dataset).train
+    else:
+        reviews = read_reviews(input_file, _columns(text_col, id_col, rating_col, aspects_col), task=task)
+    task = task or reviews.task or ("rating" if rating_col else "acsa" if aspects_col else None)
+    model = make_method(method, **_json_params(params)).fit(reviews, task)
+    model.save(out)
+    console.print(f"Trained {method} for {model.task_.value} on {len(reviews):,} reviews; saved to [bold]{out}[/bold]")
+
+
+def _json_params(text: str) -> dict:
+    try:
+        params = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise InvalidParameterError(f"--params is not valid JSON ({error.msg})") from None
+    if not isinstance(params, dict):
+        raise InvalidParameterError("--params must be a JSON object")
+    return params
+
+
+@app.command()
+def predict(
+    model_dir: Annotated[Path, typer.Option("--model", help="A folder written by `topicsent train`.")],
+    input_file: Annotated[
+        Path, typer.Argument(help="Reviews: CSV, TSV, JSONL or Parquet (.gz text ok); '-' reads JSONL from stdin.")
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Results: .jsonl (nested), .parquet or .csv (flat).")] = Path(
+        "analysis.jsonl"
+    ),
+    text_col: TextCol = "text",
+    id_col: IdCol = None,
+) -> None:
+    """Analyse reviews with a trained model and write one result per review.
+
+    Rows with an empty text are kept with status 'error', so the output has one row per
+    input review.
+
+    Example:
+
+      topicsent predict --model models/mams reviews.csv --text-col body -o results.parquet
+    """
+    from topicsent.data import read_reviews
+    from topicsent.methods import BaseMethod
+    from topicsent.schema import write_analyses
+
+    model = BaseMethod.load(model_dir)
+    reviews = read_reviews(str(input_file), _columns(text_col, id_col, None, None), require_text=False)
+    analyses = model.predict(reviews)
+    write_analyses(analyses, out)
+    failed = sum(a.status != "ok" for a in analyses)
+    console.print(f"Analysed {len(analyses):,} reviews with {model.name} ({failed} not ok); results: [bold]{out}[/bold]")
+
+
+# ----- listings -------------------------------------------------------------------------------
+
+
+@app.command()
+def datasets() -> None:
+    """List the built-in datasets (from the shared data folder)."""
+    from topicsent.data import DATASETS
+
+    table = Table(title="Built-in datasets")
+    for column in ("name", "task", "language", "description", "licence"):
+        table.add_column(column)
+    for info in DATASETS.values():
+        table.add_row(info.name, info.task.value, info.language, info.description, info.licence)
+    console.print(table)
+
+
+@app.command()
+def methods() -> None:
+    """List the registered methods and the tasks each can do."""
+    from topicsent.methods import method_class, method_names
+
+    table = Table(title="Registered methods")
+    for column in ("name", "tasks", "description"):
+        table.add_column(column)
+    for name in method_names():
+        cls = method_class(name)
+        summary = (cls.__doc__ or "").strip().splitlines()[0]
+        table.add_row(name, ", ".join(sorted(t.value for t in cls.supported_tasks)), summary)
+    console.print(table)
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of one review analysis (the output of every method)."""
+    from topicsent.schema import json_schema
+
+    console.print_json(json.dumps(json_schema()))
+
+
+def main() -> None:
+    """Entry point: user errors become one line on stderr and exit code 2 (typer already
+    does the same for usage errors); anything else is a bug and keeps its traceback."""
+    try:
+        app()
+    except TopicsentError as error:
+        errors.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+        sys.exit(2)

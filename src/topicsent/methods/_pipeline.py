@@ -1,0 +1,177 @@
+"""Methods built from three learnable parts, one per question a review raises.
+
+- Which categories does it mention? (ACSA detection, multi-label)
+- How does it feel about this aspect? (polarity of a (review, aspect) pair)
+- What rating does it imply? (rating task)
+
+A method built this way implements only those parts; this module turns them into
+:class:`~topicsent.schema.ReviewAnalysis` objects for every task, including term
+extraction for ATSA through a :class:`TermLexicon` learned from training terms.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from topicsent.data import AspectLabel, Review, ReviewSet
+from topicsent.methods._base import BaseMethod
+from topicsent.methods._terms import TermLexicon
+from topicsent.schema import AspectSentiment, Overall, ReviewAnalysis, Span, Task
+
+Pair = tuple[Review, AspectLabel]
+STATE_FILE = "pipeline.json"
+DETECTION_THRESHOLD = 0.5
+
+
+def overall_from_aspects(aspects: Sequence[AspectSentiment]) -> str | None:
+    """Overall polarity implied by aspect polarities: both signs (or a conflict) make
+    ``mixed``; one sign wins; only neutral aspects give ``neutral``."""
+    if not aspects:
+        return None
+    found = {a.polarity for a in aspects}
+    if "conflict" in found or {"positive", "negative"} <= found:
+        return "mixed"
+    for polarity in ("positive", "negative"):
+        if polarity in found:
+            return polarity
+    return "neutral"
+
+
+class AspectPipelineMethod(BaseMethod):
+    """Base of methods made of a detector, a pair polarity classifier and a rater."""
+
+    # ----- parts a subclass implements ---------------------------------------------------
+
+    @abstractmethod
+    def _fit_polarity(self, pairs: list[Pair], labels: list[str]) -> None:
+        """Learn the polarity of (review, aspect) pairs; set ``polarity_classes_``."""
+
+    @abstractmethod
+    def _polarity_proba(self, pairs: list[Pair]) -> np.ndarray:
+        """Probabilities, shape ``(len(pairs), len(polarity_classes_))``."""
+
+    @abstractmethod
+    def _fit_detector(self, reviews: Sequence[Review], mentioned: np.ndarray) -> None:
+        """Learn which categories (columns of ``mentioned``, in taxonomy order) a review mentions."""
+
+    @abstractmethod
+    def _detect_proba(self, reviews: Sequence[Review]) -> np.ndarray:
+        """Mention probability per review and category, shape ``(n, n_categories)``."""
+
+    @abstractmethod
+    def _fit_rating(self, reviews: Sequence[Review], ratings: np.ndarray) -> None:
+        """Learn the rating; set ``classes_`` (the ratings of the scale)."""
+
+    @abstractmethod
+    def _predict_rating(self, reviews: Sequence[Review]) -> tuple[np.ndarray, np.ndarray | None]:
+        """Ratings on the scale and their confidence (None when the model has none)."""
+
+    @abstractmethod
+    def _save_models(self, directory: Path) -> None: ...
+
+    @abstractmethod
+    def _load_models(self, directory: Path) -> None: ...
+
+    # ----- the shared framework ----------------------------------------------------------
+
+    def _fit(self, reviews: ReviewSet) -> None:
+        self.term_lexicon_ = TermLexicon([])
+        if self.task_ is Task.RATING:
+            self.classes_ = np.array(reviews.label_space.ratings or sorted({r.rating for r in reviews}))
+            self._fit_rating(list(reviews), np.array([r.rating for r in reviews]))
+            return
+        pairs = [(review, aspect) for review in reviews for aspect in review.aspects]
+        self._fit_polarity(pairs, [aspect.polarity for _, aspect in pairs])
+        if self.task_ is Task.ACSA:
+            self._fit_detector(list(reviews), self._mention_matrix(reviews))
+        else:
+            self.term_lexicon_ = TermLexicon.learn(reviews)
+
+    @property
+    def categories(self) -> tuple[str, ...]:
+        return self.label_space_.categories or ()
+
+    def _mention_matrix(self, reviews: Sequence[Review]) -> np.ndarray:
+        index = {name: i for i, name in enumerate(self.categories)}
+        mentioned = np.zeros((len(reviews), len(index)), dtype=int)
+        for row, review in enumerate(reviews):
+            for aspect in review.aspects:
+                mentioned[row, index[aspect.name]] = 1
+        return mentioned
+
+    def _predict(self, reviews: Sequence[Review], *, given_aspects: bool) -> list[ReviewAnalysis]:
+        if self.task_ is Task.RATING:
+            return self._rating_analyses(reviews)
+        if given_aspects:
+            queries = [list(review.aspects) for review in reviews]
+        elif self.task_ is Task.ACSA:
+            queries = self._detected_categories(reviews)
+        else:
+            queries = [self.term_lexicon_.extract(review.text) for review in reviews]
+        pairs = [(review, aspect) for review, aspects in zip(reviews, queries, strict=True) for aspect in aspects]
+        proba = self._polarity_proba(pairs) if pairs else np.empty((0, len(self.polarity_classes_)))
+        sentiments = iter(self._aspect_sentiment(pair, row) for pair, row in zip(pairs, proba, strict=True))
+        analyses = []
+        for review, aspects in zip(reviews, queries, strict=True):
+            found = [next(sentiments) for _ in aspects]
+            overall = Overall(polarity=overall_from_aspects(found))
+            analyses.append(self._analysis(review, overall=overall, aspects=found))
+        return analyses
+
+    def _detected_categories(self, reviews: Sequence[Review]) -> list[list[AspectLabel]]:
+        mention = self._detect_proba(reviews)
+        return [
+            [AspectLabel(name, "category") for name, p in zip(self.categories, row, strict=True) if p >= DETECTION_THRESHOLD]
+            for row in mention
+        ]
+
+    def _aspect_sentiment(self, pair: Pair, proba: np.ndarray) -> AspectSentiment:
+        review, aspect = pair
+        best = int(np.argmax(proba))
+        has_span = aspect.start is not None and aspect.end is not None
+        return AspectSentiment(
+            aspect=aspect.name,
+            kind=aspect.kind,
+            polarity=self.polarity_classes_[best],
+            confidence=float(np.clip(proba[best], 0.0, 1.0)),
+            evidence=review.text[aspect.start : aspect.end] if has_span else None,
+            span=Span(start=aspect.start, end=aspect.end) if has_span else None,
+        )
+
+    def _rating_analyses(self, reviews: Sequence[Review]) -> list[ReviewAnalysis]:
+        ratings, confidence = self._predict_rating(reviews)
+        analyses = []
+        for i, review in enumerate(reviews):
+            rating = float(ratings[i])
+            overall = Overall(
+                polarity=self.label_space_.rating_polarity(rating),
+                rating=rating,
+                confidence=None if confidence is None else float(np.clip(confidence[i], 0.0, 1.0)),
+            )
+            analyses.append(self._analysis(review, overall=overall))
+        return analyses
+
+    # ----- persistence -------------------------------------------------------------------
+
+    def _save_state(self, directory: Path) -> None:
+        state = {
+            "terms": self.term_lexicon_.terms,
+            "polarity_classes": list(getattr(self, "polarity_classes_", [])),
+            "classes": [int(c) for c in getattr(self, "classes_", [])],
+        }
+        (directory / STATE_FILE).write_text(json.dumps(state, ensure_ascii=False), encoding="utf-8")
+        self._save_models(directory)
+
+    def _load_state(self, directory: Path) -> None:
+        state = json.loads((directory / STATE_FILE).read_text(encoding="utf-8"))
+        self.term_lexicon_ = TermLexicon(state["terms"])
+        if state["polarity_classes"]:
+            self.polarity_classes_ = state["polarity_classes"]
+        if state["classes"]:
+            self.classes_ = np.array(state["classes"])
+        self._load_models(directory)

@@ -1,0 +1,111 @@
+"""The command line as a user runs it: real processes, exit codes, no tracebacks."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+CLI = [sys.executable, "-m", "topicsent.interfaces"]
+
+
+def run(*args: str, cwd: Path | None = None, stdin: str | None = None) -> subprocess.CompletedProcess:
+    env = os.environ | {"COLUMNS": "200"}
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, cwd=cwd, input=stdin, env=env, timeout=600)
+
+
+def test_help_teaches_with_examples():
+    result = run("--help")
+    assert result.returncode == 0
+    for command in ("demo", "eval", "train", "predict", "datasets", "methods", "schema"):
+        assert command in result.stdout
+    eval_help = run("eval", "--help").stdout
+    assert "--limit" in eval_help and "topicsent eval --dataset mams-acsa" in eval_help
+
+
+def test_listings():
+    assert "nsmc-binary" in run("datasets").stdout
+    methods = run("methods").stdout
+    assert "tfidf-lr" in methods and "majority" in methods
+    assert "review_id" in json.loads(run("schema").stdout)["properties"]
+
+
+def test_eval_prints_tables_and_writes_results(tmp_path):
+    result = run(
+        "eval", "--dataset", "mams-acsa,nsmc-binary", "--methods", "all", "--limit", "200", "--no-tune", "-o", str(tmp_path)
+    )
+    assert result.returncode == 0, result.stderr
+    assert "mams-acsa (test: 200 reviews" in result.stdout and "nsmc-binary" in result.stdout
+    assert "tfidf-lr" in result.stdout and "polarity_accuracy" in result.stdout
+    assert len(list(tmp_path.glob("eval-*.json"))) == 1 and len(list(tmp_path.glob("eval-*.csv"))) == 1
+
+
+def test_train_then_predict_a_user_file(tmp_path):
+    train_file = tmp_path / "train.csv"
+    lines = ["id,review,stars"] + [
+        f"{i},{'great lovely perfect' if i % 2 else 'awful broken bad'} item {i},{5 if i % 2 else 1}" for i in range(60)
+    ]
+    train_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    trained = run(
+        "train", str(train_file), "--text-col", "review", "--id-col", "id", "--rating-col", "stars", "-o", str(tmp_path / "model")
+    )
+    assert trained.returncode == 0, trained.stderr
+    reviews = tmp_path / "new.jsonl"
+    reviews.write_text('{"review": "perfect and lovely"}\n{"review": "   "}\n{"review": "broken, awful"}\n', encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    predicted = run("predict", "--model", str(tmp_path / "model"), str(reviews), "--text-col", "review", "-o", str(out))
+    assert predicted.returncode == 0, predicted.stderr
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["status"] for r in rows] == ["ok", "error", "ok"]
+    assert rows[0]["overall"]["rating"] == 5 and rows[2]["overall"]["rating"] == 1
+
+
+def test_predict_reads_stdin(tmp_path):
+    trained = run("train", "--dataset", "mams-acsa", "--params", '{"C": 1.0}', "-o", str(tmp_path / "m"))
+    assert trained.returncode == 0, trained.stderr
+    result = run(
+        "predict",
+        "--model",
+        str(tmp_path / "m"),
+        "-",
+        "-o",
+        str(tmp_path / "o.csv"),
+        stdin='{"text": "The food was cold but the waiter was lovely."}\n',
+    )
+    assert result.returncode == 0, result.stderr
+    assert "food" in (tmp_path / "o.csv").read_text()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["eval", "--dataset", "imdb"], "unknown dataset imdb"),
+        (["eval", "--methods", "bert"], "unknown method bert"),
+        (["predict", "--model", "/nonexistent", "x.csv"], "not a saved topicsent model"),
+        (["train", "-o", "m"], "give either a labelled file or --dataset"),
+        (["train", "--dataset", "mams-acsa", "--params", "{bad", "-o", "m"], "--params is not valid JSON"),
+        (["train", "--dataset", "mams-acsa", "--params", '{"C": -1}', "-o", "m"], "must be a float > 0"),
+        (["train", "--dataset", "mams-acsa", "--params", '{"depth": 3}', "-o", "m"], "has no parameter(s) depth"),
+    ],
+)
+def test_user_errors_are_one_line_and_exit_2(tmp_path, args, message):
+    result = run(*args, cwd=tmp_path)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_bad_file_error_names_file_and_row(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(b"text,stars\nfine,5\n\xff\xfe,3\n")
+    result = run("train", str(bad), "--rating-col", "stars", "-o", str(tmp_path / "m"))
+    assert result.returncode == 2 and f"{bad}: line 3: not valid UTF-8" in result.stderr
+
+
+def test_demo_runs_on_bundled_data(tmp_path):
+    result = run("demo", "-o", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "food" in result.stdout and "staff" in result.stdout and "polarity accuracy" in result.stdout
+    assert (tmp_path / "mams_acsa_analysis.jsonl").is_file() and (tmp_path / "nsmc_ratings.parquet").is_file()
+    assert str(tmp_path / "mams_acsa_analysis.jsonl") in result.stdout.replace("\n", "")

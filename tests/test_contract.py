@@ -1,0 +1,151 @@
+"""The contract every registered method must pass, on real data, for every task it declares.
+
+A new method registered under the ``topicsent.methods`` entry point is picked up here
+without any change to this file. Known exceptions go in EXPECTED_FAILURES with a reason.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from topicsent.data import Review
+from topicsent.errors import NotFittedError, UnsupportedTaskError
+from topicsent.methods import BaseMethod, make_method, method_class, method_names
+from topicsent.schema import ReviewAnalysis, Task
+
+EXPECTED_FAILURES: dict[str, dict[str, str]] = {}  # method -> {check name: reason}
+
+CASES = [(name, task) for name in method_names() for task in sorted(method_class(name).supported_tasks)]
+
+
+def _skip_if_expected(method: str, check: str) -> None:
+    reason = EXPECTED_FAILURES.get(method, {}).get(check)
+    if reason:
+        pytest.xfail(reason)
+
+
+def _fitted(name: str, task: Task, task_data) -> tuple[BaseMethod, object]:
+    train, test = task_data[task.value]
+    return make_method(name, random_state=0).fit(train, task), test
+
+
+def _comparable(analyses: list[ReviewAnalysis]) -> list[dict]:
+    """Predictions without timing, which legitimately differs between runs."""
+    return [a.model_dump(exclude={"usage": {"latency_ms"}}) for a in analyses]
+
+
+def test_methods_are_registered():
+    assert {"majority", "tfidf-lr"} <= set(method_names())
+
+
+@pytest.mark.parametrize(("name", "task"), CASES)
+def test_output_follows_the_schema(name, task, task_data):
+    _skip_if_expected(name, "schema")
+    method, test = _fitted(name, task, task_data)
+    analyses = method.predict(test.text_only())
+    assert [a.review_id for a in analyses] == [r.id for r in test]
+    for analysis in analyses:
+        ReviewAnalysis.model_validate(analysis.model_dump())  # re-validates every field
+        assert analysis.method == name and analysis.status == "ok"
+        assert analysis.usage.latency_ms is not None
+    if task is Task.RATING:
+        low, high = test.label_space.rating_scale
+        assert all(low <= a.overall.rating <= high for a in analyses)
+        assert all(a.overall.polarity in {"positive", "negative", "neutral"} for a in analyses)
+    else:
+        assert any(a.aspects for a in analyses), "detection found no aspect in any test review"
+        allowed = set(test.label_space.polarities)
+        assert all(s.polarity in allowed for a in analyses for s in a.aspects)
+        if task is Task.ACSA:
+            assert {s.aspect for a in analyses for s in a.aspects} <= set(test.label_space.categories)
+        else:
+            for review, analysis in zip(test, analyses, strict=True):
+                for found in analysis.aspects:
+                    assert review.text[found.span.start : found.span.end] == found.evidence
+
+
+@pytest.mark.parametrize(("name", "task"), [c for c in CASES if c[1] is not Task.RATING])
+def test_given_aspects_come_back_exactly(name, task, task_data):
+    _skip_if_expected(name, "given_aspects")
+    method, test = _fitted(name, task, task_data)
+    analyses = method.predict(test.unlabelled(), given_aspects=True)
+    for review, analysis in zip(test, analyses, strict=True):
+        assert [a.aspect for a in analysis.aspects] == [a.name for a in review.aspects]
+        assert all(0.0 <= a.confidence <= 1.0 for a in analysis.aspects)
+
+
+@pytest.mark.parametrize(("name", "task"), CASES)
+def test_seeded_fits_are_deterministic(name, task, task_data):
+    _skip_if_expected(name, "deterministic")
+    first, test = _fitted(name, task, task_data)
+    second, _ = _fitted(name, task, task_data)
+    assert _comparable(first.predict(test.text_only())) == _comparable(second.predict(test.text_only()))
+
+
+@pytest.mark.parametrize(("name", "task"), CASES)
+def test_save_and_load_give_the_same_predictions(name, task, task_data, tmp_path):
+    _skip_if_expected(name, "save_load")
+    method, test = _fitted(name, task, task_data)
+    method.save(tmp_path / "model")
+    loaded = BaseMethod.load(tmp_path / "model")
+    assert type(loaded) is type(method) and loaded.get_params() == method.get_params()
+    assert _comparable(loaded.predict(test.text_only())) == _comparable(method.predict(test.text_only()))
+    assert not list((tmp_path / "model").glob("*.pkl")), "models are saved without pickle"
+
+
+@pytest.mark.parametrize(("name", "task"), CASES)
+def test_empty_and_very_long_texts(name, task, task_data):
+    _skip_if_expected(name, "edge_texts")
+    method, test = _fitted(name, task, task_data)
+    long_text = " ".join([test[0].text] * 2000)  # hundreds of thousands of characters
+    reviews = [Review("empty", ""), Review("blank", " \n\t "), Review("long", long_text), test[1].text_only()]
+    analyses = method.predict(reviews)
+    assert [a.review_id for a in analyses] == ["empty", "blank", "long", test[1].id]
+    assert [a.status for a in analyses] == ["error", "error", "ok", "ok"]
+    assert analyses[0].status_reason and not analyses[0].aspects and analyses[0].overall.rating is None
+
+
+@pytest.mark.parametrize("name", method_names())
+def test_unfitted_and_unsupported_use_fail_clearly(name, task_data):
+    method = make_method(name)
+    with pytest.raises(NotFittedError, match="not fitted yet"):
+        method.predict([Review("1", "text")])
+    missing = set(Task) - method.supported_tasks
+    for task in missing:
+        with pytest.raises(UnsupportedTaskError):
+            method.fit(task_data[task.value][0], task)
+
+
+@pytest.mark.parametrize("name", method_names())
+def test_clone_keeps_parameters_and_drops_state(name, task_data):
+    method = make_method(name)
+    task = sorted(method.supported_tasks)[0]
+    method.fit(task_data[task.value][0], task)
+    twin = method.clone()
+    assert twin.get_params() == method.get_params() and not hasattr(twin, "task_")
+    assert repr(twin).startswith(type(method).__name__ + "(")
+
+
+@pytest.mark.parametrize("name", [n for n in method_names() if Task.RATING in method_class(n).supported_tasks])
+def test_rating_probabilities_sum_to_one(name, task_data):
+    method, test = _fitted(name, Task.RATING, task_data)
+    proba = method.predict_proba([*test.text_only(), Review("empty", "")])
+    assert proba.shape == (len(test) + 1, len(method.classes_))
+    np.testing.assert_allclose(proba[:-1].sum(axis=1), 1.0, rtol=1e-6)
+    assert np.isnan(proba[-1]).all()
+    best = method.classes_[proba[:-1].argmax(axis=1)]
+    assert list(best) == [a.overall.rating for a in method.predict(test.text_only())]
+
+
+@pytest.mark.parametrize("name", method_names())
+def test_damaged_model_directory_is_a_clear_error(name, task_data, tmp_path):
+    from topicsent.errors import ModelFileError
+
+    method, _ = _fitted(name, Task.RATING if Task.RATING in method_class(name).supported_tasks else Task.ACSA, task_data)
+    method.save(tmp_path)
+    for state_file in tmp_path.iterdir():
+        if state_file.name != "topicsent.json":
+            state_file.write_bytes(b"not what was saved")
+    with pytest.raises(ModelFileError, match="damaged"):
+        BaseMethod.load(tmp_path)

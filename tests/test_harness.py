@@ -1,0 +1,36 @@
+"""The evaluation harness end to end on quick seeded samples of real data."""
+
+import csv
+import json
+
+from topicsent.eval import run_evaluation, write_run
+
+
+def test_quick_run_tunes_scores_and_writes_results(tmp_path):
+    run = run_evaluation(["mams-acsa", "womens-clothing"], ["majority", "tfidf-lr"], limit=300, seed=0)
+    results = {(r["dataset"], r["method"]): r for r in run["results"]}
+    assert set(results) == {(d, m) for d in ("mams-acsa", "womens-clothing") for m in ("majority", "tfidf-lr")}
+
+    tfidf = results[("mams-acsa", "tfidf-lr")]
+    assert len(tfidf["tuning"]) == 3 and all(t["validation"] is not None for t in tfidf["tuning"])
+    best = max(tfidf["tuning"], key=lambda t: t["validation"])
+    assert tfidf["params"]["C"] == best["params"]["C"]
+    assert len(results[("womens-clothing", "tfidf-lr")]["tuning"]) == 6  # C x {classify, regress}
+    assert {"polarity_accuracy", "polarity_macro_f1", "detection_f1", "joint_f1", "coverage"} <= set(tfidf["metrics"])
+    assert {"accuracy", "macro_f1", "mae", "qwk"} <= set(results[("womens-clothing", "majority")]["metrics"])
+    assert tfidf["score"] > results[("mams-acsa", "majority")]["score"]
+    assert tfidf["relative"]["speed_vs_tfidf_lr"] == 1.0
+    assert tfidf["relative"]["gain_over_majority"] == tfidf["score"] - results[("mams-acsa", "majority")]["score"]
+    assert tfidf["reviews_per_second"] > 0 and tfidf["peak_rss_mb"] > 0 and tfidf["n_test"] == 300
+
+    json_path, csv_path = write_run(run, tmp_path)
+    saved = json.loads(json_path.read_text())
+    assert saved["run"]["commit"] and saved["run"]["limit"] == 300 and len(saved["results"]) == 4
+    with csv_path.open() as file:
+        rows = list(csv.DictReader(file))
+    assert len(rows) == 4 and {"qwk", "polarity_accuracy", "speed_vs_tfidf_lr", "commit"} <= set(rows[0])
+
+
+def test_methods_skip_tasks_they_do_not_declare():
+    run = run_evaluation(["semeval14-atsa"], ["majority"], limit=100, tune=False)
+    assert [r["method"] for r in run["results"]] == ["majority"] and run["results"][0]["tuning"] == []
