@@ -19,7 +19,15 @@ import scipy.sparse as sp
 
 from topicsent.data import Review
 from topicsent.errors import InvalidParameterError
-from topicsent.methods._linear import LinearModel
+from topicsent.methods._linear import (
+    fit_binary,
+    fit_classifier,
+    fit_rater,
+    load_models,
+    predict_ratings,
+    rating_proba,
+    save_models,
+)
 from topicsent.methods._pipeline import AspectPipelineMethod, Pair
 from topicsent.schema import Task
 
@@ -112,12 +120,6 @@ class TfidfLRMethod(AspectPipelineMethod):
             )
         return TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True, max_features=self.max_features)
 
-    def _classifier(self):
-        from sklearn.linear_model import LogisticRegression
-
-        # saga: ~10x faster than lbfgs on large sparse TF-IDF matrices here, and seeded.
-        return LogisticRegression(C=self.C, solver="saga", max_iter=1000, random_state=self.random_state)
-
     def _fit_vectorizer(self, texts: list[str]) -> None:
         self.vectorizer_ = self._new_vectorizer().fit(texts)
 
@@ -140,78 +142,54 @@ class TfidfLRMethod(AspectPipelineMethod):
 
     def _fit_polarity(self, pairs: list[Pair], labels: list[str]) -> None:
         self._fit_vectorizer(list(dict.fromkeys(review.text for review, _ in pairs)))
-        fitted = self._classifier().fit(self._pair_features(pairs), labels)
-        self.polarity_model_ = LinearModel.from_sklearn(fitted)
-        self.polarity_classes_ = [str(c) for c in fitted.classes_]
+        self.polarity_model_ = fit_classifier(self._pair_features(pairs), labels, C=self.C, seed=self.random_state)
+        self.polarity_classes_ = [str(c) for c in self.polarity_model_.classes]
 
     def _polarity_proba(self, pairs: list[Pair]) -> np.ndarray:
         return self.polarity_model_.predict_proba(self._pair_features(pairs))
 
     def _fit_detector(self, reviews: Sequence[Review], mentioned: np.ndarray) -> None:
         features = self._texts(reviews)
-        self.detectors_ = [
-            # A category every (or no) training review mentions cannot be learnt: keep it constant.
-            LinearModel.from_sklearn(self._classifier().fit(features, column))
-            if 0 < column.sum() < len(column)
-            else LinearModel.constant(features.shape[1], positive=bool(column[0]))
-            for column in mentioned.T
-        ]
+        self.detectors_ = [fit_binary(features, column, C=self.C, seed=self.random_state) for column in mentioned.T]
 
     def _detect_proba(self, reviews: Sequence[Review]) -> np.ndarray:
         features = self._texts(reviews)
         return np.column_stack([model.predict_proba(features)[:, 1] for model in self.detectors_])
 
     def _fit_rating(self, reviews: Sequence[Review], ratings: np.ndarray) -> None:
-        from sklearn.linear_model import Ridge
-
         self._fit_vectorizer([r.text for r in reviews])
-        features = self._texts(reviews)
-        if self.rating_model == "regress":
-            fitted = Ridge(alpha=1.0 / self.C, random_state=self.random_state).fit(features, ratings)
-        else:
-            fitted = self._classifier().fit(features, ratings)
-        self.rating_model_ = LinearModel.from_sklearn(fitted)
+        self.rating_model_ = fit_rater(self._texts(reviews), ratings, mode=self.rating_model, C=self.C, seed=self.random_state)
 
     def _rating_proba(self, reviews: Sequence[Review]) -> np.ndarray:
         if self.rating_model == "regress":
             return super()._rating_proba(reviews)
-        proba = np.zeros((len(reviews), len(self.classes_)))
-        columns = np.searchsorted(self.classes_, self.rating_model_.classes)
-        proba[:, columns] = self.rating_model_.predict_proba(self._texts(reviews))
-        return proba
+        return rating_proba(self.rating_model_, self._texts(reviews), self.classes_)
 
     def _predict_rating(self, reviews: Sequence[Review]) -> tuple[np.ndarray, np.ndarray | None]:
-        if self.rating_model == "regress":
-            raw = self.rating_model_.predict_value(self._texts(reviews))
-            return np.clip(np.rint(raw), self.classes_.min(), self.classes_.max()), None
-        proba = self._rating_proba(reviews)
-        return self.classes_[proba.argmax(axis=1)], proba.max(axis=1)
+        return predict_ratings(self.rating_model_, self._texts(reviews), self.classes_)
 
     # ----- persistence: vocabulary as JSON, numbers as arrays (no pickle) --------------------
 
     def _save_models(self, directory: Path) -> None:
-        arrays = {"idf": self.vectorizer_.idf_}
-        if hasattr(self, "polarity_model_"):
-            arrays |= self.polarity_model_.to_arrays("polarity")
-        if hasattr(self, "rating_model_"):
-            arrays |= self.rating_model_.to_arrays("rating")
-        for i, detector in enumerate(getattr(self, "detectors_", [])):
-            arrays |= detector.to_arrays(f"detector{i}")
-        np.savez(directory / ARRAYS_FILE, **arrays)
+        models = {f"detector{i}": detector for i, detector in enumerate(getattr(self, "detectors_", []))}
+        for name in ("polarity", "rating"):
+            if hasattr(self, f"{name}_model_"):
+                models[name] = getattr(self, f"{name}_model_")
+        save_models(directory / ARRAYS_FILE, models, idf=self.vectorizer_.idf_)
         vocabulary = self.vectorizer_.get_feature_names_out().tolist()
         (directory / VOCABULARY_FILE).write_text(json.dumps(vocabulary, ensure_ascii=False), encoding="utf-8")
 
     def _load_models(self, directory: Path) -> None:
         vocabulary = json.loads((directory / VOCABULARY_FILE).read_text(encoding="utf-8"))
-        with np.load(directory / ARRAYS_FILE, allow_pickle=False) as arrays:
-            self.vectorizer_ = self._new_vectorizer()
-            self.vectorizer_.vocabulary_ = {term: index for index, term in enumerate(vocabulary)}
-            self.vectorizer_.idf_ = arrays["idf"]
-            names = set(arrays.files)
-            if "polarity.coef" in names:
-                self.polarity_model_ = LinearModel.from_arrays(arrays, "polarity")
-            if "rating.coef" in names:
-                self.rating_model_ = LinearModel.from_arrays(arrays, "rating")
-            count = sum(name.startswith("detector") and name.endswith(".coef") for name in names)
-            if count:
-                self.detectors_ = [LinearModel.from_arrays(arrays, f"detector{i}") for i in range(count)]
+        models, arrays = load_models(directory / ARRAYS_FILE)
+        self.vectorizer_ = self._new_vectorizer()
+        self.vectorizer_.vocabulary_ = {term: index for index, term in enumerate(vocabulary)}
+        self.vectorizer_.idf_ = arrays["idf"]
+        for name in ("polarity", "rating"):
+            if name in models:
+                setattr(self, f"{name}_model_", models[name])
+        detectors = sorted(
+            (int(name.removeprefix("detector")), model) for name, model in models.items() if name.startswith("detector")
+        )
+        if detectors:
+            self.detectors_ = [model for _, model in detectors]
