@@ -34,7 +34,7 @@ def test_listings():
 
 def test_eval_prints_tables_and_writes_results(tmp_path):
     result = run(
-        "eval", "--dataset", "mams-acsa,nsmc-binary", "--methods", "all", "--limit", "200", "--no-tune", "-o", str(tmp_path)
+        "eval", "--dataset", "mams-acsa,nsmc-binary", "--methods", "majority,tfidf-lr", "--limit", "200", "--no-tune", "-o", str(tmp_path)
     )
     assert result.returncode == 0, result.stderr
     assert "mams-acsa (test: 200 reviews" in result.stdout and "nsmc-binary" in result.stdout

@@ -144,7 +144,15 @@ def eval_command(
 
     datasets = _split_names(dataset, list(DATASETS), "dataset")
     chosen = _split_names(methods, method_names(), "method")
-    run = run_evaluation(datasets, chosen, limit=limit, seed=seed, tune=tune)
+
+    def save_and_report(run: dict, result) -> None:
+        write_run(run, out)  # after every method: an interrupted run keeps what it measured
+        console.print(
+            f"[dim]{result.dataset} / {result.method}: {result.primary_metric} {result.score:.3f}, "
+            f"train {result.train_seconds:.1f}s, {result.reviews_per_second:,.0f} reviews/s[/dim]"
+        )
+
+    run = run_evaluation(datasets, chosen, limit=limit, seed=seed, tune=tune, on_result=save_and_report)
     for name in datasets:
         rows = [r for r in run["results"] if r["dataset"] == name]
         if rows:
