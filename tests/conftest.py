@@ -14,6 +14,14 @@ TASK_SAMPLES = {
 }
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _embedding_cache(tmp_path_factory):
+    """Embeddings go to a per-run cache (shared by the tests of one worker), never the user's."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TOPICSENT_CACHE_DIR", str(tmp_path_factory.mktemp("embedding-cache")))
+        yield
+
+
 @pytest.fixture(scope="session")
 def task_data() -> dict[str, tuple[ReviewSet, ReviewSet]]:
     """task -> (train sample, test sample) drawn from the real datasets."""

@@ -120,3 +120,11 @@ def load_models(path: Path) -> tuple[dict[str, LinearModel], dict[str, np.ndarra
         models = {name: LinearModel.from_arrays(arrays, name) for name in names}
         extras = {key: arrays[key] for key in arrays.files if "." not in key}
     return models, extras
+
+
+def detectors_in_order(models: dict[str, LinearModel]) -> list[LinearModel]:
+    """The per-category models saved as ``detector0``, ``detector1``, ... in category order."""
+    numbered = sorted(
+        (int(name.removeprefix("detector")), model) for name, model in models.items() if name.startswith("detector")
+    )
+    return [model for _, model in numbered]

