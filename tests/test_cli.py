@@ -34,7 +34,16 @@ def test_listings():
 
 def test_eval_prints_tables_and_writes_results(tmp_path):
     result = run(
-        "eval", "--dataset", "mams-acsa,nsmc-binary", "--methods", "majority,tfidf-lr", "--limit", "200", "--no-tune", "-o", str(tmp_path)
+        "eval",
+        "--dataset",
+        "mams-acsa,nsmc-binary",
+        "--methods",
+        "majority,tfidf-lr",
+        "--limit",
+        "200",
+        "--no-tune",
+        "-o",
+        str(tmp_path),
     )
     assert result.returncode == 0, result.stderr
     assert "mams-acsa (test: 200 reviews" in result.stdout and "nsmc-binary" in result.stdout
@@ -82,7 +91,8 @@ def test_predict_reads_stdin(tmp_path):
     ("args", "message"),
     [
         (["eval", "--dataset", "imdb"], "unknown dataset imdb"),
-        (["eval", "--methods", "bert"], "unknown method bert"),
+        (["eval", "--methods", "bert"], "unknown method 'bert'"),
+        (["eval", "--methods", "tfidf-lr[depth=3]"], "has no parameter(s) depth"),
         (["predict", "--model", "/nonexistent", "x.csv"], "not a saved topicsent model"),
         (["train", "-o", "m"], "give either a labelled file or --dataset"),
         (["train", "--dataset", "mams-acsa", "--params", "{bad", "-o", "m"], "--params is not valid JSON"),

@@ -32,7 +32,7 @@ from topicsent.eval._metrics import (
     status_counts,
 )
 from topicsent.eval._resources import measure
-from topicsent.methods import BaseMethod, make_method, method_class
+from topicsent.methods import BaseMethod, make_method, method_class, parse_method_spec
 from topicsent.schema import Task
 
 #: Training reviews (seeded sample) for the grid search; the chosen parameters are then
@@ -82,27 +82,30 @@ def score(method: BaseMethod, test: ReviewSet) -> tuple[dict[str, float], dict[s
     return metrics, status_counts(analyses), timing.seconds
 
 
-def _candidates(method_name: str, task: Task, tune: bool) -> list[dict[str, Any]]:
-    grid = method_class(method_name).param_grid(task) if tune else {}
+def _candidates(spec: str, task: Task, tune: bool) -> list[dict[str, Any]]:
+    """Parameter sets to try: the spec's fixed ones, crossed with the method's grid
+    for the parameters the spec leaves open."""
+    name, fixed = parse_method_spec(spec)
+    grid = {k: v for k, v in method_class(name).param_grid(task).items() if k not in fixed} if tune else {}
     keys = list(grid)
-    return [dict(zip(keys, values, strict=True)) for values in itertools.product(*(grid[k] for k in keys))] or [{}]
+    return [fixed | dict(zip(keys, values, strict=True)) for values in itertools.product(*(grid[k] for k in keys))]
 
 
 def _tune(
-    method_name: str, splits: Splits, *, metric: str, tune: bool, seed: int, tune_sample: int
+    spec: str, splits: Splits, *, metric: str, tune: bool, seed: int, tune_sample: int
 ) -> tuple[dict[str, Any], list[dict[str, Any]], tuple[BaseMethod, Any] | None]:
     """Grid search on (a seeded sample of at most ``tune_sample`` reviews of) train,
     scored on validation. Returns the best parameters, the trials, and the best fitted
     method with its measurement when it was trained on the whole train split."""
     task = splits.train.task
-    candidates = _candidates(method_name, task, tune)
+    candidates = _candidates(spec, task, tune)
     if len(candidates) == 1:
         return candidates[0], [], None
     train, validation = splits.train.sample(tune_sample, seed), splits.validation.sample(tune_sample, seed)
     trials, best = [], None
-    with progress_bar(f"{splits.train.name} / {method_name}: tune", total=len(candidates)) as advance:
+    with progress_bar(f"{splits.train.name} / {spec}: tune", total=len(candidates)) as advance:
         for params in candidates:
-            method = make_method(method_name, random_state=seed, **params)
+            method = make_method(parse_method_spec(spec)[0], random_state=seed, **params)
             with measure() as fitting:
                 method.fit(train, task)
             trial = {"params": params, "validation": score(method, validation)[0].get(metric), "fit_seconds": fitting.seconds}
@@ -115,23 +118,23 @@ def _tune(
 
 
 def evaluate_method(
-    dataset: str, splits: Splits, method_name: str, *, tune: bool = True, seed: int = 0, tune_sample: int = TUNE_SAMPLE
+    dataset: str, splits: Splits, spec: str, *, tune: bool = True, seed: int = 0, tune_sample: int = TUNE_SAMPLE
 ) -> MethodResult:
-    """Tune ``method_name`` on validation, fit the chosen parameters on the full train
+    """Tune ``spec`` on validation, fit the chosen parameters on the full train
     split, and score that fit on test."""
     task = splits.train.task
     metric = primary_metric(task, splits.train.label_space)
-    params, trials, fitted = _tune(method_name, splits, metric=metric, tune=tune, seed=seed, tune_sample=tune_sample)
+    params, trials, fitted = _tune(spec, splits, metric=metric, tune=tune, seed=seed, tune_sample=tune_sample)
     if fitted is None:
-        method = make_method(method_name, random_state=seed, **params)
-        with progress_bar(f"{dataset} / {method_name}: fit on {len(splits.train):,} reviews", total=None), measure() as fitting:
+        method = make_method(parse_method_spec(spec)[0], random_state=seed, **params)
+        with progress_bar(f"{dataset} / {spec}: fit on {len(splits.train):,} reviews", total=None), measure() as fitting:
             method.fit(splits.train, task)
     else:
         method, fitting = fitted
     with measure() as testing:
         metrics, statuses, analysis_seconds = score(method, splits.test)
     return MethodResult(
-        dataset=dataset, task=task.value, method=method_name, params=method.get_params(),
+        dataset=dataset, task=task.value, method=spec, params=method.get_params(),
         primary_metric=metric, metrics=metrics, tuning=trials,
         train_seconds=fitting.seconds, predict_seconds=analysis_seconds,
         reviews_per_second=len(splits.test) / analysis_seconds if analysis_seconds else 0.0,
@@ -194,10 +197,10 @@ def run_evaluation(
     for dataset in datasets:
         with progress_bar(f"load {dataset}", total=None):
             splits = load_dataset(dataset).limited(limit, seed)
-        for method_name in methods:
-            if load_task(dataset) not in method_class(method_name).supported_tasks:
+        for spec in methods:
+            if load_task(dataset) not in method_class(parse_method_spec(spec)[0]).supported_tasks:
                 continue
-            result = evaluate_method(dataset, splits, method_name, tune=tune, seed=seed, tune_sample=tune_sample)
+            result = evaluate_method(dataset, splits, spec, tune=tune, seed=seed, tune_sample=tune_sample)
             results.append(result)
             add_relative_columns(results)
             run["results"] = [asdict(r) | {"score": r.score} for r in results]

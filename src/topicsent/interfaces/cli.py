@@ -137,13 +137,17 @@ def eval_command(
       topicsent eval --dataset mams-acsa --methods majority,tfidf-lr
 
       topicsent eval --dataset all --methods all --limit 2000
+
+      topicsent eval -d mams-acsa -m "tfidf-lr,embed-head,embed-head[design=pair]"
     """
     from topicsent.data import DATASETS
     from topicsent.eval import run_evaluation, write_run
-    from topicsent.methods import method_names
+    from topicsent.methods import method_names, parse_method_spec, split_method_specs
 
     datasets = _split_names(dataset, list(DATASETS), "dataset")
-    chosen = _split_names(methods, method_names(), "method")
+    chosen = method_names() if methods == "all" else split_method_specs(methods)
+    for spec in chosen:
+        parse_method_spec(spec)  # a typo fails now, not after an hour of training
 
     def save_and_report(run: dict, result) -> None:
         write_run(run, out)  # after every method: an interrupted run keeps what it measured

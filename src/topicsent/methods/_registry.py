@@ -6,11 +6,13 @@ add methods the same way, and the contract tests pick every registered one up.
 
 from __future__ import annotations
 
+import json
+import re
 from functools import cache
 from importlib.metadata import entry_points
 from typing import Any
 
-from topicsent.errors import UnknownNameError
+from topicsent.errors import InvalidParameterError, UnknownNameError
 
 ENTRY_POINT_GROUP = "topicsent.methods"
 
@@ -39,3 +41,42 @@ def make_method(name: str, **params: Any):
     """A new unfitted method by name, e.g. ``make_method("tfidf-lr", C=0.5)``; an
     unknown parameter is an :class:`InvalidParameterError` naming the valid ones."""
     return method_class(name)().set_params(**params)
+
+
+_SPEC = re.compile(r"^\s*([\w.-]+)\s*(?:\[(.*)\])?\s*$")
+
+
+def parse_method_spec(spec: str) -> tuple[str, dict[str, Any]]:
+    """``"embed-head[design=pair,epochs=10]"`` -> ``("embed-head", {"design": "pair", "epochs": 10})``.
+
+    Values are read as JSON where they parse (numbers, true/false) and as strings
+    otherwise, so variants of one method can be compared in the same run.
+    """
+    match = _SPEC.match(spec)
+    if not match:
+        raise InvalidParameterError(f"method spec {spec!r} is not NAME or NAME[key=value,...]")
+    name, body = match.group(1), match.group(2)
+    params: dict[str, Any] = {}
+    for item in filter(None, (part.strip() for part in (body or "").split(","))):
+        key, equals, value = item.partition("=")
+        if not equals or not key.strip():
+            raise InvalidParameterError(f"method spec {spec!r}: {item!r} is not key=value")
+        try:
+            params[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            params[key.strip()] = value.strip()
+    method_class(name)().set_params(**params)  # unknown name or parameter: fail now, not mid-run
+    return name, params
+
+
+def split_method_specs(text: str) -> list[str]:
+    """Split a comma-separated list of specs, keeping commas inside ``[...]``."""
+    specs, depth, current = [], 0, ""
+    for char in text:
+        depth += {"[": 1, "]": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            specs.append(current.strip())
+            current = ""
+        else:
+            current += char
+    return [s for s in [*specs, current.strip()] if s]

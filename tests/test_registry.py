@@ -1,0 +1,34 @@
+import pytest
+
+from topicsent.errors import InvalidParameterError, UnknownNameError
+from topicsent.methods import make_method, parse_method_spec, split_method_specs
+
+
+def test_method_specs_fix_parameters():
+    assert parse_method_spec("tfidf-lr") == ("tfidf-lr", {})
+    assert parse_method_spec(" embed-head[design=pair, epochs=10] ") == ("embed-head", {"design": "pair", "epochs": 10})
+    assert parse_method_spec("tfidf-lr[C=0.5,analyzer=char]") == ("tfidf-lr", {"C": 0.5, "analyzer": "char"})
+    assert split_method_specs("majority, tfidf-lr[C=1,analyzer=char],embed-head") == [
+        "majority",
+        "tfidf-lr[C=1,analyzer=char]",
+        "embed-head",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("spec", "error"),
+    [
+        ("nope", UnknownNameError),
+        ("tfidf-lr[C]", InvalidParameterError),
+        ("tfidf-lr[gamma=1]", InvalidParameterError),
+        ("a b", InvalidParameterError),
+    ],
+)
+def test_bad_specs_fail_before_any_work(spec, error):
+    with pytest.raises(error):
+        parse_method_spec(spec)
+
+
+def test_make_method_rejects_unknown_parameters():
+    with pytest.raises(InvalidParameterError, match="valid: C, analyzer"):
+        make_method("tfidf-lr", gamma=1)
