@@ -94,6 +94,7 @@ def test_predict_reads_stdin(tmp_path):
         (["eval", "--methods", "bert"], "unknown method 'bert'"),
         (["eval", "--methods", "tfidf-lr[depth=3]"], "has no parameter(s) depth"),
         (["predict", "--model", "/nonexistent", "x.csv"], "not a saved topicsent model"),
+        (["predict", "--model", "/nonexistent", "x.csv", "-o", "out.xlsx"], "unknown output type"),
         (["train", "-o", "m"], "give either a labelled file or --dataset"),
         (["train", "--dataset", "mams-acsa", "--params", "{bad", "-o", "m"], "--params is not valid JSON"),
         (["train", "--dataset", "mams-acsa", "--params", '{"C": -1}', "-o", "m"], "must be a float > 0"),

@@ -203,18 +203,26 @@ def loads(text: str) -> list[ReviewAnalysis]:
     return [ReviewAnalysis.model_validate(item) for item in json.loads(text)]
 
 
+OUTPUT_TYPES = (".jsonl", ".parquet", ".csv")
+
+
+def check_output_path(path: Path) -> Path:
+    """Refuse an output type we cannot write before any work is done."""
+    if Path(path).suffix.lower() not in OUTPUT_TYPES:
+        raise InvalidParameterError(f"{path}: unknown output type {Path(path).suffix!r}; use {', '.join(OUTPUT_TYPES)}")
+    return Path(path)
+
+
 def write_analyses(analyses: Sequence[ReviewAnalysis], path: Path) -> Path:
     """Write analyses by file type: ``.jsonl`` (nested, lossless), ``.parquet`` or
     ``.csv`` (the flat table, one row per review x aspect)."""
-    path = Path(path)
+    path = check_output_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
         write_jsonl(analyses, path)
     elif suffix == ".parquet":
         to_dataframe(analyses).to_parquet(path, index=False)
-    elif suffix == ".csv":
-        to_dataframe(analyses).to_csv(path, index=False)
     else:
-        raise InvalidParameterError(f"{path}: unknown output type {suffix!r}; use .jsonl, .parquet or .csv")
+        to_dataframe(analyses).to_csv(path, index=False)
     return path

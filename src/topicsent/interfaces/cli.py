@@ -259,8 +259,9 @@ def predict(
     """
     from topicsent.data import read_reviews
     from topicsent.methods import BaseMethod
-    from topicsent.schema import write_analyses
+    from topicsent.schema import check_output_path, write_analyses
 
+    check_output_path(out)
     model = BaseMethod.load(model_dir)
     reviews = read_reviews(str(input_file), _columns(text_col, id_col, None, None), require_text=False)
     analyses = model.predict(reviews)
