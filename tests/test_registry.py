@@ -32,3 +32,22 @@ def test_bad_specs_fail_before_any_work(spec, error):
 def test_make_method_rejects_unknown_parameters():
     with pytest.raises(InvalidParameterError, match="valid: C, analyzer"):
         make_method("tfidf-lr", gamma=1)
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "message"),
+    [
+        ("tfidf-lr", {"C": 0}, "'C' parameter of TfidfLRMethod must be a float > 0. Got 0 instead."),
+        ("tfidf-lr", {"analyzer": "morph"}, "must be one of ('auto', 'word', 'char')"),
+        ("embed-head", {"epochs": 0}, "'epochs' parameter of EmbedHeadMethod must be an int >= 1"),
+        ("embed-head", {"design": "mean"}, "must be one of ('attention', 'pair')"),
+    ],
+)
+def test_parameters_are_validated_in_fit(name, params, message):
+    from topicsent.data import Review, ReviewSet
+    from topicsent.schema import Task
+
+    method = make_method(name, **params)  # the constructor only stores
+    with pytest.raises(InvalidParameterError) as error:
+        method.fit(ReviewSet((Review("1", "fine", rating=5),)), Task.RATING)
+    assert message in str(error.value)

@@ -84,8 +84,24 @@ class BaseMethod(ABC):
         """The parameter values worth trying for ``task`` (default: ``tuning_grid``)."""
         return cls.tuning_grid
 
-    def _validate_params(self) -> None:  # noqa: B027 - optional hook, most methods need no checks
-        """Raise :class:`InvalidParameterError` for a bad parameter; runs in ``fit``."""
+    #: Declarative checks run in ``fit``: a tuple of allowed values, ``"positive"`` (a
+    #: number > 0) or ``"count"`` (an int >= 1).
+    parameter_constraints: ClassVar[dict[str, tuple | str]] = {}
+
+    def _validate_params(self) -> None:
+        """Raise :class:`InvalidParameterError` for a parameter outside its constraint."""
+        for param, constraint in self.parameter_constraints.items():
+            value = getattr(self, param)
+            if isinstance(constraint, tuple):
+                valid, expected = value in constraint, f"one of {constraint}"
+            elif constraint == "positive":
+                valid, expected = isinstance(value, int | float) and not isinstance(value, bool) and value > 0, "a float > 0"
+            else:
+                valid, expected = isinstance(value, int) and not isinstance(value, bool) and value >= 1, "an int >= 1"
+            if not valid:
+                raise InvalidParameterError(
+                    f"The {param!r} parameter of {type(self).__name__} must be {expected}. Got {value!r} instead."
+                )
 
     # ----- fit / predict -------------------------------------------------------------
 

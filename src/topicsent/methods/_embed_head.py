@@ -22,7 +22,6 @@ from typing import Any, ClassVar
 import numpy as np
 
 from topicsent.data import Review
-from topicsent.errors import InvalidParameterError
 from topicsent.methods._linear import (
     detectors_in_order,
     fit_binary,
@@ -67,6 +66,15 @@ class EmbedHeadMethod(AspectPipelineMethod):
     name = "embed-head"
     supported_tasks = frozenset({Task.ACSA, Task.ATSA, Task.RATING})
     tuning_grid: ClassVar[dict[str, list[Any]]] = {"learning_rate": [1e-3, 3e-3]}
+    parameter_constraints: ClassVar[dict[str, tuple | str]] = {
+        "design": ("attention", "pair"),
+        "rating_model": ("classify", "regress"),
+        "max_length": "count",
+        "hidden": "count",
+        "epochs": "count",
+        "learning_rate": "positive",
+        "C": "positive",
+    }
     batch_size = 512
 
     def __init__(
@@ -97,20 +105,6 @@ class EmbedHeadMethod(AspectPipelineMethod):
         if task is Task.RATING:
             return {"C": [0.3, 3.0], "rating_model": ["classify", "regress"]}
         return cls.tuning_grid
-
-    def _validate_params(self) -> None:
-        for param, allowed in (("design", ("attention", "pair")), ("rating_model", ("classify", "regress"))):
-            value = getattr(self, param)
-            if value not in allowed:
-                raise InvalidParameterError(
-                    f"The {param!r} parameter of {type(self).__name__} must be one of {allowed}. Got {value!r} instead."
-                )
-        for param in ("max_length", "hidden", "epochs"):
-            value = getattr(self, param)
-            if not isinstance(value, int) or value < 1:
-                raise InvalidParameterError(
-                    f"The {param!r} parameter of {type(self).__name__} must be an int >= 1. Got {value!r}."
-                )
 
     @property
     def model_name(self) -> str:

@@ -18,7 +18,6 @@ import numpy as np
 import scipy.sparse as sp
 
 from topicsent.data import Review
-from topicsent.errors import InvalidParameterError
 from topicsent.methods._linear import (
     detectors_in_order,
     fit_binary,
@@ -74,6 +73,12 @@ class TfidfLRMethod(AspectPipelineMethod):
     name = "tfidf-lr"
     supported_tasks = frozenset({Task.ACSA, Task.ATSA, Task.RATING})
     tuning_grid: ClassVar[dict[str, list[Any]]] = {"C": [1.0, 4.0, 16.0]}
+    parameter_constraints: ClassVar[dict[str, tuple | str]] = {
+        "C": "positive",
+        "analyzer": ("auto", "word", "char"),
+        "max_features": "count",
+        "rating_model": ("classify", "regress"),
+    }
 
     @classmethod
     def param_grid(cls, task: Task) -> dict[str, list[Any]]:
@@ -96,18 +101,6 @@ class TfidfLRMethod(AspectPipelineMethod):
         self.max_features = max_features
         self.rating_model = rating_model
         self.random_state = random_state
-
-    def _validate_params(self) -> None:
-        if not isinstance(self.C, int | float) or self.C <= 0:
-            raise InvalidParameterError(
-                f"The 'C' parameter of {type(self).__name__} must be a float > 0. Got {self.C!r} instead."
-            )
-        for param, allowed in (("analyzer", ("auto", "word", "char")), ("rating_model", ("classify", "regress"))):
-            value = getattr(self, param)
-            if value not in allowed:
-                raise InvalidParameterError(
-                    f"The {param!r} parameter of {type(self).__name__} must be one of {allowed}. Got {value!r} instead."
-                )
 
     # ----- building blocks ----------------------------------------------------------------
 
