@@ -1,9 +1,20 @@
 """Frozen encoders used as feature extractors, with an on-disk embedding cache."""
 
+from topicsent.encoders._base import CachedEncoder
 from topicsent.encoders._cache import CACHE_DIR_ENV, EmbeddingCache, cache_dir, content_key
+from topicsent.encoders._pooled import POOLED_ENCODERS, PooledEncoder
 from topicsent.encoders._transformer import PACKAGED_ENCODERS, TokenEmbeddings, TransformerEncoder, resolve_encoder
 
+
+def make_encoder(name_or_path: str, *, max_length: int = 128) -> CachedEncoder:
+    """A packaged multilingual sentence encoder by name, else a transformer encoder
+    (packaged name or local directory)."""
+    if name_or_path in POOLED_ENCODERS:
+        return PooledEncoder(name_or_path)
+    return TransformerEncoder(name_or_path, max_length=max_length)
+
+
 __all__ = [
-    "CACHE_DIR_ENV", "PACKAGED_ENCODERS", "EmbeddingCache", "TokenEmbeddings", "TransformerEncoder",
-    "cache_dir", "content_key", "resolve_encoder",
+    "CACHE_DIR_ENV", "PACKAGED_ENCODERS", "POOLED_ENCODERS", "CachedEncoder", "EmbeddingCache", "PooledEncoder",
+    "TokenEmbeddings", "TransformerEncoder", "cache_dir", "content_key", "make_encoder", "resolve_encoder",
 ]  # fmt: skip

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from topicsent._progress import progress_bar
-from topicsent.encoders._cache import EmbeddingCache, content_key
+from topicsent.encoders._base import CachedEncoder
 from topicsent.errors import InvalidParameterError, ModelFileError
 
 #: Encoders that ship inside registry packages: name -> (module, pip requirement).
@@ -56,16 +56,18 @@ class TokenEmbeddings:
         return self.vectors.mean(axis=0)
 
 
-class TransformerEncoder:
+class TransformerEncoder(CachedEncoder):
     """Encodes texts once each (cached on disk by content) into token vectors or
     mean-pooled sentence vectors."""
+
+    gives_tokens = True
 
     def __init__(self, name_or_path: str, *, max_length: int = 128, batch_size: int = 64, cache: bool = True) -> None:
         self.name_or_path = name_or_path
         self.max_length = max_length
         self.batch_size = batch_size
         self.path = resolve_encoder(name_or_path)
-        self.cache = EmbeddingCache() if cache else None
+        super().__init__(cache=cache)
         self._model = None
 
     @property
@@ -94,22 +96,6 @@ class TransformerEncoder:
         """Token vectors of each text (one encoder pass per distinct uncached text)."""
         arrays = self._cached(texts, "tokens")
         return [TokenEmbeddings(a["vectors"].astype(np.float32), a["offsets"]) for a in arrays]
-
-    def sentences(self, texts: Sequence[str]) -> np.ndarray:
-        """Mean-pooled sentence vectors, shape ``(len(texts), dim)``."""
-        return np.stack([a["mean"].astype(np.float32) for a in self._cached(texts, "mean")]) if texts else np.empty((0, self.dim))
-
-    def _cached(self, texts: Sequence[str], kind: str) -> list[dict[str, np.ndarray]]:
-        keys = [content_key(f"{self.namespace}|{kind}", text) for text in texts]
-        found = self.cache.get_many(list(dict.fromkeys(keys))) if self.cache else {}
-        missing = list(dict.fromkeys(t for t, k in zip(texts, keys, strict=True) if k not in found))
-        if missing:
-            computed = self._encode(missing, kind)
-            fresh = {content_key(f"{self.namespace}|{kind}", t): arrays for t, arrays in zip(missing, computed, strict=True)}
-            if self.cache:
-                self.cache.put_many(fresh.items())
-            found |= fresh
-        return [found[k] for k in keys]
 
     def _encode(self, texts: list[str], kind: str) -> list[dict[str, np.ndarray]]:
         """Encode in length-sorted batches (little padding), with a progress bar."""

@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from topicsent.data import Review
+from topicsent.errors import InvalidParameterError
 from topicsent.methods._linear import (
     detectors_in_order,
     fit_binary,
@@ -47,7 +48,9 @@ class EmbedHeadMethod(AspectPipelineMethod):
     Parameters
     ----------
     encoder : str, default="all-MiniLM-L6-v2"
-        A packaged encoder name or a local model directory (safetensors weights).
+        A packaged encoder name, or a local model directory (safetensors weights).
+        For Korean: ``multilingual-e5-small`` or ``multilingual-use`` (sentence
+        vectors only: ratings, and aspects with ``design="pair"``).
     design : {"attention", "pair"}, default="attention"
         How aspects meet the encoder (see the module docstring).
     max_length : int, default=128
@@ -103,7 +106,7 @@ class EmbedHeadMethod(AspectPipelineMethod):
     @classmethod
     def param_grid(cls, task: Task) -> dict[str, list[Any]]:
         if task is Task.RATING:
-            return {"C": [0.3, 3.0], "rating_model": ["classify", "regress"]}
+            return {"C": [1.0, 10.0], "rating_model": ["classify", "regress"]}
         return cls.tuning_grid
 
     @property
@@ -114,9 +117,9 @@ class EmbedHeadMethod(AspectPipelineMethod):
     def encoder_(self):
         """The frozen encoder, loaded on first use (not saved: it is referenced by name/path)."""
         if getattr(self, "_encoder", None) is None:
-            from topicsent.encoders import TransformerEncoder
+            from topicsent.encoders import make_encoder
 
-            self._encoder = TransformerEncoder(self.encoder, max_length=self.max_length)
+            self._encoder = make_encoder(self.encoder, max_length=self.max_length)
         return self._encoder
 
     # ----- ratings: mean-pooled vectors + linear model ----------------------------------------
@@ -149,43 +152,56 @@ class EmbedHeadMethod(AspectPipelineMethod):
 
         return AspectAttentionHead(self.encoder_.dim, n_outputs, n_categories=len(self.categories), hidden=self.hidden)
 
-    def _token_table(self, pairs: Sequence[Pair]) -> dict[str, Any]:
-        """Token vectors of every distinct review text in ``pairs``, encoded (or read
-        from the cache) once, so training epochs and heads share them."""
-        texts = list(dict.fromkeys(review.text for review, _ in pairs))
+    def _token_table(self, reviews: Sequence[Review]) -> dict[str, Any]:
+        """Token vectors of every distinct review text, encoded (or read from the cache)
+        once, so training epochs and heads share them."""
+        texts = list(dict.fromkeys(review.text for review in reviews))
         return dict(zip(texts, self.encoder_.tokens(texts), strict=True))
 
-    def _pair_inputs(self, pairs: Sequence[Pair], table: dict[str, Any]) -> dict[str, Any]:
-        """Head inputs for pairs: padded token vectors, and category ids or term vectors."""
+    def _head_inputs(self, items: Sequence[Any], table: dict[str, Any]) -> dict[str, Any]:
+        """Head inputs. ACSA items are reviews (the head scores all categories in one
+        pass); ATSA items are (review, term) pairs, each with its term vector."""
         import torch
 
         from topicsent.methods._heads import pad_tokens, term_vector
 
-        tokens = [table[review.text] for review, _ in pairs]
-        vectors, mask = pad_tokens(tokens)
         if self.task_ is Task.ACSA:
-            index = {name: i for i, name in enumerate(self.categories)}
-            return {"tokens": vectors, "mask": mask, "categories": torch.tensor([index[a.name] for _, a in pairs])}
+            vectors, mask = pad_tokens([table[review.text] for review in items])
+            return {"tokens": vectors, "mask": mask}
+        tokens = [table[review.text] for review, _ in items]
+        vectors, mask = pad_tokens(tokens)
         terms = np.stack([
             term_vector(item, a.start, a.end) if a.start is not None else item.mean()
-            for item, (_, a) in zip(tokens, pairs, strict=True)
+            for item, (_, a) in zip(tokens, items, strict=True)
         ])  # fmt: skip
         return {"tokens": vectors, "mask": mask, "terms": torch.from_numpy(terms)}
 
-    def _train_attention_head(self, pairs: list[Pair], targets: np.ndarray, n_outputs: int, description: str):
-        """Train a head on pairs, holding out the pairs of a seeded 10% of reviews."""
+    def _reviews_of(self, items: Sequence[Any]) -> list[Review]:
+        return list(items) if self.task_ is Task.ACSA else [review for review, _ in items]
+
+    def _train_attention_head(self, items: list[Any], targets: np.ndarray, n_outputs: int, description: str):
+        """Train a head on items (reviews or pairs), holding out a seeded 10% of reviews
+        for early stopping. Polarity targets of -1 (a category the review does not
+        mention) are ignored by the loss."""
         import torch
         from torch import nn
 
         from topicsent.methods._heads import train_head
 
-        review_ids = sorted({review.id for review, _ in pairs})
+        reviews = self._reviews_of(items)
+        review_ids = sorted({review.id for review in reviews})
         held = set(random.Random(self.random_state).sample(review_ids, max(1, int(len(review_ids) * HELD_OUT))))
-        train_rows = [i for i, (review, _) in enumerate(pairs) if review.id not in held]
-        held_rows = [i for i, (review, _) in enumerate(pairs) if review.id in held]
+        train_rows = [i for i, review in enumerate(reviews) if review.id not in held]
+        held_rows = [i for i, review in enumerate(reviews) if review.id in held]
         binary = n_outputs == 1
-        table = self._token_table(pairs)
+        table = self._token_table(reviews)
         target_tensor = torch.tensor(targets, dtype=torch.float32 if binary else torch.long)
+        base_loss = nn.BCEWithLogitsLoss() if binary else nn.CrossEntropyLoss(ignore_index=-1)
+
+        def loss(outputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+            if binary:
+                return base_loss(outputs.reshape(target.shape), target)
+            return base_loss(outputs.reshape(-1, outputs.shape[-1]), target.reshape(-1))
 
         def batches(rows: list[int], shuffle_seed: int | None) -> Iterator[tuple[dict, Any]]:
             order = list(rows)
@@ -193,70 +209,91 @@ class EmbedHeadMethod(AspectPipelineMethod):
                 random.Random(shuffle_seed).shuffle(order)
             for start in range(0, len(order), HEAD_BATCH):
                 chunk = order[start : start + HEAD_BATCH]
-                target = target_tensor[chunk]
-                yield self._pair_inputs([pairs[i] for i in chunk], table), (target.unsqueeze(1) if binary else target)
+                yield self._head_inputs([items[i] for i in chunk], table), target_tensor[chunk]
 
         torch.manual_seed(self.random_state)
         head = self._new_head(n_outputs)
-        validation = list(batches(held_rows, None))
-        loss = nn.BCEWithLogitsLoss() if binary else nn.CrossEntropyLoss()
         train_head(
             head, lambda epoch: batches(train_rows, self.random_state + epoch),
             loss_fn=loss, epochs=self.epochs, learning_rate=self.learning_rate,
-            validation=validation, description=description,
+            validation=list(batches(held_rows, None)), description=description,
         )  # fmt: skip
         return head
 
-    def _head_outputs(self, head, pairs: Sequence[Pair]) -> np.ndarray:
+    def _head_outputs(self, head, items: Sequence[Any]) -> np.ndarray:
         import torch
 
-        outputs, table = [], self._token_table(pairs)
+        outputs, table = [], self._token_table(self._reviews_of(items))
         with torch.no_grad():
-            for start in range(0, len(pairs), HEAD_BATCH):
-                outputs.append(head(**self._pair_inputs(pairs[start : start + HEAD_BATCH], table)).numpy())
-        return np.concatenate(outputs) if outputs else np.empty((0, 1))
+            for start in range(0, len(items), HEAD_BATCH):
+                outputs.append(head(**self._head_inputs(items[start : start + HEAD_BATCH], table)).numpy())
+        return np.concatenate(outputs)
+
+    def _category_rows(self, pairs: Sequence[Pair]) -> tuple[list[Review], list[int], list[int]]:
+        """ACSA pairs as (distinct reviews, review row of each pair, category of each pair)."""
+        row_of: dict[str, int] = {}
+        reviews = []
+        for review, _ in pairs:
+            if review.id not in row_of:
+                row_of[review.id] = len(reviews)
+                reviews.append(review)
+        index = {name: i for i, name in enumerate(self.categories)}
+        return reviews, [row_of[r.id] for r, _ in pairs], [index[a.name] for _, a in pairs]
 
     # ----- polarity and detection, by design ----------------------------------------------------
 
     def _fit_polarity(self, pairs: list[Pair], labels: list[str]) -> None:
+        if self.design == "attention" and not self.encoder_.gives_tokens:
+            raise InvalidParameterError(
+                f"encoder {self.encoder!r} gives sentence vectors only; use design='pair' with it for {self.task_.value}"
+            )
         self.polarity_classes_ = sorted(set(labels))
         if self.design == "pair":
             self.polarity_model_ = fit_classifier(self._pair_vectors(pairs), labels, C=self.C, seed=self.random_state)
             self.polarity_classes_ = [str(c) for c in self.polarity_model_.classes]
             return
-        targets = np.array([self.polarity_classes_.index(label) for label in labels])
-        self.polarity_head_ = self._train_attention_head(pairs, targets, len(self.polarity_classes_), "train polarity head")
+        label_ids = np.array([self.polarity_classes_.index(label) for label in labels])
+        if self.task_ is Task.ACSA:
+            reviews, rows, categories = self._category_rows(pairs)
+            targets = np.full((len(reviews), len(self.categories)), -1)
+            targets[rows, categories] = label_ids
+            self.polarity_head_ = self._train_attention_head(reviews, targets, len(self.polarity_classes_), "train polarity head")
+        else:
+            self.polarity_head_ = self._train_attention_head(pairs, label_ids, len(self.polarity_classes_), "train polarity head")
 
     def _polarity_proba(self, pairs: list[Pair]) -> np.ndarray:
         if self.design == "pair":
             return self.polarity_model_.predict_proba(self._pair_vectors(pairs))
         from scipy.special import softmax
 
+        if self.task_ is Task.ACSA:
+            reviews, rows, categories = self._category_rows(pairs)
+            return softmax(self._head_outputs(self.polarity_head_, reviews)[rows, categories], axis=1)
         return softmax(self._head_outputs(self.polarity_head_, pairs), axis=1)
 
-    def _all_category_pairs(self, reviews: Sequence[Review]) -> list[Pair]:
-        from topicsent.data import AspectLabel
-
-        return [(review, AspectLabel(name)) for review in reviews for name in self.categories]
-
     def _fit_detector(self, reviews: Sequence[Review], mentioned: np.ndarray) -> None:
-        pairs = self._all_category_pairs(reviews)
         if self.design == "pair":  # one model per category, each on its own "category: review" vectors
-            vectors = self._pair_vectors(pairs).reshape(len(reviews), len(self.categories), -1)
+            vectors = self._category_pair_vectors(reviews)
             self.detector_models_ = [
                 fit_binary(vectors[:, c], mentioned[:, c], C=self.C, seed=self.random_state) for c in range(len(self.categories))
             ]
             return
-        self.detector_head_ = self._train_attention_head(pairs, mentioned.reshape(-1), 1, "train detection head")
+        self.detector_head_ = self._train_attention_head(list(reviews), mentioned, 1, "train detection head")
 
     def _detect_proba(self, reviews: Sequence[Review]) -> np.ndarray:
-        pairs = self._all_category_pairs(reviews)
         if self.design == "pair":
-            vectors = self._pair_vectors(pairs).reshape(len(reviews), len(self.categories), -1)
+            vectors = self._category_pair_vectors(reviews)
             return np.column_stack([model.predict_proba(vectors[:, c])[:, 1] for c, model in enumerate(self.detector_models_)])
         from scipy.special import expit
 
-        return expit(self._head_outputs(self.detector_head_, pairs)[:, 0]).reshape(len(reviews), len(self.categories))
+        return expit(self._head_outputs(self.detector_head_, list(reviews))[:, :, 0])
+
+    def _category_pair_vectors(self, reviews: Sequence[Review]) -> np.ndarray:
+        """``"category: review"`` vectors for every review and category, ``(n, n_categories, dim)``."""
+        from topicsent.data import AspectLabel
+
+        pairs = [(review, AspectLabel(name)) for review in reviews for name in self.categories]
+        return self._pair_vectors(pairs).reshape(len(reviews), len(self.categories), -1)
 
     # ----- persistence: heads as safetensors, linear models as arrays ---------------------------
 

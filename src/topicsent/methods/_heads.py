@@ -41,9 +41,9 @@ def term_vector(item: TokenEmbeddings, start: int, end: int) -> np.ndarray:
 class AspectAttentionHead(nn.Module):
     """Scores (review, aspect) pairs from the review's token vectors.
 
-    The aspect is either a category index (learned query and embedding) or a vector
-    (a term's mean token vector, projected into a query). Features: the attention-pooled
-    tokens, the masked mean of all tokens and the aspect vector, then an MLP.
+    A category has a learned query and vector; a term's query is its mean token vector,
+    projected. Features: the attention-pooled tokens, the masked mean of all tokens and
+    the aspect vector, then an MLP.
     """
 
     def __init__(self, dim: int, n_outputs: int, *, n_categories: int = 0, hidden: int = 256, dropout: float = 0.1) -> None:
@@ -56,18 +56,24 @@ class AspectAttentionHead(nn.Module):
             nn.Dropout(dropout), nn.Linear(3 * dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, n_outputs)
         )
 
-    def forward(
-        self, tokens: torch.Tensor, mask: torch.Tensor, categories: torch.Tensor | None = None, terms: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        if categories is not None:
-            query, aspect = self.category_queries(categories), self.category_vectors(categories)
+    def forward(self, tokens: torch.Tensor, mask: torch.Tensor, terms: torch.Tensor | None = None) -> torch.Tensor:
+        """Without ``terms``: scores for every category at once, shape ``(batch, n_categories,
+        n_outputs)`` (one pass over a review's tokens serves all its categories). With
+        ``terms`` (``(batch, dim)``, one term per row): shape ``(batch, n_outputs)``."""
+        if terms is None:
+            queries, aspects = self.category_queries.weight, self.category_vectors.weight  # (C, d)
+            scores = torch.einsum("btd,cd->bct", tokens, queries)
         else:
-            query, aspect = self.term_query(terms), terms
-        scores = torch.einsum("btd,bd->bt", tokens, query) / math.sqrt(self.dim)
-        weights = torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=1)
-        attended = torch.einsum("bt,btd->bd", weights, tokens)
-        mean = (tokens * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)
-        return self.mlp(torch.cat([attended, mean, aspect], dim=1))
+            queries, aspects = self.term_query(terms), terms  # (B, d)
+            scores = torch.einsum("btd,bd->bt", tokens, queries).unsqueeze(1)
+        scores = scores / math.sqrt(self.dim)
+        weights = torch.softmax(scores.masked_fill(~mask.unsqueeze(1), float("-inf")), dim=2)
+        attended = torch.einsum("bct,btd->bcd", weights, tokens)
+        mean = ((tokens * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)).unsqueeze(1)
+        aspects = aspects.unsqueeze(0) if terms is None else aspects.unsqueeze(1)
+        features = torch.cat([attended, mean.expand_as(attended), aspects.expand_as(attended)], dim=2)
+        outputs = self.mlp(features)
+        return outputs if terms is None else outputs[:, 0]
 
 
 def train_head(
