@@ -79,10 +79,10 @@ class TransformerEncoder(CachedEncoder):
 
     def _load(self):
         if self._model is None:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")  # read at import: set before transformers loads
             import torch
             from transformers import AutoModel, AutoTokenizer
 
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
             torch.set_num_threads(os.cpu_count() or 1)
             self._tokenizer = AutoTokenizer.from_pretrained(str(self.path), local_files_only=True)
             self._model = AutoModel.from_pretrained(str(self.path), local_files_only=True, use_safetensors=True).eval()
