@@ -34,3 +34,17 @@ def test_quick_run_tunes_scores_and_writes_results(tmp_path):
 def test_methods_skip_tasks_they_do_not_declare():
     run = run_evaluation(["semeval14-atsa"], ["majority"], limit=100, tune=False)
     assert [r["method"] for r in run["results"]] == ["majority"] and run["results"][0]["tuning"] == []
+
+
+def test_the_run_times_prediction_with_an_empty_embedding_cache():
+    import os
+
+    from topicsent.encoders import CACHE_DIR_ENV
+
+    before = os.environ.get(CACHE_DIR_ENV)
+    seen = []
+    run_evaluation(
+        ["mams-acsa"], ["majority"], limit=50, tune=False, on_result=lambda run, result: seen.append(os.environ[CACHE_DIR_ENV])
+    )
+    assert seen and seen[0] != before and "topicsent-eval-cache-" in seen[0]
+    assert os.environ.get(CACHE_DIR_ENV) == before and not os.path.exists(seen[0])

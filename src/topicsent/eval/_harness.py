@@ -13,9 +13,12 @@ from __future__ import annotations
 import csv
 import itertools
 import json
+import os
 import platform
 import subprocess
-from collections.abc import Callable, Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +26,7 @@ from typing import Any
 
 from topicsent._progress import progress_bar
 from topicsent.data import ReviewSet, Splits, load_dataset
+from topicsent.encoders._cache import CACHE_DIR_ENV
 from topicsent.eval._metrics import (
     coverage,
     detection_scores,
@@ -176,6 +180,28 @@ def run_evaluation(
     ``on_result(run, result)`` is called after each method so callers can save partial
     runs: a crash or Ctrl-C in hour two keeps the first hour's numbers.
     """
+    with _fresh_embedding_cache():
+        return _run(datasets, methods, limit=limit, seed=seed, tune=tune, tune_sample=tune_sample, on_result=on_result)
+
+
+@contextmanager
+def _fresh_embedding_cache() -> Iterator[None]:
+    """An empty embedding cache for the run: tuning still encodes each train text once,
+    but the timed test pass encodes its texts for real, so reviews/s is what a user
+    sees on new reviews, not a cache read."""
+    previous = os.environ.get(CACHE_DIR_ENV)
+    with tempfile.TemporaryDirectory(prefix="topicsent-eval-cache-") as directory:
+        os.environ[CACHE_DIR_ENV] = directory
+        try:
+            yield
+        finally:
+            if previous is None:
+                os.environ.pop(CACHE_DIR_ENV, None)
+            else:
+                os.environ[CACHE_DIR_ENV] = previous
+
+
+def _run(datasets, methods, *, limit, seed, tune, tune_sample, on_result) -> dict[str, Any]:
     started = datetime.now(UTC)
     run: dict[str, Any] = {
         "run": {
