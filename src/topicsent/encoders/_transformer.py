@@ -82,7 +82,9 @@ class TransformerEncoder(CachedEncoder):
             os.environ.setdefault("HF_HUB_OFFLINE", "1")  # read at import: set before transformers loads
             import torch
             from transformers import AutoModel, AutoTokenizer
+            from transformers.utils import logging as transformers_logging
 
+            transformers_logging.disable_progress_bar()  # our own bars show the encoding
             torch.set_num_threads(os.cpu_count() or 1)
             self._tokenizer = AutoTokenizer.from_pretrained(str(self.path), local_files_only=True)
             self._model = AutoModel.from_pretrained(str(self.path), local_files_only=True, use_safetensors=True).eval()
