@@ -38,6 +38,7 @@ format: $(STAMP)
 ## bench: the methods on the full datasets; tables on screen, JSON/CSV in results/bench.
 ## English sets: every method. NSMC: the baselines (the packaged encoder is English-only,
 ## and encoding 712k reviews at ~90/s on 2 cores would take hours).
+bench: export COLUMNS = 200
 bench: $(STAMP)
 	$(BIN)/topicsent eval --dataset mams-acsa,mams-atsa,semeval14-acsa,semeval14-atsa,womens-clothing --methods all --out results/bench
 	$(BIN)/topicsent eval --dataset nsmc,nsmc-binary --methods majority,tfidf-lr --out results/bench
