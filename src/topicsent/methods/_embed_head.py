@@ -237,7 +237,7 @@ class EmbedHeadMethod(AspectPipelineMethod):
             if review.id not in row_of:
                 row_of[review.id] = len(reviews)
                 reviews.append(review)
-        index = {name: i for i, name in enumerate(self.categories)}
+        index = self.category_index
         return reviews, [row_of[r.id] for r, _ in pairs], [index[a.name] for _, a in pairs]
 
     # ----- polarity and detection, by design ----------------------------------------------------

@@ -96,8 +96,13 @@ class AspectPipelineMethod(BaseMethod):
     def categories(self) -> tuple[str, ...]:
         return self.label_space_.categories or ()
 
+    @property
+    def category_index(self) -> dict[str, int]:
+        """Column of each category in detection matrices and gated features (taxonomy order)."""
+        return {name: i for i, name in enumerate(self.categories)}
+
     def _mention_matrix(self, reviews: Sequence[Review]) -> np.ndarray:
-        index = {name: i for i, name in enumerate(self.categories)}
+        index = self.category_index
         mentioned = np.zeros((len(reviews), len(index)), dtype=int)
         for row, review in enumerate(reviews):
             for aspect in review.aspects:

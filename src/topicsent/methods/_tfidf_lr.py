@@ -123,7 +123,7 @@ class TfidfLRMethod(AspectPipelineMethod):
     def _pair_features(self, pairs: list[Pair]) -> sp.csr_matrix:
         shared = self._texts([review for review, _ in pairs])
         if self.task_ is Task.ACSA:
-            index = {name: i for i, name in enumerate(self.categories)}
+            index = self.category_index
             blocks = np.array([index[aspect.name] for _, aspect in pairs])
             return sp.hstack([shared, _gate(shared, blocks, len(index))], format="csr")
         contexts = self.vectorizer_.transform([
