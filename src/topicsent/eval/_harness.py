@@ -224,7 +224,7 @@ def _run(datasets, methods, *, limit, seed, tune, tune_sample, on_result) -> dic
         with progress_bar(f"load {dataset}", total=None):
             splits = load_dataset(dataset).limited(limit, seed)
         for spec in methods:
-            if load_task(dataset) not in method_class(parse_method_spec(spec)[0]).supported_tasks:
+            if splits.train.task not in method_class(parse_method_spec(spec)[0]).supported_tasks:
                 continue
             result = evaluate_method(dataset, splits, spec, tune=tune, seed=seed, tune_sample=tune_sample)
             results.append(result)
@@ -234,12 +234,6 @@ def _run(datasets, methods, *, limit, seed, tune, tune_sample, on_result) -> dic
             if on_result:
                 on_result(run, result)
     return run
-
-
-def load_task(dataset: str) -> Task:
-    from topicsent.data import dataset_info
-
-    return dataset_info(dataset).task
 
 
 def git_commit() -> str:
