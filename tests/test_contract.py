@@ -17,7 +17,11 @@ from topicsent.schema import ReviewAnalysis, Task
 EXPECTED_FAILURES: dict[str, dict[str, str]] = {}  # method -> {check name: reason}
 #: Parameters that make a method quick enough to fit many times here (as scikit-learn's
 #: checks shorten max_iter); quality is tested elsewhere with the defaults.
-CONTRACT_PARAMS: dict[str, dict] = {"embed-head": {"epochs": 3}}
+CONTRACT_PARAMS: dict[str, dict] = {
+    "embed-head": {"epochs": 3},
+    "finetune": {"epochs": 1, "examples_per_class": 6, "max_length": 48},
+    "setfit": {"examples_per_class": 4, "max_steps": 4, "max_length": 48},
+}
 
 CASES = [(name, task) for name in method_names() for task in sorted(method_class(name).supported_tasks)]
 

@@ -1,0 +1,94 @@
+"""finetune and setfit on real data: they learn (beat majority on held-out reviews),
+in English and Korean, from packaged bases and from a user's model directory."""
+
+from __future__ import annotations
+
+import pytest
+
+from topicsent.data import load_dataset
+from topicsent.encoders import resolve_encoder
+from topicsent.errors import InvalidParameterError
+from topicsent.eval import score
+from topicsent.methods import BaseMethod, make_method
+from topicsent.methods._finetuning import resolve_base
+from topicsent.methods._pair_classifier import NONE, auxiliary_sentence, sample_per_class
+
+
+@pytest.fixture(scope="module")
+def mams_sample():
+    splits = load_dataset("mams-acsa")
+    return splits.train.sample(500, seed=7), splits.test.sample(120, seed=7)
+
+
+@pytest.fixture(scope="module")
+def majority_scores(mams_sample):
+    train, test = mams_sample
+    return score(make_method("majority").fit(train), test)[0]
+
+
+def test_finetune_acsa_beats_majority_and_detects_categories(mams_sample, majority_scores):
+    train, test = mams_sample
+    method = make_method("finetune", epochs=2, random_state=0).fit(train)
+    learned, statuses, _ = score(method, test)
+    assert statuses["ok"] == len(test)
+    assert method.pair_classes_[-1] == NONE
+    assert learned["polarity_accuracy"] >= majority_scores["polarity_accuracy"] + 0.1
+    assert learned["detection_f1"] >= majority_scores["detection_f1"] + 0.15
+    curve = method.training_report_.curve
+    assert curve and all(0.0 <= row["validation_accuracy"] <= 1.0 for row in curve)
+
+
+def test_setfit_few_shot_beats_majority(mams_sample, majority_scores):
+    train, test = mams_sample
+    method = make_method("setfit", examples_per_class=16, max_steps=120).fit(train)
+    learned, _, _ = score(method, test)
+    assert method.head_.coef.shape[0] == len(method.pair_classes_)  # polarities + none, 16 examples each
+    assert learned["polarity_accuracy"] >= majority_scores["polarity_accuracy"] + 0.05
+
+
+def test_finetune_from_a_local_model_directory_writes_a_model_card(mams_sample, tmp_path):
+    train, test = mams_sample
+    directory = str(resolve_encoder("all-MiniLM-L6-v2"))  # stands in for a user's KLUE/KcELECTRA checkpoint
+    method = make_method("finetune", base=directory, adaptation="lora", epochs=1, examples_per_class=30).fit(train)
+    method.save(tmp_path / "model")
+    card = (tmp_path / "model" / "model" / "README.md").read_text(encoding="utf-8")
+    assert "LoRA adapters (rank 8)" in card and "mams-acsa" in card and "| epoch |" in card
+    assert (tmp_path / "model" / "model" / "adapter_model.safetensors").is_file()
+    loaded = BaseMethod.load(tmp_path / "model")
+    assert [a.aspects for a in loaded.predict(test[:10])] == [a.aspects for a in method.predict(test[:10])]
+
+
+def test_korean_ratings_with_setfit_beat_majority(korean_ratings):
+    train, test = korean_ratings
+    majority = score(make_method("majority").fit(train), test)[0]
+    learned = score(make_method("setfit", examples_per_class=40, max_steps=100).fit(train), test)[0]
+    assert learned["mae"] < majority["mae"]
+
+
+@pytest.mark.slow
+def test_korean_binary_with_qwen_lora_beats_majority():
+    """The packaged Korean-capable LLM, LoRA-tuned as a classifier (~3 min load + train)."""
+    splits = load_dataset("nsmc-binary")
+    train, test = splits.train.sample(400, seed=3), splits.test.sample(150, seed=3)
+    majority = score(make_method("majority").fit(train), test)[0]
+    method = make_method("finetune", base="qwen2.5-coder-0.5b-instruct", adaptation="lora", epochs=1, max_length=64)
+    learned = score(method.fit(train), test)[0]
+    assert learned["accuracy"] >= majority["accuracy"] + 0.1
+
+
+def test_sampling_and_questions():
+    labels = ["positive"] * 10 + ["negative"] * 3 + [NONE] * 5
+    rows = sample_per_class(labels, 4, seed=0)
+    assert sorted(labels[i] for i in rows) == ["negative"] * 3 + [NONE] * 4 + ["positive"] * 4
+    assert sample_per_class(labels, None, seed=0) == list(range(len(labels)))
+    assert auxiliary_sentence("anecdotes/miscellaneous", "en") == "what do you think of the anecdotes or miscellaneous?"
+    assert auxiliary_sentence("음식", "ko").startswith("음식")
+
+
+def test_bad_bases_fail_clearly(tmp_path):
+    with pytest.raises(InvalidParameterError, match="not a packaged model"):
+        resolve_base("no-such-model")
+    with pytest.raises(InvalidParameterError, match="does not exist"):
+        resolve_base(str(tmp_path / "missing.gguf"))
+    with pytest.raises(InvalidParameterError, match="must be None or > 0"):
+        make_method("finetune", learning_rate=-1).fit(load_dataset("mams-acsa").train[:20])
