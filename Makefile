@@ -50,7 +50,7 @@ bench: bench-baselines bench-encoders
 bench-baselines: export COLUMNS = 200
 bench-baselines: $(STAMP)
 	$(BIN)/topicsent eval --dataset mams-acsa,mams-atsa,semeval14-acsa,semeval14-atsa,womens-clothing \
-		--methods majority,tfidf-lr,embed-head --out results/bench
+		--methods "majority,tfidf-lr,embed-head,embed-head[quantize=True]" --out results/bench
 	$(BIN)/topicsent eval --dataset nsmc,nsmc-binary --methods majority,tfidf-lr --out results/bench
 
 ## bench-encoders: finetune (full, LoRA), setfit and its learning curve, Korean with Qwen LoRA

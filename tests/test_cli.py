@@ -51,15 +51,20 @@ def test_eval_prints_tables_and_writes_results(tmp_path):
     assert len(list(tmp_path.glob("eval-*.json"))) == 1 and len(list(tmp_path.glob("eval-*.csv"))) == 1
 
 
-def test_train_then_predict_a_user_file(tmp_path):
+@pytest.mark.parametrize(
+    ("method", "params"),
+    [("tfidf-lr", "{}"), ("finetune", '{"epochs": 4, "learning_rate": 0.0003, "max_length": 32, "patience": 4}')],
+)
+def test_train_then_predict_a_user_file(tmp_path, method, params):
     train_file = tmp_path / "train.csv"
     lines = ["id,review,stars"] + [
         f"{i},{'great lovely perfect' if i % 2 else 'awful broken bad'} item {i},{5 if i % 2 else 1}" for i in range(60)
     ]
     train_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
     trained = run(
-        "train", str(train_file), "--text-col", "review", "--id-col", "id", "--rating-col", "stars", "-o", str(tmp_path / "model")
-    )
+        "train", str(train_file), "--text-col", "review", "--id-col", "id", "--rating-col", "stars",
+        "--method", method, "--params", params, "-o", str(tmp_path / "model"),
+    )  # fmt: skip
     assert trained.returncode == 0, trained.stderr
     reviews = tmp_path / "new.jsonl"
     reviews.write_text('{"review": "perfect and lovely"}\n{"review": "   "}\n{"review": "broken, awful"}\n', encoding="utf-8")

@@ -6,12 +6,12 @@ from topicsent.encoders._pooled import POOLED_ENCODERS, PooledEncoder
 from topicsent.encoders._transformer import PACKAGED_ENCODERS, TokenEmbeddings, TransformerEncoder, resolve_encoder
 
 
-def make_encoder(name_or_path: str, *, max_length: int = 128) -> CachedEncoder:
+def make_encoder(name_or_path: str, *, max_length: int = 128, quantize: bool = False) -> CachedEncoder:
     """A packaged multilingual sentence encoder by name, else a transformer encoder
-    (packaged name or local directory)."""
+    (packaged name or local directory), optionally with int8 weights."""
     if name_or_path in POOLED_ENCODERS:
         return PooledEncoder(name_or_path)
-    return TransformerEncoder(name_or_path, max_length=max_length)
+    return TransformerEncoder(name_or_path, max_length=max_length, quantize=quantize)
 
 
 __all__ = [

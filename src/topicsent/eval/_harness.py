@@ -66,6 +66,7 @@ class MethodResult:
     n_test: int = 0
     statuses: dict[str, int] = field(default_factory=dict)
     relative: dict[str, float | None] = field(default_factory=dict)
+    training: dict[str, Any] | None = None  # the method's own training curve, when it keeps one
 
     @property
     def score(self) -> float:
@@ -145,7 +146,14 @@ def evaluate_method(
         peak_rss_mb=max(filter(None, (fitting.peak_rss_mb, testing.peak_rss_mb)), default=None),
         extra_peak_mb=max(filter(None, (fitting.extra_peak_mb, testing.extra_peak_mb)), default=None),
         n_train=len(splits.train), n_test=len(splits.test), statuses=statuses,
+        training=_training_report(method),
     )  # fmt: skip
+
+
+def _training_report(method: BaseMethod) -> dict[str, Any] | None:
+    """The validation curve of methods that train in epochs (``training_report_``)."""
+    report = getattr(method, "training_report_", None)
+    return report.to_dict() if report is not None else None
 
 
 def add_relative_columns(results: Sequence[MethodResult]) -> None:

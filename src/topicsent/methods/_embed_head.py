@@ -55,6 +55,9 @@ class EmbedHeadMethod(AspectPipelineMethod):
         How aspects meet the encoder (see the module docstring).
     max_length : int, default=128
         Tokens per review given to the encoder (longer reviews are truncated).
+    quantize : bool, default=False
+        int8 dynamic quantisation of the encoder's linear layers: faster encoding on
+        CPU at a small cost in vector fidelity (transformer encoders only).
     hidden : int, default=256
         Hidden units of the attention heads.
     epochs : int, default=40
@@ -71,6 +74,7 @@ class EmbedHeadMethod(AspectPipelineMethod):
     tuning_grid: ClassVar[dict[str, list[Any]]] = {"learning_rate": [1e-3, 3e-3]}
     parameter_constraints: ClassVar[dict[str, tuple | str]] = {
         "design": ("attention", "pair"),
+        "quantize": (False, True),
         "rating_model": ("classify", "regress"),
         "max_length": "count",
         "hidden": "count",
@@ -86,6 +90,7 @@ class EmbedHeadMethod(AspectPipelineMethod):
         encoder: str = "all-MiniLM-L6-v2",
         design: str = "attention",
         max_length: int = 128,
+        quantize: bool = False,
         hidden: int = 256,
         epochs: int = 40,
         learning_rate: float = 2e-3,
@@ -96,6 +101,7 @@ class EmbedHeadMethod(AspectPipelineMethod):
         self.encoder = encoder
         self.design = design
         self.max_length = max_length
+        self.quantize = quantize
         self.hidden = hidden
         self.epochs = epochs
         self.learning_rate = learning_rate
@@ -119,7 +125,7 @@ class EmbedHeadMethod(AspectPipelineMethod):
         if getattr(self, "_encoder", None) is None:
             from topicsent.encoders import make_encoder
 
-            self._encoder = make_encoder(self.encoder, max_length=self.max_length)
+            self._encoder = make_encoder(self.encoder, max_length=self.max_length, quantize=self.quantize)
         return self._encoder
 
     # ----- ratings: mean-pooled vectors + linear model ----------------------------------------
