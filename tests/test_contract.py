@@ -151,8 +151,8 @@ def test_damaged_model_directory_is_a_clear_error(name, task_data, tmp_path):
 
     method, _ = _fitted(name, Task.RATING if Task.RATING in method_class(name).supported_tasks else Task.ACSA, task_data)
     method.save(tmp_path)
-    for state_file in tmp_path.iterdir():
-        if state_file.name != "topicsent.json":
+    for state_file in tmp_path.rglob("*"):
+        if state_file.is_file() and state_file.name != "topicsent.json":
             state_file.write_bytes(b"not what was saved")
     with pytest.raises(ModelFileError, match="damaged"):
         BaseMethod.load(tmp_path)

@@ -17,7 +17,7 @@ from topicsent.methods._pair_classifier import NONE, auxiliary_sentence, sample_
 @pytest.fixture(scope="module")
 def mams_sample():
     splits = load_dataset("mams-acsa")
-    return splits.train.sample(500, seed=7), splits.test.sample(120, seed=7)
+    return splits.train.sample(300, seed=7), splits.test.sample(100, seed=7)
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,7 @@ def majority_scores(mams_sample):
 
 def test_finetune_acsa_beats_majority_and_detects_categories(mams_sample, majority_scores):
     train, test = mams_sample
-    method = make_method("finetune", epochs=2, random_state=0).fit(train)
+    method = make_method("finetune", epochs=2, learning_rate=1e-4, max_length=64, random_state=0).fit(train)
     learned, statuses, _ = score(method, test)
     assert statuses["ok"] == len(test)
     assert method.pair_classes_[-1] == NONE

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import tempfile
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
@@ -132,7 +133,9 @@ class SetFitMethod(PairClassifierMethod):
             )  # fmt: skip
             trainer = Trainer(model=SetFitModel(model_body=self.body_, model_head=LogisticRegression()), args=args)
             trainer.add_callback(Advance())
-            trainer.train_embeddings(texts, labels, args=args)
+            with warnings.catch_warnings():  # its data loader asks for pinned memory, which a CPU ignores
+                warnings.filterwarnings("ignore", message=".*pin_memory.*")
+                trainer.train_embeddings(texts, labels, args=args)
         self.body_.eval()
 
     def _embed(self, texts: list[str]) -> np.ndarray:
