@@ -66,7 +66,7 @@ bench-encoders: $(KOREAN_LLM)
 		finetune[base=qwen2.5-coder-0.5b-instruct,adaptation=lora,max_length=64,examples_per_class=100],\
 		finetune[base=qwen2.5-coder-0.5b-instruct,adaptation=lora,max_length=64,examples_per_class=400]"
 	$(BIN)/topicsent eval --dataset womens-clothing --out results/bench --methods "majority,tfidf-lr,\
-		finetune[examples_per_class=400,epochs=2],finetune[examples_per_class=400,epochs=2,rating_model=regress]"
+		finetune[examples_per_class=200,epochs=2],finetune[examples_per_class=200,epochs=2,rating_model=regress]"
 
 clean:
 	rm -rf $(VENV) demo-output results .pytest_cache

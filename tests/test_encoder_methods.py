@@ -61,7 +61,7 @@ def test_finetune_from_a_local_model_directory_writes_a_model_card(mams_sample, 
 def test_korean_ratings_with_setfit_beat_majority(korean_ratings):
     train, test = korean_ratings
     majority = score(make_method("majority").fit(train), test)[0]
-    learned = score(make_method("setfit", examples_per_class=40, max_steps=100).fit(train), test)[0]
+    learned = score(make_method("setfit", examples_per_class=20, max_steps=30, max_length=64).fit(train), test)[0]
     assert learned["mae"] < majority["mae"]
 
 
