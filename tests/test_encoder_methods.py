@@ -26,6 +26,7 @@ def majority_scores(mams_sample):
     return score(make_method("majority").fit(train), test)[0]
 
 
+@pytest.mark.slow  # ~5 min on 2 cores; the contract, CLI and local-directory tests train finetune by default
 def test_finetune_acsa_beats_majority_and_detects_categories(mams_sample, majority_scores):
     train, test = mams_sample
     method = make_method("finetune", epochs=2, learning_rate=1e-4, max_length=64, random_state=0).fit(train)
