@@ -22,6 +22,7 @@ from topicsent.data import Review
 from topicsent.errors import InvalidParameterError
 from topicsent.methods._finetuning import (
     ADAPTATIONS,
+    MODEL_SUBDIR,
     Example,
     TrainingReport,
     load_checkpoint,
@@ -201,7 +202,7 @@ class FinetuneMethod(PairClassifierMethod):
         save_checkpoint(self.model_, self.tokenizer_, directory, self._model_card(facts), facts)
 
     def _load_models(self, directory: Path) -> None:
-        facts = json.loads((directory / "model" / "training.json").read_text(encoding="utf-8"))
+        facts = json.loads((directory / MODEL_SUBDIR / "training.json").read_text(encoding="utf-8"))
         self.n_outputs_, self.n_train_examples_ = facts["n_outputs"], facts["training_examples"]
         self.training_data_ = facts["training_data"]
         self.training_report_ = TrainingReport(facts["best_epoch"], facts["curve"])

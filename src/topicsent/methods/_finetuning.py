@@ -40,10 +40,6 @@ class BaseModel:
     directory: Path
     gguf_file: str | None = None
 
-    @property
-    def is_decoder(self) -> bool:
-        return self.gguf_file is not None
-
     def load_kwargs(self) -> dict[str, Any]:
         return {"gguf_file": self.gguf_file} if self.gguf_file else {}
 
