@@ -32,7 +32,7 @@ from topicsent.methods._finetuning import (
     save_checkpoint,
     train_classifier,
 )
-from topicsent.methods._pair_classifier import PairClassifierMethod, held_out_rows, sample_per_class
+from topicsent.methods._pair_classifier import PairClassifierMethod, held_out_rows
 from topicsent.schema import Task
 
 DEFAULT_LEARNING_RATE = {"full": 5e-5, "lora": 5e-4}
@@ -165,8 +165,7 @@ class FinetuneMethod(PairClassifierMethod):
         return float(self.classes_[0]), float(self.classes_[-1])
 
     def _fit_rating(self, reviews: Sequence[Review], ratings: np.ndarray) -> None:
-        keep = sample_per_class([str(r) for r in ratings], self.examples_per_class, self.random_state)
-        reviews, ratings = [reviews[i] for i in keep], ratings[keep]
+        reviews, ratings = self._rating_sample(reviews, ratings)
         examples: list[Example] = [(review.text, None) for review in reviews]
         if self.rating_model == "classify":
             targets = np.searchsorted(self.classes_, ratings)

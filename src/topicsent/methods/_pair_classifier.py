@@ -79,6 +79,11 @@ class PairClassifierMethod(AspectPipelineMethod):
         """What the pair model predicts: the polarities, plus ``none`` for ACSA."""
         return [*self.polarity_classes_, NONE] if self.task_ is Task.ACSA else list(self.polarity_classes_)
 
+    def _rating_sample(self, reviews: Sequence[Review], ratings: np.ndarray) -> tuple[list[Review], np.ndarray]:
+        """The rating-training reviews, at most ``examples_per_class`` per rating (seeded)."""
+        keep = sample_per_class([str(r) for r in ratings], self.examples_per_class, self.random_state)
+        return [reviews[i] for i in keep], ratings[keep]
+
     def _examples(self, pairs: Sequence[Pair]) -> list[Example]:
         return [(review.text, auxiliary_sentence(aspect.name, self.language_)) for review, aspect in pairs]
 

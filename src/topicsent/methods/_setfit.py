@@ -25,7 +25,7 @@ from topicsent.data import Review
 from topicsent.encoders._transformer import prepare_transformers, resolve_encoder
 from topicsent.methods._finetuning import Example
 from topicsent.methods._linear import fit_classifier, fit_rater, load_models, predict_ratings, rating_proba, save_models
-from topicsent.methods._pair_classifier import PairClassifierMethod, sample_per_class
+from topicsent.methods._pair_classifier import PairClassifierMethod
 from topicsent.schema import Task
 
 BODY_DIR = "body"
@@ -163,8 +163,8 @@ class SetFitMethod(PairClassifierMethod):
     # ----- ratings -----------------------------------------------------------------------------
 
     def _fit_rating(self, reviews: Sequence[Review], ratings: np.ndarray) -> None:
-        keep = sample_per_class([str(r) for r in ratings], self.examples_per_class, self.random_state)
-        texts, ratings = [reviews[i].text for i in keep], ratings[keep]
+        sampled, ratings = self._rating_sample(reviews, ratings)
+        texts = [review.text for review in sampled]
         self._train_body(texts, [int(r) for r in ratings])
         self.head_ = fit_rater(self._embed(texts), ratings, mode=self.rating_model, C=self.C, seed=self.random_state)
 
