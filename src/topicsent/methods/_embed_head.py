@@ -24,13 +24,14 @@ import numpy as np
 from topicsent.data import Review
 from topicsent.errors import InvalidParameterError
 from topicsent.methods._linear import (
-    detectors_in_order,
     fit_binary,
     fit_classifier,
     fit_rater,
     load_models,
+    pipeline_models,
     predict_ratings,
     rating_proba,
+    restore_pipeline_models,
     save_models,
 )
 from topicsent.methods._pipeline import AspectPipelineMethod, Pair
@@ -304,9 +305,7 @@ class EmbedHeadMethod(AspectPipelineMethod):
     # ----- persistence: heads as safetensors, linear models as arrays ---------------------------
 
     def _save_models(self, directory: Path) -> None:
-        linear = {name: getattr(self, f"{name}_model_") for name in ("polarity", "rating") if hasattr(self, f"{name}_model_")}
-        linear |= {f"detector{i}": model for i, model in enumerate(getattr(self, "detector_models_", []))}
-        if linear:
+        if linear := pipeline_models(self, detectors="detector_models_"):
             save_models(directory / LINEAR_FILE, linear)
         heads = {name: getattr(self, f"{name}_head_") for name in ("polarity", "detector") if hasattr(self, f"{name}_head_")}
         if heads:
@@ -319,13 +318,7 @@ class EmbedHeadMethod(AspectPipelineMethod):
 
     def _load_models(self, directory: Path) -> None:
         if (directory / LINEAR_FILE).is_file():
-            models = load_models(directory / LINEAR_FILE)[0]
-            for name in ("polarity", "rating"):
-                if name in models:
-                    setattr(self, f"{name}_model_", models[name])
-            detectors = detectors_in_order(models)
-            if detectors:
-                self.detector_models_ = detectors
+            restore_pipeline_models(self, load_models(directory / LINEAR_FILE)[0], detectors="detector_models_")
         if (directory / HEADS_FILE).is_file():
             from safetensors.torch import load_file
 

@@ -122,9 +122,29 @@ def load_models(path: Path) -> tuple[dict[str, LinearModel], dict[str, np.ndarra
     return models, extras
 
 
-def detectors_in_order(models: dict[str, LinearModel]) -> list[LinearModel]:
+def _detectors_in_order(models: dict[str, LinearModel]) -> list[LinearModel]:
     """The per-category models saved as ``detector0``, ``detector1``, ... in category order."""
     numbered = sorted(
         (int(name.removeprefix("detector")), model) for name, model in models.items() if name.startswith("detector")
     )
     return [model for _, model in numbered]
+
+
+#: Linear parts of an aspect pipeline, stored as ``<part>_model_`` attributes.
+_PIPELINE_PARTS = ("polarity", "rating")
+
+
+def pipeline_models(method, detectors: str = "detectors_") -> dict[str, LinearModel]:
+    """A pipeline method's fitted linear models by name, ready for :func:`save_models`
+    (``detectors`` names the attribute holding the per-category models)."""
+    models = {name: getattr(method, f"{name}_model_") for name in _PIPELINE_PARTS if hasattr(method, f"{name}_model_")}
+    return models | {f"detector{i}": model for i, model in enumerate(getattr(method, detectors, []))}
+
+
+def restore_pipeline_models(method, models: dict[str, LinearModel], detectors: str = "detectors_") -> None:
+    """Set the attributes :func:`pipeline_models` read from what :func:`load_models` returned."""
+    for name in _PIPELINE_PARTS:
+        if name in models:
+            setattr(method, f"{name}_model_", models[name])
+    if found := _detectors_in_order(models):
+        setattr(method, detectors, found)

@@ -49,8 +49,8 @@ _SPEC = re.compile(r"^\s*([\w.-]+)\s*(?:\[(.*)\])?\s*$")
 def parse_method_spec(spec: str) -> tuple[str, dict[str, Any]]:
     """``"embed-head[design=pair,epochs=10]"`` -> ``("embed-head", {"design": "pair", "epochs": 10})``.
 
-    Values are read as JSON where they parse (numbers, true/false) and as strings
-    otherwise, so variants of one method can be compared in the same run.
+    Values are read as JSON where they parse (numbers, true/false; Python's True/False
+    too) and as strings otherwise, so variants of one method can be compared in the same run.
     """
     match = _SPEC.match(spec)
     if not match:
@@ -61,12 +61,18 @@ def parse_method_spec(spec: str) -> tuple[str, dict[str, Any]]:
         key, equals, value = item.partition("=")
         if not equals or not key.strip():
             raise InvalidParameterError(f"method spec {spec!r}: {item!r} is not key=value")
-        try:
-            params[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            params[key.strip()] = value.strip()
+        params[key.strip()] = _spec_value(value.strip())
     method_class(name)().set_params(**params)  # unknown name or parameter: fail now, not mid-run
     return name, params
+
+
+def _spec_value(text: str) -> Any:
+    if text in ("True", "False"):
+        return text == "True"
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
 
 
 def split_method_specs(text: str) -> list[str]:

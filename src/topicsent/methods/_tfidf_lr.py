@@ -19,13 +19,14 @@ import scipy.sparse as sp
 
 from topicsent.data import Review
 from topicsent.methods._linear import (
-    detectors_in_order,
     fit_binary,
     fit_classifier,
     fit_rater,
     load_models,
+    pipeline_models,
     predict_ratings,
     rating_proba,
+    restore_pipeline_models,
     save_models,
 )
 from topicsent.methods._pipeline import AspectPipelineMethod, Pair
@@ -165,23 +166,14 @@ class TfidfLRMethod(AspectPipelineMethod):
     # ----- persistence: vocabulary as JSON, numbers as arrays (no pickle) --------------------
 
     def _save_models(self, directory: Path) -> None:
-        models = {f"detector{i}": detector for i, detector in enumerate(getattr(self, "detectors_", []))}
-        for name in ("polarity", "rating"):
-            if hasattr(self, f"{name}_model_"):
-                models[name] = getattr(self, f"{name}_model_")
-        save_models(directory / ARRAYS_FILE, models, idf=self.vectorizer_.idf_)
+        save_models(directory / ARRAYS_FILE, pipeline_models(self), idf=self.vectorizer_.idf_)
         vocabulary = self.vectorizer_.get_feature_names_out().tolist()
         (directory / VOCABULARY_FILE).write_text(json.dumps(vocabulary, ensure_ascii=False), encoding="utf-8")
 
     def _load_models(self, directory: Path) -> None:
         vocabulary = json.loads((directory / VOCABULARY_FILE).read_text(encoding="utf-8"))
         models, arrays = load_models(directory / ARRAYS_FILE)
+        restore_pipeline_models(self, models)
         self.vectorizer_ = self._new_vectorizer()
         self.vectorizer_.vocabulary_ = {term: index for index, term in enumerate(vocabulary)}
         self.vectorizer_.idf_ = arrays["idf"]
-        for name in ("polarity", "rating"):
-            if name in models:
-                setattr(self, f"{name}_model_", models[name])
-        detectors = detectors_in_order(models)
-        if detectors:
-            self.detectors_ = detectors
