@@ -35,6 +35,7 @@ class ColumnMap:
     id: str | None = None
     rating: str | None = None
     aspects: str | None = None
+    date: str | None = None  # kept as text in ``Review.meta["date"]`` (per-topic trends)
 
 
 def detect_language(text: str) -> str:
@@ -74,7 +75,14 @@ def read_reviews(
     if not records:
         raise InputDataError(f"{source}: no reviews in the file (it is empty or has only a header)")
     available = set(records[0][1])
-    for role, name in (("text", columns.text), ("id", columns.id), ("rating", columns.rating), ("aspects", columns.aspects)):
+    roles = (
+        ("text", columns.text),
+        ("id", columns.id),
+        ("rating", columns.rating),
+        ("aspects", columns.aspects),
+        ("date", columns.date),
+    )
+    for role, name in roles:
         if name is not None and name not in available:
             raise InputDataError(
                 f"{source}: no column {name!r} for the {role} (columns: {', '.join(sorted(available))}); "
@@ -194,6 +202,7 @@ def _review(source: str, row: int, record: dict[str, Any], columns: ColumnMap, l
         language=detect_language(text) if language == "auto" else language,
         rating=_rating(where, record.get(columns.rating)) if columns.rating else None,
         aspects=aspects,
+        meta={"date": str(record[columns.date])} if columns.date and record.get(columns.date) is not None else {},
     )
 
 

@@ -12,10 +12,21 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from topicsent.errors import InvalidParameterError, TopicsentError
+from topicsent.interfaces._options import (
+    AspectsCol,
+    IdCol,
+    RatingCol,
+    TextCol,
+    columns,
+    console,
+    errors,
+    fmt,
+    split_names,
+)
+from topicsent.interfaces._topics_cli import eval_topics, topics, topics_edit
 
 app = typer.Typer(
     name="topicsent",
@@ -24,42 +35,6 @@ app = typer.Typer(
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
 )
-console = Console()
-errors = Console(stderr=True)
-
-TextCol = Annotated[str, typer.Option("--text-col", help="Column holding the review text.")]
-IdCol = Annotated[str | None, typer.Option("--id-col", help="Column holding a unique review id (default: row number).")]
-RatingCol = Annotated[str | None, typer.Option("--rating-col", help="Column holding the integer star rating.")]
-AspectsCol = Annotated[
-    str | None,
-    typer.Option(
-        "--aspects-col",
-        help='Column holding aspects: a JSON list ([{"aspect": "food", "polarity": "positive"}]) '
-        'or "food:positive; service:negative".',
-    ),
-]
-
-
-def _columns(text_col: str, id_col: str | None, rating_col: str | None, aspects_col: str | None):
-    from topicsent.data import ColumnMap
-
-    return ColumnMap(text=text_col, id=id_col, rating=rating_col, aspects=aspects_col)
-
-
-def _split_names(value: str, known: list[str], what: str) -> list[str]:
-    names = known if value == "all" else [v.strip() for v in value.split(",") if v.strip()]
-    unknown = [n for n in names if n not in known]
-    if unknown or not names:
-        raise InvalidParameterError(f"unknown {what} {', '.join(unknown) or '(none given)'}; known: {', '.join(known)}, or 'all'")
-    return names
-
-
-def _fmt(value: object) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.3f}" if abs(value) < 10 else f"{value:,.0f}"
-    return str(value)
 
 
 # ----- demo -----------------------------------------------------------------------------------
@@ -84,7 +59,7 @@ def demo(
     for row in english.summary:
         table.add_row(
             row["aspect"], str(row["mentions"]), f"{row['review_share']:.0%}",
-            f"{row['positive']:.0%}", f"{row['negative']:.0%}", f"{row['neutral']:.0%}", _fmt(row["mean_confidence"]),
+            f"{row['positive']:.0%}", f"{row['negative']:.0%}", f"{row['neutral']:.0%}", fmt(row["mean_confidence"]),
         )  # fmt: skip
     console.print(table)
     scores = english.agreement
@@ -144,7 +119,7 @@ def eval_command(
     from topicsent.eval import run_evaluation, write_run
     from topicsent.methods import method_names, parse_method_spec, split_method_specs
 
-    datasets = _split_names(dataset, list(DATASETS), "dataset")
+    datasets = split_names(dataset, list(DATASETS), "dataset")
     chosen = method_names() if methods == "all" else split_method_specs(methods)
     for spec in chosen:
         parse_method_spec(spec)  # a typo fails now, not after an hour of training
@@ -180,9 +155,9 @@ def _results_table(dataset: str, rows: list[dict]) -> Table:
     for row in rows:
         table.add_row(
             row["method"],
-            *(_fmt(row["metrics"].get(m)) for m in metrics),
-            f"{row['train_seconds']:.1f}", f"{row['reviews_per_second']:,.0f}", _fmt(row["peak_rss_mb"]),
-            _fmt(row["relative"]["gain_over_majority"]), _fmt(row["relative"]["speed_vs_tfidf_lr"]),
+            *(fmt(row["metrics"].get(m)) for m in metrics),
+            f"{row['train_seconds']:.1f}", f"{row['reviews_per_second']:,.0f}", fmt(row["peak_rss_mb"]),
+            fmt(row["relative"]["gain_over_majority"]), fmt(row["relative"]["speed_vs_tfidf_lr"]),
         )  # fmt: skip
     return table
 
@@ -202,6 +177,9 @@ def train(
     rating_col: RatingCol = None,
     aspects_col: AspectsCol = None,
     params: Annotated[str, typer.Option(help="Method parameters as JSON, e.g. '{\"C\": 0.5}'.")] = "{}",
+    taxonomy: Annotated[
+        Path | None, typer.Option(help="taxonomy.json (from `topicsent topics`): its topic names are the ACSA categories.")
+    ] = None,
 ) -> None:
     """Train a method on labelled reviews and save it.
 
@@ -210,16 +188,20 @@ def train(
       topicsent train --dataset mams-acsa -o models/mams
 
       topicsent train reviews.csv --rating-col stars -o models/stars
+
+      topicsent train topics/labelled.jsonl --aspects-col aspects --taxonomy topics/taxonomy.json -o models/topics
     """
     from topicsent.data import load_dataset, read_reviews
     from topicsent.methods import make_method
+    from topicsent.topics import Taxonomy
 
     if (dataset is None) == (input_file is None):
         raise InvalidParameterError("give either a labelled file or --dataset NAME, not both")
     if dataset:
         reviews = load_dataset(dataset).train
     else:
-        reviews = read_reviews(input_file, _columns(text_col, id_col, rating_col, aspects_col), task=task)
+        categories = Taxonomy.load(taxonomy).categories if taxonomy else None
+        reviews = read_reviews(input_file, columns(text_col, id_col, rating_col, aspects_col), task=task, categories=categories)
     task = task or reviews.task or ("rating" if rating_col else "acsa" if aspects_col else None)
     model = make_method(method, **_json_params(params)).fit(reviews, task)
     model.save(out)
@@ -263,7 +245,7 @@ def predict(
 
     check_output_path(out)
     model = BaseMethod.load(model_dir)
-    reviews = read_reviews(str(input_file), _columns(text_col, id_col, None, None), require_text=False)
+    reviews = read_reviews(str(input_file), columns(text_col, id_col, None, None), require_text=False)
     analyses = model.predict(reviews)
     write_analyses(analyses, out)
     failed = sum(a.status != "ok" for a in analyses)
@@ -307,6 +289,11 @@ def schema() -> None:
     from topicsent.schema import json_schema
 
     console.print_json(json.dumps(json_schema()))
+
+
+app.command("topics")(topics)
+app.command("topics-edit")(topics_edit)
+app.command("eval-topics")(eval_topics)
 
 
 def main() -> None:

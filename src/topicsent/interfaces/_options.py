@@ -1,0 +1,47 @@
+"""Console objects, shared command-line options and small formatting helpers."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from topicsent.errors import InvalidParameterError
+
+console = Console()
+errors = Console(stderr=True)
+
+TextCol = Annotated[str, typer.Option("--text-col", help="Column holding the review text.")]
+IdCol = Annotated[str | None, typer.Option("--id-col", help="Column holding a unique review id (default: row number).")]
+RatingCol = Annotated[str | None, typer.Option("--rating-col", help="Column holding the integer star rating.")]
+AspectsCol = Annotated[
+    str | None,
+    typer.Option(
+        "--aspects-col",
+        help='Column holding aspects: a JSON list ([{"aspect": "food", "polarity": "positive"}]) '
+        'or "food:positive; service:negative".',
+    ),
+]
+
+
+def columns(text_col: str, id_col: str | None, rating_col: str | None, aspects_col: str | None, date_col: str | None = None):
+    from topicsent.data import ColumnMap
+
+    return ColumnMap(text=text_col, id=id_col, rating=rating_col, aspects=aspects_col, date=date_col)
+
+
+def split_names(value: str, known: list[str], what: str) -> list[str]:
+    names = known if value == "all" else [v.strip() for v in value.split(",") if v.strip()]
+    unknown = [n for n in names if n not in known]
+    if unknown or not names:
+        raise InvalidParameterError(f"unknown {what} {', '.join(unknown) or '(none given)'}; known: {', '.join(known)}, or 'all'")
+    return names
+
+
+def fmt(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3f}" if abs(value) < 10 else f"{value:,.0f}"
+    return str(value)

@@ -1,0 +1,146 @@
+"""Topic discovery for users without a taxonomy: embeddings -> UMAP -> HDBSCAN -> keywords.
+
+BERTopic runs the pipeline (it works offline here when given precomputed embeddings):
+our packaged encoders embed each review or sentence, UMAP reduces the vectors, HDBSCAN
+finds dense groups and leaves the rest as outliers (reported, never forced into a
+topic), and class-based TF-IDF over our language-aware content words names each
+topic by its keywords. Korean text is analysed by Kiwi before counting, so keywords
+are morphemes ("배우", "연기"), not space-separated chunks with particles attached.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from topicsent.data import Review
+from topicsent.errors import InputDataError
+from topicsent.text import content_words, split_sentences
+from topicsent.topics._taxonomy import OUTLIER, Taxonomy, Topic
+
+#: The sentence encoder per language (all packaged; Korean needs a multilingual one).
+DEFAULT_ENCODERS = {"en": "all-MiniLM-L6-v2", "ko": "multilingual-e5-small"}
+MIN_SEGMENTS = 20
+UNITS = ("review", "sentence")
+
+
+@dataclass(frozen=True)
+class Segment:
+    """The unit that gets a topic: a whole review, or one sentence of it (``start:end``)."""
+
+    review_id: str
+    start: int
+    end: int
+    text: str
+
+
+@dataclass
+class Discovery:
+    """What discovery found: the taxonomy, and the topic of every segment (``-1``: outlier)."""
+
+    taxonomy: Taxonomy
+    segments: list[Segment]
+    topics: np.ndarray
+    words: list[list[str]]
+    seconds: float
+
+    def assignments(self):  # -> pandas.DataFrame
+        """One row per segment: review id, span, text, topic id and name."""
+        import pandas as pd
+
+        names = self.taxonomy.names_by_id()
+        return pd.DataFrame({
+            "review_id": [s.review_id for s in self.segments],
+            "start": [s.start for s in self.segments],
+            "end": [s.end for s in self.segments],
+            "text": [s.text for s in self.segments],
+            "topic": self.topics,
+            "topic_name": [names.get(int(t)) for t in self.topics],
+        })  # fmt: skip
+
+
+def segments_of(reviews: Sequence[Review], unit: str, language: str) -> list[Segment]:
+    """Whole reviews, or their sentences (a long review can touch several topics)."""
+    if unit == "review":
+        return [Segment(r.id, 0, len(r.text), r.text) for r in reviews if r.text.strip()]
+    return [
+        Segment(r.id, start, end, r.text[start:end])
+        for r in reviews
+        if r.text.strip()
+        for start, end in split_sentences(r.text, language)
+    ]
+
+
+def discover_topics(
+    reviews: Sequence[Review],
+    *,
+    language: str,
+    unit: str = "review",
+    encoder: str | None = None,
+    min_topic_size: int | None = None,
+    n_topics: int | None = None,
+    n_keywords: int = 10,
+    n_examples: int = 3,
+    seed: int = 0,
+) -> Discovery:
+    """Find topics in ``reviews``.
+
+    ``min_topic_size`` is the smallest group HDBSCAN calls a topic (default: 1% of the
+    segments, at least 10); ``n_topics`` merges similar topics down to that many.
+    """
+    began = time.perf_counter()
+    segments = segments_of(reviews, unit, language)
+    if len(segments) < MIN_SEGMENTS:
+        raise InputDataError(f"topic discovery needs at least {MIN_SEGMENTS} non-empty {unit}s; got {len(segments)}")
+    words = content_words([s.text for s in segments], language)
+    from topicsent.encoders import make_encoder
+
+    embeddings = make_encoder(encoder or DEFAULT_ENCODERS.get(language, "multilingual-e5-small")).sentences(
+        [s.text for s in segments]
+    )
+    model = _bertopic(len(segments), min_topic_size=min_topic_size, n_topics=n_topics, seed=seed)
+    topics = np.asarray(model.fit_transform([" ".join(ws) for ws in words], embeddings=embeddings)[0])
+    taxonomy = _taxonomy(model, segments, topics, embeddings, language, unit, n_keywords=n_keywords, n_examples=n_examples)
+    return Discovery(taxonomy, segments, topics, words, time.perf_counter() - began)
+
+
+def _bertopic(n_segments: int, *, min_topic_size: int | None, n_topics: int | None, seed: int):
+    from bertopic import BERTopic
+    from hdbscan import HDBSCAN
+    from sklearn.feature_extraction.text import CountVectorizer
+    from umap import UMAP
+
+    size = min_topic_size or max(10, n_segments // 100)
+    return BERTopic(
+        umap_model=UMAP(n_neighbors=15, n_components=5, min_dist=0.0, metric="cosine", random_state=seed),
+        hdbscan_model=HDBSCAN(min_cluster_size=size, metric="euclidean", cluster_selection_method="eom", prediction_data=True),
+        # documents arrive as content words joined by spaces: count them as they are
+        vectorizer_model=CountVectorizer(token_pattern=r"\S+", lowercase=False, min_df=2),
+        nr_topics=n_topics,
+        calculate_probabilities=False,
+    )
+
+
+def _taxonomy(model, segments, topics, embeddings, language, unit, *, n_keywords: int, n_examples: int) -> Taxonomy:
+    unit_vectors = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
+    found = []
+    for topic_id in sorted({int(t) for t in topics} - {OUTLIER}):
+        members = np.flatnonzero(topics == topic_id)
+        keywords = [word for word, _ in model.get_topic(topic_id) or []][:n_keywords]
+        centroid = unit_vectors[members].mean(axis=0)
+        closest = members[np.argsort(-(unit_vectors[members] @ centroid))[:n_examples]]
+        found.append(
+            Topic(
+                id=topic_id,
+                name="_".join(keywords[:3]) or f"topic {topic_id}",
+                keywords=keywords,
+                size=len(members),
+                examples=[segments[i].text for i in closest],
+            )
+        )
+    return Taxonomy(
+        language=language, unit=unit, n_segments=len(segments), n_outliers=int((topics == OUTLIER).sum()), topics=found
+    )

@@ -1,0 +1,223 @@
+"""Topic models on real reviews: word analysis, the lda baseline, discovery, quality, drivers."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from topicsent.data import load_dataset
+from topicsent.errors import InputDataError, InvalidParameterError
+from topicsent.eval import score
+from topicsent.interfaces.cli import app
+from topicsent.methods import BaseMethod, make_method
+from topicsent.text import content_words, split_sentences
+from topicsent.topics import Taxonomy, Topic, alignment, coherence, diversity
+
+HANGUL = re.compile(r"[\uac00-\ud7a3]")
+N_CLOTHING = 500
+
+
+def test_english_content_words_are_lemmas_without_stopwords():
+    words = content_words(["The waiters were rude, but the dresses ran small and I loved them!"], "en")[0]
+    assert words == ["waiter", "rude", "dress", "run", "small", "love"]
+
+
+def test_korean_content_words_are_nouns_and_adjectives_without_particles():
+    words = content_words(["배우들 연기가 정말 좋았다. 스토리는 지루하고 음악은 최고!"], "ko")[0]
+    assert {"배우", "연기", "스토리", "음악", "최고", "좋다"} <= set(words)
+    assert not any(w.endswith(("들", "가", "는", "은")) for w in words)
+
+
+def test_sentences_are_spans_of_the_text():
+    text = "Great fit. The fabric is thin!  Would not buy again\nbut cute"
+    spans = split_sentences(text, "en")
+    assert [text[s:e] for s, e in spans] == ["Great fit.", "The fabric is thin!", "Would not buy again", "but cute"]
+    korean = "연기가 좋았다. 결말은 별로였음"
+    assert len(split_sentences(korean, "ko")) == 2
+
+
+# ----- the lda baseline ----------------------------------------------------------------------
+
+
+def _majority_and(method_spec: str, splits, **params):
+    majority, _, _ = score(make_method("majority").fit(splits.train), splits.test)
+    method = make_method(method_spec, **params).fit(splits.train)
+    return majority, score(method, splits.test)[0], method
+
+
+def test_lda_rates_womens_clothing_better_than_majority_and_names_topics():
+    splits = load_dataset("womens-clothing").limited(3000, seed=0)
+    majority, metrics, method = _majority_and("lda", splits, n_topics=10, iterations=100)
+    assert metrics["qwk"] >= 0.35 and metrics["mae"] < majority["mae"] - 0.1
+    analysis = method.predict(splits.test.text_only()[:20])
+    topics = [a for r in analysis for a in r.aspects]
+    assert topics and all(a.kind == "topic" and a.aspect.startswith("topic ") for a in topics)
+    assert all(a.polarity == r.overall.polarity for r in analysis for a in r.aspects)  # review sentiment spread over topics
+
+
+def test_lda_on_korean_movie_reviews_finds_korean_topic_words(korean_ratings):
+    train, test = korean_ratings
+    method = make_method("lda", n_topics=8, iterations=100, remove_top=3).fit(train)
+    keywords = [w for words in method.topic_keywords(5) for w in words]
+    assert sum(bool(HANGUL.search(w)) for w in keywords) >= 0.8 * len(keywords)
+    majority, _, _ = score(make_method("majority").fit(train), test)
+    metrics, _, _ = score(method, test)
+    assert metrics["qwk"] > 0.15 and metrics["qwk"] > majority["qwk"]
+
+
+def test_lda_acsa_maps_topics_to_categories_but_gives_one_sentiment_per_review():
+    splits = load_dataset("mams-acsa").limited(1500, seed=0)
+    majority, metrics, method = _majority_and("lda", splits, n_topics=15, iterations=100)
+    assert metrics["detection_f1"] >= 0.5
+    assert metrics["polarity_accuracy"] >= majority["polarity_accuracy"] - 0.02
+    multi = [r for r in method.predict(splits.test.text_only()) if len(r.aspects) > 1]
+    assert multi and all(len({a.polarity for a in r.aspects}) == 1 for r in multi)
+
+
+# ----- taxonomy and quality measures ----------------------------------------------------------
+
+
+def _taxonomy() -> Taxonomy:
+    return Taxonomy(
+        topics=[
+            Topic(id=0, name="fit", keywords=["size", "fit"], size=30, examples=["runs small"]),
+            Topic(id=1, name="fabric", keywords=["fabric", "soft"], size=20, examples=["soft fabric"]),
+            Topic(id=2, name="material", keywords=["material", "fabric"], size=10, examples=["thin material"]),
+        ]
+    )
+
+
+def test_taxonomy_merge_and_rename(tmp_path):
+    edited = _taxonomy().merged([1, 2], "fabric & material").renamed({0: "sizing"})
+    assert edited.categories == ("sizing", "fabric & material")
+    merged = edited.topic(1)
+    assert merged.size == 30 and merged.merged_from == [2] and merged.keywords == ["fabric", "soft", "material"]
+    assert edited.merge_map() == {2: 1}
+    assert Taxonomy.load(edited.save(tmp_path / "t.json")) == edited
+    with pytest.raises(InvalidParameterError, match="no topic 7"):
+        edited.renamed({7: "x"})
+    with pytest.raises(ValueError, match="unique"):
+        edited.renamed({0: "fabric & material"})
+
+
+def test_taxonomy_file_errors_name_the_problem(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"topics": [{"id": 0, "name": ""}]}))
+    with pytest.raises(InputDataError, match=r"topics\.0\.name"):
+        Taxonomy.load(bad)
+    with pytest.raises(InputDataError, match="not found"):
+        Taxonomy.load(tmp_path / "missing.json")
+
+
+def test_coherence_prefers_words_that_occur_together():
+    reviews = load_dataset("womens-clothing").test.sample(1500, seed=0)
+    documents = content_words([r.text for r in reviews], "en")
+    together = [["size", "small", "run", "large"], ["fabric", "soft", "material", "thin"]]
+    shuffled = [["size", "soft", "run", "thin"], ["fabric", "small", "material", "large"]]
+    assert coherence(together, documents) > coherence(shuffled, documents) + 0.05
+    assert diversity([["a", "b"], ["b", "c"]]) == 0.75
+
+
+def test_alignment_of_a_perfect_and_a_useless_clustering():
+    gold = ["food", "food", "staff", "staff", "price", "price"]
+    assert alignment([3, 3, 1, 1, 0, 0], gold) == {"nmi": 1.0, "ari": 1.0, "purity": 1.0}
+    useless = alignment([0, 0, 0, 0, 0, 0], gold)
+    assert useless["nmi"] == 0.0 and useless["purity"] == pytest.approx(1 / 3)
+
+
+# ----- discovery -> per-topic sentiment -> drivers -> ACSA training, through the CLI -----------
+
+
+@pytest.fixture(scope="module")
+def clothing_csv(tmp_path_factory):
+    reviews = load_dataset("womens-clothing").test.sample(N_CLOTHING, seed=3)
+    frame = pd.DataFrame({
+        "review_id": [r.id for r in reviews], "body": [r.text for r in reviews], "stars": [r.rating for r in reviews],
+        "date": pd.date_range("2026-01-01", periods=len(reviews), freq="8h").astype(str),
+    })  # fmt: skip
+    path = tmp_path_factory.mktemp("clothing") / "reviews.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_cross_fitted_sentiment_finds_complaints():
+    from topicsent.topics import segments_of
+    from topicsent.topics._drivers import segment_polarities
+
+    reviews = load_dataset("womens-clothing").test.sample(2000, seed=4)
+    predicted = np.array(segment_polarities(segments_of(reviews, "review", "en"), reviews))
+    gold = np.array([reviews.label_space.rating_polarity(r.rating) for r in reviews])
+    assert (predicted == gold).mean() >= 0.75
+    assert (predicted[gold == "negative"] == "negative").mean() >= 0.25  # balanced classes: complaints are not drowned
+
+
+def test_topics_command_discovers_rates_and_feeds_acsa_training(clothing_csv, tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "topics"
+    columns = ["--text-col", "body", "--id-col", "review_id"]
+    result = runner.invoke(
+        app, ["topics", str(clothing_csv), *columns, "--rating-col", "stars", "--date-col", "date", "-o", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    taxonomy = Taxonomy.load(out / "taxonomy.json")
+    assert len(taxonomy.topics) >= 3 and taxonomy.n_segments == N_CLOTHING
+    assert sum(t.size for t in taxonomy.topics) + taxonomy.n_outliers == N_CLOTHING  # outliers reported, not forced
+    segments = pd.read_parquet(out / "segments.parquet")
+    assert len(segments) == N_CLOTHING and set(segments.polarity) <= {"positive", "negative", "neutral"}
+    assert segments.polarity.value_counts()["positive"] < N_CLOTHING
+
+    drivers = pd.read_csv(out / "drivers.csv")
+    significant = drivers[drivers.significant]
+    assert len(significant) >= 1
+    # every clear driver points the expected way: praise with more stars, complaints with fewer
+    assert ((significant.polarity == "positive") == (significant.effect > 0)).all()
+    summary = pd.read_csv(out / "topics.csv")
+    assert summary.reviews.sum() >= 0.5 * N_CLOTHING and summary.mean_rating.between(1, 5).all()
+    assert len(pd.read_csv(out / "trend.csv")) > 0
+
+    first, second = taxonomy.topics[0].id, taxonomy.topics[1].id
+    edit = runner.invoke(
+        app, ["topics-edit", str(out), "--merge", f"{first},{second}=merged", "--rename", f"{taxonomy.topics[2].id}=renamed"]
+    )
+    assert edit.exit_code == 0, edit.output
+    edited = Taxonomy.load(out / "taxonomy.json")
+    assert "merged" in edited.categories and "renamed" in edited.categories and len(edited.topics) == len(taxonomy.topics) - 1
+    assert (pd.read_parquet(out / "segments.parquet").topic != second).all()
+
+    model_dir = tmp_path / "model"
+    trained = runner.invoke(app, [
+        "train", str(out / "labelled.jsonl"), "--id-col", "id", "--aspects-col", "aspects",
+        "--taxonomy", str(out / "taxonomy.json"), "-o", str(model_dir),
+    ])  # fmt: skip
+    assert trained.exit_code == 0, trained.output
+    model = BaseMethod.load(model_dir)
+    assert model.task_.value == "acsa" and model.label_space_.categories == edited.categories
+
+
+def test_topics_needs_enough_reviews(tmp_path):
+    path = tmp_path / "few.csv"
+    pd.DataFrame({"text": ["good dress", "bad fit"] * 5}).to_csv(path, index=False)
+    result = CliRunner().invoke(app, ["topics", str(path), "-o", str(tmp_path / "out")])
+    assert result.exit_code != 0 and "at least 20" in str(result.exception or result.output)
+
+
+def test_discovery_without_ratings_gives_topics_and_sentiment_from_a_model(clothing_csv):
+    from topicsent.data import ColumnMap, read_reviews
+    from topicsent.topics import analyze_topics
+
+    reviews = read_reviews(clothing_csv, ColumnMap(text="body", id="review_id"))[:300]
+    analysis = analyze_topics(reviews, min_topic_size=10)
+    assert analysis.summary is None and analysis.drivers is None and "polarity" not in analysis.segments
+    topic_words = [w for t in analysis.discovery.taxonomy.topics for w in t.keywords]
+    assert topic_words and np.mean([w.isalpha() for w in topic_words]) > 0.9
+
+    sentiment = make_method("tfidf-lr").fit(load_dataset("womens-clothing").train.sample(4000, seed=0))
+    rated = analyze_topics(reviews, min_topic_size=10, sentiment_method=sentiment)
+    assert rated.drivers is None  # no ratings: nothing to regress on
+    assert rated.summary.reviews.sum() == (rated.segments.topic >= 0).sum()
+    assert set(rated.segments.polarity) <= {"positive", "negative", "neutral"} and rated.summary.positive.between(0, 1).all()
