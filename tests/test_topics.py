@@ -123,6 +123,15 @@ def test_coherence_prefers_words_that_occur_together():
     assert diversity([["a", "b"], ["b", "c"]]) == 0.75
 
 
+def test_outliers_join_only_a_close_enough_topic():
+    from topicsent.topics import OUTLIER, reassign_outliers
+
+    vectors = np.array([[1, 0], [1, 0.1], [0, 1], [0.1, 1], [1, 0.05], [-1, -1]], dtype=float)
+    topics = np.array([0, 0, 1, 1, OUTLIER, OUTLIER])
+    assert reassign_outliers(topics, vectors, 0.9).tolist() == [0, 0, 1, 1, 0, OUTLIER]
+    assert OUTLIER not in reassign_outliers(topics, vectors, -1.0)
+
+
 def test_alignment_of_a_perfect_and_a_useless_clustering():
     gold = ["food", "food", "staff", "staff", "price", "price"]
     assert alignment([3, 3, 1, 1, 0, 0], gold) == {"nmi": 1.0, "ari": 1.0, "purity": 1.0}
@@ -216,8 +225,25 @@ def test_discovery_without_ratings_gives_topics_and_sentiment_from_a_model(cloth
     topic_words = [w for t in analysis.discovery.taxonomy.topics for w in t.keywords]
     assert topic_words and np.mean([w.isalpha() for w in topic_words]) > 0.9
 
+    forced = analyze_topics(reviews, min_topic_size=10, outlier_threshold=-1.0).discovery.taxonomy
+    assert forced.n_outliers == 0 and sum(t.size for t in forced.topics) == len(reviews)
+
     sentiment = make_method("tfidf-lr").fit(load_dataset("womens-clothing").train.sample(4000, seed=0))
     rated = analyze_topics(reviews, min_topic_size=10, sentiment_method=sentiment)
     assert rated.drivers is None  # no ratings: nothing to regress on
     assert rated.summary.reviews.sum() == (rated.segments.topic >= 0).sum()
     assert set(rated.segments.polarity) <= {"positive", "negative", "neutral"} and rated.summary.positive.between(0, 1).all()
+
+
+@pytest.mark.slow
+def test_korean_topics_sentiment_and_drivers_on_20k_movie_reviews():
+    from topicsent.topics import analyze_topics
+
+    reviews = load_dataset("nsmc").train.sample(20_000, seed=5)
+    analysis = analyze_topics(reviews, seed=0)
+    taxonomy = analysis.discovery.taxonomy
+    keywords = [w for t in taxonomy.topics for w in t.keywords[:5]]
+    assert len(taxonomy.topics) >= 5 and np.mean([bool(HANGUL.search(w)) for w in keywords]) > 0.8
+    drivers = analysis.drivers
+    significant = drivers[drivers.significant]
+    assert len(significant) >= 3 and ((significant.polarity == "positive") == (significant.effect > 0)).mean() >= 0.9

@@ -11,6 +11,8 @@ Both fit on the same reviews (texts only). Per dataset and model:
   micro-F1 of the mapped categories against gold (``mapped_detection_f1``), and NMI,
   ARI and purity on test reviews with exactly one gold category.
 
+On those sets clustering is scored twice: as found (outliers get no category) and with
+every outlier joined to its closest topic, LDA's situation (it has no outliers).
 LDA runs twice: with as many topics as clustering found (a like-for-like comparison)
 and with its usual 20.
 """
@@ -20,7 +22,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,7 +32,7 @@ from topicsent._progress import progress_bar
 from topicsent.data import Review, load_dataset
 from topicsent.eval._harness import git_commit
 from topicsent.text import content_words
-from topicsent.topics import OUTLIER, alignment, discover_topics, topic_quality
+from topicsent.topics import OUTLIER, alignment, discover_topics, reassign_outliers, topic_quality
 
 #: Training reviews topics are fitted on (None: all); ACSA sets also add their test texts.
 FIT_SAMPLES = {"womens-clothing": 6000, "nsmc": 20000, "mams-acsa": None, "semeval14-acsa": None}
@@ -74,9 +76,12 @@ def evaluate_topic_models(dataset: str, *, seed: int = 0, fit_sample: int | None
         dataset, "embedding-clustering", [t.keywords for t in discovery.taxonomy.topics], reference,
         time.perf_counter() - began, len(fitted), outlier_share=discovery.taxonomy.n_outliers / len(fitted),
     )  # fmt: skip
+    results = [clustering]
     if has_categories:
         _add_category_scores(clustering, discovery.topics, train, test)
-    results = [clustering]
+        assigned = replace(clustering, model="embedding-clustering (outliers assigned)", outlier_share=0.0)
+        _add_category_scores(assigned, reassign_outliers(discovery.topics, discovery.embeddings, -1.0), train, test)
+        results.append(assigned)
     for k in sorted({max(2, clustering.n_topics), LDA_DEFAULT_TOPICS}):
         results.append(_lda_result(dataset, fitted, train, test, reference, k, seed, has_categories, language))
     return results

@@ -26,6 +26,10 @@ def topics(
     encoder: Annotated[str | None, typer.Option(help="Sentence encoder (default: MiniLM for English, e5 for Korean).")] = None,
     min_topic_size: Annotated[int | None, typer.Option(help="Smallest group called a topic (default: 1% of units).")] = None,
     n_topics: Annotated[int | None, typer.Option(help="Merge similar topics down to this many.")] = None,
+    outlier_threshold: Annotated[
+        float | None,
+        typer.Option(help="Outliers at least this cosine-similar to a topic's centre join it (default: they stay outliers)."),
+    ] = None,
     sentiment_model: Annotated[
         Path | None, typer.Option(help="A trained rating model (topicsent train) giving each unit's sentiment.")
     ] = None,
@@ -59,7 +63,7 @@ def topics(
     dates = {r.id: r.meta["date"] for r in reviews if "date" in r.meta} if date_col else None
     analysis = analyze_topics(
         reviews, unit=unit, encoder=encoder, min_topic_size=min_topic_size, n_topics=n_topics,
-        sentiment_method=method, dates=dates, seed=seed,
+        outlier_threshold=outlier_threshold, sentiment_method=method, dates=dates, seed=seed,
     )  # fmt: skip
     analysis.write(out, reviews)
     taxonomy = analysis.discovery.taxonomy

@@ -2,13 +2,21 @@
 sentiment and key drivers."""
 
 from topicsent.topics._analysis import TopicAnalysis, analyze_topics, write_labelled
-from topicsent.topics._discover import DEFAULT_ENCODERS, UNITS, Discovery, Segment, discover_topics, segments_of
+from topicsent.topics._discover import (
+    DEFAULT_ENCODERS,
+    UNITS,
+    Discovery,
+    Segment,
+    discover_topics,
+    reassign_outliers,
+    segments_of,
+)
 from topicsent.topics._drivers import key_drivers, topic_summary, topic_trend
 from topicsent.topics._quality import alignment, coherence, diversity, topic_quality
 from topicsent.topics._taxonomy import OUTLIER, Taxonomy, Topic
 
 __all__ = [
     "DEFAULT_ENCODERS", "OUTLIER", "UNITS", "Discovery", "Segment", "Taxonomy", "Topic", "TopicAnalysis",
-    "alignment", "analyze_topics", "coherence", "discover_topics", "diversity", "key_drivers", "segments_of",
+    "alignment", "analyze_topics", "coherence", "discover_topics", "diversity", "key_drivers", "reassign_outliers", "segments_of",
     "topic_quality", "topic_summary", "topic_trend", "write_labelled",
 ]  # fmt: skip

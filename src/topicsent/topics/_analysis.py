@@ -70,6 +70,7 @@ def analyze_topics(
     encoder: str | None = None,
     min_topic_size: int | None = None,
     n_topics: int | None = None,
+    outlier_threshold: float | None = None,
     sentiment_method=None,
     dates: dict[str, str] | None = None,
     seed: int = 0,
@@ -80,8 +81,9 @@ def analyze_topics(
         raise InvalidParameterError(f"unit must be one of {', '.join(UNITS)}; got {unit!r}")
     language = reviews.language or "en"
     discovery = discover_topics(
-        list(reviews), language=language, unit=unit, encoder=encoder, min_topic_size=min_topic_size, n_topics=n_topics, seed=seed
-    )
+        list(reviews), language=language, unit=unit, encoder=encoder, min_topic_size=min_topic_size, n_topics=n_topics,
+        outlier_threshold=outlier_threshold, seed=seed,
+    )  # fmt: skip
     segments = discovery.assignments()
     has_ratings = all(r.rating is not None for r in reviews)
     if sentiment_method is None and not has_ratings:
