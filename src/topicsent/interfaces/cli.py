@@ -15,6 +15,7 @@ import typer
 from rich.table import Table
 
 from topicsent.errors import InvalidParameterError, TopicsentError
+from topicsent.interfaces._models_cli import models_app
 from topicsent.interfaces._options import (
     AspectsCol,
     IdCol,
@@ -294,6 +295,7 @@ def schema() -> None:
 app.command("topics")(topics)
 app.command("topics-edit")(topics_edit)
 app.command("eval-topics")(eval_topics)
+app.add_typer(models_app, name="models")
 
 
 def main() -> None:

@@ -1,5 +1,5 @@
 """Small language models: the instruction LLMs that ship inside registry packages."""
 
-from topicsent.llm._packaged import PACKAGED_LLMS, PackagedModel, packaged_model_path
+from topicsent.llm._packaged import PACKAGED_LLMS, PackagedModel, install_packages, model_dir, packaged_model_path
 
-__all__ = ["PACKAGED_LLMS", "PackagedModel", "packaged_model_path"]
+__all__ = ["PACKAGED_LLMS", "PackagedModel", "install_packages", "model_dir", "packaged_model_path"]

