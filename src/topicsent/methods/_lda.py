@@ -48,7 +48,7 @@ TOPIC_MODEL_FILE = "lda.bin"
 ARRAYS_FILE = "lda.npz"
 TRAIN_STEP = 10  # Gibbs iterations per progress step
 INFER_ITERATIONS = 100
-#: A review "talks about" a topic holding at least this share of its words.
+#: Besides its main topic, a review "talks about" any topic holding this share of its words.
 TOPIC_SHARE_SHOWN = 0.25
 KEYWORDS_IN_LABEL = 3
 
@@ -155,21 +155,18 @@ class LdaMethod(AspectPipelineMethod):
     def _words(self, reviews: Sequence[Review]) -> list[list[str]]:
         return content_words([r.text for r in reviews], self.language_ or "en")
 
-    def _inferred_documents(self, reviews: Sequence[Review]) -> tuple[list, list[list[str]]]:
-        """tomotopy documents with inferred topic mixtures (None for reviews with no
-        known word), and the reviews' words."""
-        words = self._words(reviews)
-        known = [[w for w in ws if w in self.vocabulary_] for ws in words]
+    def _inferred_documents(self, reviews: Sequence[Review]) -> list:
+        """tomotopy documents with inferred topic mixtures (None for reviews with no known word)."""
+        known = [[w for w in ws if w in self.vocabulary_] for ws in self._words(reviews)]
         documents = [self.topic_model_.make_doc(ws) if ws else None for ws in known]
         present = [d for d in documents if d is not None]
         if present:
             self.topic_model_.infer(present, iterations=INFER_ITERATIONS, workers=1)
-        return documents, words
+        return documents
 
     def topic_mixture(self, reviews: Sequence[Review]) -> np.ndarray:
         """Topic shares per review, shape ``(n, n_topics)``; uniform for a review with no known word."""
-        documents, _ = self._inferred_documents(reviews)
-        return self._mixture(documents)
+        return self._mixture(self._inferred_documents(reviews))
 
     def _mixture(self, documents: list) -> np.ndarray:
         uniform = np.full(self.n_topics, 1.0 / self.n_topics)
@@ -230,7 +227,7 @@ class LdaMethod(AspectPipelineMethod):
         return ratings, confidence
 
     def _ratings_and_mixture(self, reviews: Sequence[Review]) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
-        documents, _ = self._inferred_documents(reviews)
+        documents = self._inferred_documents(reviews)
         mixture = self._mixture(documents)
         if not self.supervised:
             ratings, confidence = predict_ratings(self.rating_model_, mixture, self.classes_)
@@ -250,10 +247,11 @@ class LdaMethod(AspectPipelineMethod):
             overall = Overall(
                 polarity=polarity, rating=float(ratings[i]), confidence=None if confidence is None else float(confidence[i])
             )
+            main = int(np.argmax(mixture[i]))
             topics = [
                 AspectSentiment(aspect=labels[k], kind="topic", polarity=polarity, confidence=float(share), rating=overall.rating)
                 for k, share in enumerate(mixture[i])
-                if share >= TOPIC_SHARE_SHOWN
+                if k == main or share >= TOPIC_SHARE_SHOWN
             ]
             analyses.append(self._analysis(review, overall=overall, aspects=topics))
         return analyses
