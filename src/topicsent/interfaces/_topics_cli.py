@@ -24,7 +24,9 @@ def topics(
     ),
     unit: Annotated[str, typer.Option(help="'review', or 'sentence' so one review can touch several topics.")] = "review",
     encoder: Annotated[str | None, typer.Option(help="Sentence encoder (default: MiniLM for English, e5 for Korean).")] = None,
-    min_topic_size: Annotated[int | None, typer.Option(help="Smallest group called a topic (default: 1% of units).")] = None,
+    min_topic_size: Annotated[
+        int | None, typer.Option(help="Smallest group called a topic (default: 0.5% of units, >= 10).")
+    ] = None,
     n_topics: Annotated[int | None, typer.Option(help="Merge similar topics down to this many.")] = None,
     outlier_threshold: Annotated[
         float | None,
