@@ -67,8 +67,9 @@ def _korean_form(token) -> str:
 
 
 def _korean_words(tokens) -> list[str]:
-    forms = (_korean_form(t) for t in tokens if t.tag in _KOREAN_TAGS)
-    return [form for form in forms if form not in KOREAN_STOPWORDS]
+    """Kept tags, without stopwords and without one-letter foreign tokens ("c", "k")."""
+    kept = (t for t in tokens if t.tag in _KOREAN_TAGS and not (t.tag == "SL" and len(t.form) < 2))
+    return [form for form in map(_korean_form, kept) if form not in KOREAN_STOPWORDS]
 
 
 def content_words(texts: Sequence[str], language: str) -> list[list[str]]:

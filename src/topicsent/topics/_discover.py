@@ -25,6 +25,7 @@ from topicsent.topics._taxonomy import OUTLIER, Taxonomy, Topic
 DEFAULT_ENCODERS = {"en": "all-MiniLM-L6-v2", "ko": "multilingual-e5-small"}
 MIN_SEGMENTS = 20
 HDBSCAN_MIN_SAMPLES = 5
+MIN_KEYWORD_DOCUMENTS = 3
 UNITS = ("review", "sentence")
 
 
@@ -100,7 +101,7 @@ def discover_topics(
     segments = segments_of(reviews, unit, language)
     if len(segments) < MIN_SEGMENTS:
         raise InputDataError(f"topic discovery needs at least {MIN_SEGMENTS} non-empty {unit}s; got {len(segments)}")
-    words = content_words([s.text for s in segments], language)
+    words = _frequent_words_only(content_words([s.text for s in segments], language))
     from topicsent.encoders import make_encoder
 
     embeddings = make_encoder(encoder or DEFAULT_ENCODERS.get(language, "multilingual-e5-small")).sentences(
@@ -112,6 +113,16 @@ def discover_topics(
         topics = reassign_outliers(topics, embeddings, outlier_threshold)
     taxonomy = _taxonomy(model, segments, topics, embeddings, language, unit, n_keywords=n_keywords, n_examples=n_examples)
     return Discovery(taxonomy, segments, topics, words, embeddings, time.perf_counter() - began)
+
+
+def _frequent_words_only(words: list[list[str]]) -> list[list[str]]:
+    """Drop words found in fewer than 0.1% of the units (at least 3): keywords weigh
+    rarity up, so typos and one-off names would otherwise outrank real topic words."""
+    from collections import Counter
+
+    document_counts = Counter(word for units in words for word in set(units))
+    floor = max(MIN_KEYWORD_DOCUMENTS, len(words) // 1000)
+    return [[w for w in units if document_counts[w] >= floor] for units in words]
 
 
 def _unit_vectors(embeddings: np.ndarray) -> np.ndarray:
@@ -150,8 +161,9 @@ def _bertopic(n_segments: int, *, min_topic_size: int | None, n_topics: int | No
         hdbscan_model=HDBSCAN(
             min_cluster_size=size, min_samples=HDBSCAN_MIN_SAMPLES, cluster_selection_method="eom", prediction_data=True
         ),
-        # documents arrive as content words joined by spaces: count them as they are
-        vectorizer_model=CountVectorizer(token_pattern=r"\S+", lowercase=False, min_df=2),
+        # documents arrive as (frequent) content words joined by spaces: count them as they
+        # are; no min_df, which BERTopic applies to topics and so drops topic-unique words
+        vectorizer_model=CountVectorizer(token_pattern=r"\S+", lowercase=False),
         # square-root term frequencies: words common to every topic ("love", "wear") stop
         # crowding out the words that tell topics apart (SemEval-14 keyword diversity 0.74 -> 0.93)
         ctfidf_model=ClassTfidfTransformer(reduce_frequent_words=True),
