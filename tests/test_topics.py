@@ -124,6 +124,14 @@ def test_coherence_prefers_words_that_occur_together():
     assert diversity([["a", "b"], ["b", "c"]]) == 0.75
 
 
+def test_topic_names_are_unique_and_never_empty():
+    from topicsent.topics._discover import topic_name
+
+    assert topic_name(["fit", "size", "small", "run"], 0, set()) == "fit_size_small"
+    assert topic_name(["fit", "size", "small"], 4, {"fit_size_small"}) == "fit_size_small_4"
+    assert topic_name([], 7, set()) == "topic_7"
+
+
 def test_outliers_join_only_a_close_enough_topic():
     from topicsent.topics import OUTLIER, reassign_outliers
 

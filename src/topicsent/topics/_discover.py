@@ -174,21 +174,24 @@ def _bertopic(n_segments: int, *, min_topic_size: int | None, n_topics: int | No
 
 def _taxonomy(model, segments, topics, embeddings, language, unit, *, n_keywords: int, n_examples: int) -> Taxonomy:
     unit_vectors = _unit_vectors(embeddings)
-    found = []
+    found: list[Topic] = []
     for topic_id in sorted({int(t) for t in topics} - {OUTLIER}):
         members = np.flatnonzero(topics == topic_id)
-        keywords = [word for word, _ in model.get_topic(topic_id) or []][:n_keywords]
+        # BERTopic pads topics with few distinct words with empty strings
+        keywords = [word for word, _ in model.get_topic(topic_id) or [] if word][:n_keywords]
         centroid = unit_vectors[members].mean(axis=0)
         closest = members[np.argsort(-(unit_vectors[members] @ centroid))[:n_examples]]
+        name = topic_name(keywords, topic_id, {t.name for t in found})
         found.append(
-            Topic(
-                id=topic_id,
-                name="_".join(keywords[:3]) or f"topic {topic_id}",
-                keywords=keywords,
-                size=len(members),
-                examples=[segments[i].text for i in closest],
-            )
+            Topic(id=topic_id, name=name, keywords=keywords, size=len(members), examples=[segments[i].text for i in closest])
         )
     return Taxonomy(
         language=language, unit=unit, n_segments=len(segments), n_outliers=int((topics == OUTLIER).sum()), topics=found
     )
+
+
+def topic_name(keywords: list[str], topic_id: int, taken: set[str]) -> str:
+    """The top three keywords joined by ``_``, made unique with the topic id when two
+    topics share them (or named by the id when there are no keywords)."""
+    name = "_".join(keywords[:3]) or f"topic_{topic_id}"
+    return name if name not in taken else f"{name}_{topic_id}"
