@@ -48,9 +48,12 @@ def test_a_wrong_hash_is_refused_and_leaves_no_file(fake_parts, monkeypatch):
     assert not model.assembled_path.exists() and not list(model.assembled_path.parent.glob("*"))
 
 
-def test_models_cli_lists_and_locates(fake_parts):
+def test_models_cli_lists_and_locates(fake_parts, monkeypatch):
+    from topicsent.interfaces._options import console
+
+    monkeypatch.setattr(console, "width", 250)  # the table is not cut to the test runner's 80 columns
     runner = CliRunner()
-    listed = runner.invoke(app, ["models", "list"], env={"COLUMNS": "200"})
+    listed = runner.invoke(app, ["models", "list"])
     assert listed.exit_code == 0
     assert all(name in listed.output for name in ("qwen2.5-coder-1.5b-instruct", "smollm2-135m-instruct", "fake"))
     located = runner.invoke(app, ["models", "path", "fake"])
