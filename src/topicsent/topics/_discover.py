@@ -169,6 +169,9 @@ def _bertopic(n_segments: int, *, min_topic_size: int | None, n_topics: int | No
         ctfidf_model=ClassTfidfTransformer(reduce_frequent_words=True),
         nr_topics=n_topics,
         calculate_probabilities=False,
+        # not "english": BERTopic then deletes every non-ASCII letter before counting
+        # words, which left Korean topics with Latin fragments ("ost", "cg") as keywords
+        language="multilingual",
     )
 
 
