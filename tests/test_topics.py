@@ -245,6 +245,15 @@ def test_discovery_without_ratings_gives_topics_and_sentiment_from_a_model(cloth
     assert set(rated.segments.polarity) <= {"positive", "negative", "neutral"} and rated.summary.positive.between(0, 1).all()
 
 
+def test_korean_discovery_names_topics_with_korean_words(korean_ratings):
+    from topicsent.topics import discover_topics
+
+    train, _ = korean_ratings
+    taxonomy = discover_topics(list(train[:400]), language="ko", min_topic_size=10).taxonomy
+    keywords = [w for t in taxonomy.topics for w in t.keywords[:5]]
+    assert keywords and np.mean([bool(HANGUL.search(w)) for w in keywords]) > 0.8
+
+
 @pytest.mark.slow
 def test_korean_topics_sentiment_and_drivers_on_20k_movie_reviews():
     from topicsent.topics import analyze_topics
