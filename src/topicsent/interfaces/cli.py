@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Annotated
 
@@ -15,6 +16,7 @@ import typer
 from rich.table import Table
 
 from topicsent.errors import InvalidParameterError, TopicsentError
+from topicsent.interfaces._llm_cli import llm_app
 from topicsent.interfaces._models_cli import models_app
 from topicsent.interfaces._options import (
     AspectsCol,
@@ -230,6 +232,9 @@ def predict(
     ),
     text_col: TextCol = "text",
     id_col: IdCol = None,
+    max_cost: Annotated[
+        float | None, typer.Option(help="USD budget of an `llm` model's calls; rows after it is spent get status 'error'.")
+    ] = None,
 ) -> None:
     """Analyse reviews with a trained model and write one result per review.
 
@@ -246,11 +251,14 @@ def predict(
 
     check_output_path(out)
     model = BaseMethod.load(model_dir)
+    if max_cost is not None:
+        model.set_params(max_cost=max_cost)
     reviews = read_reviews(str(input_file), columns(text_col, id_col, None, None), require_text=False)
     analyses = model.predict(reviews)
     write_analyses(analyses, out)
-    failed = sum(a.status != "ok" for a in analyses)
-    console.print(f"Analysed {len(analyses):,} reviews with {model.name} ({failed} not ok); results: [bold]{out}[/bold]")
+    statuses = Counter(a.status for a in analyses)
+    breakdown = ", ".join(f"{count:,} {status}" for status, count in statuses.most_common())
+    console.print(f"Analysed {len(analyses):,} reviews with {model.name} ({breakdown}); results: [bold]{out}[/bold]")
 
 
 # ----- listings -------------------------------------------------------------------------------
@@ -296,6 +304,7 @@ app.command("topics")(topics)
 app.command("topics-edit")(topics_edit)
 app.command("eval-topics")(eval_topics)
 app.add_typer(models_app, name="models")
+app.add_typer(llm_app, name="llm")
 
 
 def main() -> None:

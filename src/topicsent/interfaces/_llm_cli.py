@@ -1,0 +1,78 @@
+"""``topicsent llm``: what LLM calls were made, what they cost, and the cache behind them."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from datetime import datetime
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from topicsent.interfaces._options import console, fmt
+
+llm_app = typer.Typer(help="LLM call log and response cache ($TOPICSENT_CACHE_DIR/llm.sqlite).", no_args_is_help=True)
+
+
+@llm_app.command("log")
+def log(
+    hours: Annotated[float | None, typer.Option(help="Only calls of the last N hours.")] = None,
+    last: Annotated[int, typer.Option(help="Also list the N most recent calls (0: totals only).")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the totals as JSON (for scripts).")] = False,
+) -> None:
+    """Totals per backend and model (calls, cache hits, tokens, cost, mean latency),
+    then the most recent calls.
+
+    Example: topicsent llm log --hours 24 --last 20
+    """
+    from topicsent.llm._store import LlmStore
+
+    store = LlmStore()
+    calls = store.calls(since=time.time() - hours * 3600 if hours else None)
+    totals: dict[tuple[str, str], dict] = defaultdict(
+        lambda: {
+            "calls": 0,
+            "cache_hits": 0,
+            "failed": 0,
+            "input_tokens": 0,
+            "output_tokens": 0,
+            "cost_usd": 0.0,
+            "latency_ms": 0.0,
+        }
+    )
+    for call in calls:
+        total = totals[(call.backend, call.model)]
+        total["calls"] += 1
+        total["cache_hits"] += call.cache_hit
+        total["failed"] += call.outcome != "ok"
+        total["input_tokens"] += call.input_tokens
+        total["output_tokens"] += call.output_tokens
+        total["cost_usd"] += call.cost_usd or 0.0
+        total["latency_ms"] += call.latency_ms
+    if as_json:
+        print(json.dumps([{"backend": b, "model": m} | t for (b, m), t in totals.items()], indent=2))
+        return
+    table = Table(title=f"LLM calls in {store.path}" + (f" (last {hours:g} h)" if hours else ""))
+    for column in ("backend", "model", "calls", "cache hits", "failed", "tokens in", "tokens out", "cost USD", "mean latency s"):
+        table.add_column(column, justify="left" if column in ("backend", "model") else "right")
+    for (backend, model), total in sorted(totals.items()):
+        made = total["calls"] - total["cache_hits"]
+        table.add_row(
+            backend, model, f"{total['calls']:,}", f"{total['cache_hits']:,}", f"{total['failed']:,}",
+            f"{total['input_tokens']:,}", f"{total['output_tokens']:,}", f"{total['cost_usd']:.4f}",
+            fmt(total["latency_ms"] / made / 1000 if made else None),
+        )  # fmt: skip
+    console.print(table)
+    if last and calls:
+        recent = Table(title=f"{min(last, len(calls))} most recent calls")
+        for column in ("time", "model", "prompt", "in", "out", "latency s", "cost USD", "cache", "outcome"):
+            recent.add_column(column)
+        for call in calls[:last]:
+            recent.add_row(
+                datetime.fromtimestamp(call.timestamp).isoformat(timespec="seconds"), call.model, call.prompt_hash,
+                str(call.input_tokens), str(call.output_tokens), f"{call.latency_ms / 1000:.2f}",
+                f"{call.cost_usd:.5f}" if call.cost_usd is not None else "?", "hit" if call.cache_hit else "", call.outcome,
+            )  # fmt: skip
+        console.print(recent)

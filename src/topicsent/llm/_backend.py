@@ -1,0 +1,123 @@
+"""The small interface every LLM backend implements, and the backend registry.
+
+A backend turns one chat request into one completion and says, when it fails,
+whether trying again may help. Everything else (cache, retries, rate limits, cost,
+concurrency) lives once in :mod:`topicsent.llm._client`, so a new backend is one
+file with one ``complete`` coroutine plus a ``topicsent.backends`` entry point.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from functools import cache
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any, ClassVar
+
+from topicsent.errors import InvalidParameterError, TopicsentError, UnknownNameError
+
+ENTRY_POINT_GROUP = "topicsent.backends"
+
+
+class BackendError(TopicsentError):
+    """A call failed. ``retryable`` (timeouts, 429, 5xx, dropped connections) means
+    the same request may succeed later; ``retry_after`` is the server's hint in seconds;
+    ``status`` the HTTP status when there was one."""
+
+    def __init__(self, message: str, *, retryable: bool, retry_after: float | None = None, status: int | None = None) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.retry_after = retry_after
+        self.status = status
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """One chat completion to make. ``schema`` asks for constrained JSON output where
+    the backend can enforce it (and is always enforced afterwards by validation)."""
+
+    messages: tuple[tuple[str, str], ...]
+    schema: dict[str, Any] | None = None
+    max_tokens: int = 300
+    temperature: float = 0.0
+    seed: int = 0
+
+    @classmethod
+    def of(cls, messages: list[dict[str, str]], **options: Any) -> ChatRequest:
+        return cls(tuple((m["role"], m["content"]) for m in messages), **options)
+
+    @property
+    def message_dicts(self) -> list[dict[str, str]]:
+        return [{"role": role, "content": content} for role, content in self.messages]
+
+    def key(self, backend: str, model: str) -> str:
+        """Cache key: everything that can change the answer."""
+        payload = json.dumps(
+            [backend, model, self.messages, self.schema, self.max_tokens, self.temperature, self.seed],
+            sort_keys=True, ensure_ascii=False,
+        )  # fmt: skip
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+    @property
+    def prompt_chars(self) -> int:
+        return sum(len(content) for _, content in self.messages)
+
+
+@dataclass(frozen=True)
+class RawCompletion:
+    text: str
+    input_tokens: int = 0
+    output_tokens: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Backend(ABC):
+    """A chat model. ``local`` backends run on this machine (no cost, no rate limit)."""
+
+    name: ClassVar[str]
+    local: ClassVar[bool] = True
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+
+    @property
+    def model_id(self) -> str:
+        """What identifies the model's weights in cache keys (name, or file and size)."""
+        return self.model
+
+    @abstractmethod
+    async def complete(self, request: ChatRequest) -> RawCompletion:
+        """One completion; raises :class:`BackendError` on failure."""
+
+    async def aclose(self) -> None:  # noqa: B027 (optional hook, not abstract)
+        """Release connections or memory (default: nothing to release)."""
+
+
+def file_id(path: Path) -> str:
+    """A model file's identity for cache keys without hashing a gigabyte: name, size, mtime."""
+    stat = path.stat()
+    return f"{path.name}:{stat.st_size}:{int(stat.st_mtime)}"
+
+
+@cache
+def _entry_points() -> dict[str, Any]:
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def backend_names() -> list[str]:
+    return sorted(_entry_points())
+
+
+def make_backend(name: str, model: str, **options: Any) -> Backend:
+    """A backend by registered name, e.g. ``make_backend("openai", "gpt-4o-mini", base_url=...)``."""
+    try:
+        entry_point = _entry_points()[name]
+    except KeyError:
+        raise UnknownNameError(f"unknown LLM backend {name!r}; registered: {', '.join(backend_names())}") from None
+    try:
+        return entry_point.load()(model, **options)
+    except TypeError as error:
+        raise InvalidParameterError(f"backend {name!r}: {error}") from None

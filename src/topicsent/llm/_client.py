@@ -1,0 +1,184 @@
+"""Calling a backend well: cache, concurrency, rate limits, retries, cost budget, call log.
+
+Every backend gets the same behaviour from here: at most ``max_concurrency`` requests
+in flight, requests and tokens per minute kept under their limits, retries with
+exponential backoff and jitter (or the server's ``Retry-After``) on timeouts, 429 and
+5xx, and a cost budget that stops cleanly: a call that could overrun it is not made
+and raises :class:`BudgetExceededError`, which the caller turns into per-row statuses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from dataclasses import dataclass
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_random_exponential
+
+from topicsent.errors import TopicsentError
+from topicsent.llm._backend import Backend, BackendError, ChatRequest
+from topicsent.llm._costs import call_cost, model_price
+from topicsent.llm._store import CallRecord, LlmStore
+
+CHARS_PER_TOKEN = 3  # a cautious estimate for budgets and token rate limits before the call is made
+MAX_RETRY_AFTER = 60.0
+
+
+class BudgetExceededError(TopicsentError):
+    """The next call could take spending past ``max_cost``; it was not made."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_concurrency: int = 4
+    requests_per_minute: float | None = None
+    tokens_per_minute: float | None = None
+    max_retries: int = 4
+    max_cost: float | None = None
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    input_tokens: int
+    output_tokens: int
+    latency_ms: float
+    cost_usd: float | None
+    cache_hit: bool
+
+
+@dataclass
+class ClientStats:
+    calls: int = 0
+    cache_hits: int = 0
+    retries: int = 0
+    failures: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+
+
+class RateLimiter:
+    """Sliding one-minute windows (``window`` seconds) of requests and (estimated) tokens."""
+
+    def __init__(self, requests_per_minute: float | None, tokens_per_minute: float | None, window: float = 60.0) -> None:
+        self.requests_per_minute = requests_per_minute
+        self.tokens_per_minute = tokens_per_minute
+        self.window = window
+        self._events: deque[tuple[float, int]] = deque()
+        self._lock = asyncio.Lock()
+
+    def _fits(self, tokens: int) -> bool:
+        if self.requests_per_minute is not None and len(self._events) >= self.requests_per_minute:
+            return False
+        used = sum(t for _, t in self._events)
+        return self.tokens_per_minute is None or not self._events or used + tokens <= self.tokens_per_minute
+
+    async def acquire(self, tokens: int) -> None:
+        if self.requests_per_minute is None and self.tokens_per_minute is None:
+            return
+        async with self._lock:
+            while True:
+                now = time.monotonic()
+                while self._events and now - self._events[0][0] >= self.window:
+                    self._events.popleft()
+                if self._fits(tokens):
+                    self._events.append((now, tokens))
+                    return
+                await asyncio.sleep(max(self.window - (now - self._events[0][0]), 0.01))
+
+
+def _wait(state: RetryCallState) -> float:
+    """The server's Retry-After when it gave one, else exponential backoff with full jitter."""
+    error = state.outcome.exception() if state.outcome else None
+    hint = getattr(error, "retry_after", None)
+    if hint is not None:
+        return min(max(hint, 0.0), MAX_RETRY_AFTER)
+    return wait_random_exponential(multiplier=0.5, max=30)(state)
+
+
+def _retryable(error: BaseException) -> bool:
+    return isinstance(error, BackendError) and error.retryable
+
+
+class LlmClient:
+    """One backend behind the shared cache, limits and accounting."""
+
+    def __init__(
+        self, backend: Backend, *, store: LlmStore | None, limits: Limits = Limits(), stats: ClientStats | None = None
+    ) -> None:
+        self.backend = backend
+        self.store = store
+        self.limits = limits
+        self.price = model_price(backend.model, local=backend.local)
+        if limits.max_cost is not None and self.price is None:
+            raise TopicsentError(
+                f"no price known for model {backend.model!r}, so a cost budget cannot be kept; "
+                "give its prices in $TOPICSENT_LLM_PRICES (JSON: {model: [input, output] USD per 1M tokens})"
+            )
+        self.stats = stats or ClientStats()  # shared across clients, so a budget spans a whole prediction run
+        self._semaphore = asyncio.Semaphore(limits.max_concurrency)
+        self._rate = RateLimiter(limits.requests_per_minute, limits.tokens_per_minute)
+        self._reserved = 0.0
+
+    async def complete(self, request: ChatRequest, *, prompt_hash: str) -> Completion:
+        """A completion from the cache or the backend (raises :class:`BackendError` once
+        retries are used up, :class:`BudgetExceededError` when the budget forbids the call)."""
+        key = request.key(self.backend.name, self.backend.model_id)
+        cached = self.store.get(key) if self.store else None
+        if cached is not None:
+            self.stats.cache_hits += 1
+            self._log(prompt_hash, cached.input_tokens, cached.output_tokens, 0.0, 0.0, cache_hit=True, outcome="ok")
+            return Completion(cached.text, cached.input_tokens, cached.output_tokens, 0.0, 0.0, cache_hit=True)
+        estimate = self._reserve(request)
+        try:
+            async with self._semaphore:
+                return await self._call(request, key, prompt_hash)
+        finally:
+            self._reserved -= estimate
+
+    def _reserve(self, request: ChatRequest) -> float:
+        """Hold the call's worst-case cost against the budget while it runs."""
+        estimate = call_cost(self.price, request.prompt_chars // CHARS_PER_TOKEN, request.max_tokens) or 0.0
+        budget = self.limits.max_cost
+        if budget is not None and self.stats.cost_usd + self._reserved + estimate > budget:
+            raise BudgetExceededError(f"cost budget of ${budget:.4f} reached (spent ${self.stats.cost_usd:.4f})")
+        self._reserved += estimate
+        return estimate
+
+    async def _call(self, request: ChatRequest, key: str, prompt_hash: str) -> Completion:
+        began = time.perf_counter()
+        try:
+            async for attempt in AsyncRetrying(
+                retry=retry_if_exception(_retryable), wait=_wait, reraise=True,
+                stop=stop_after_attempt(self.limits.max_retries + 1), before_sleep=self._count_retry,
+            ):  # fmt: skip
+                with attempt:
+                    await self._rate.acquire(request.prompt_chars // CHARS_PER_TOKEN + request.max_tokens)
+                    raw = await self.backend.complete(request)
+        except BackendError as error:
+            self.stats.failures += 1
+            self._log(prompt_hash, 0, 0, (time.perf_counter() - began) * 1000, 0.0, cache_hit=False, outcome=str(error)[:200])
+            raise
+        latency_ms = (time.perf_counter() - began) * 1000
+        cost = call_cost(self.price, raw.input_tokens, raw.output_tokens)
+        self.stats.calls += 1
+        self.stats.input_tokens += raw.input_tokens
+        self.stats.output_tokens += raw.output_tokens
+        self.stats.cost_usd += cost or 0.0
+        if self.store:
+            self.store.put(key, raw)
+        self._log(prompt_hash, raw.input_tokens, raw.output_tokens, latency_ms, cost, cache_hit=False, outcome="ok")
+        return Completion(raw.text, raw.input_tokens, raw.output_tokens, latency_ms, cost, cache_hit=False)
+
+    def _count_retry(self, state: RetryCallState) -> None:
+        self.stats.retries += 1
+
+    def _log(self, prompt_hash: str, tokens_in: int, tokens_out: int, latency_ms: float, cost: float | None, *,
+             cache_hit: bool, outcome: str) -> None:  # fmt: skip
+        if self.store:
+            self.store.log(
+                CallRecord(time.time(), self.backend.name, self.backend.model, prompt_hash, tokens_in, tokens_out,
+                           latency_ms, cost, cache_hit, outcome)
+            )  # fmt: skip

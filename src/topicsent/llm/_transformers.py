@@ -1,0 +1,86 @@
+"""A local Hugging Face causal LM (a model directory, or a GGUF file transformers can
+dequantise), optionally with a LoRA adapter directory, e.g. one trained by ``sft``.
+
+Nothing is fetched from a hub (``HF_HUB_OFFLINE``). Decoding is greedy and not
+constrained, so this backend relies on the answer checks and the repair turn; it is
+the backend for small models and adapters, not for speed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+
+from topicsent.errors import InvalidParameterError
+from topicsent.llm._backend import Backend, ChatRequest, RawCompletion, file_id
+from topicsent.llm._packaged import PACKAGED_LLMS, packaged_model_path
+
+
+def _source(model: str) -> tuple[Path, str | None]:
+    """(directory, gguf file name or None) for a model directory, GGUF path or packaged name."""
+    path = packaged_model_path(model) if model in PACKAGED_LLMS else Path(model).expanduser()
+    if path.is_dir():
+        return path, None
+    if path.is_file() and path.suffix.lower() == ".gguf":
+        return path.parent, path.name
+    raise InvalidParameterError(
+        f"{model!r} is not a model directory, a .gguf file or a packaged model ({', '.join(PACKAGED_LLMS)})"
+    )
+
+
+class TransformersBackend(Backend):
+    name = "transformers"
+
+    def __init__(self, model: str, *, adapter: str | None = None) -> None:
+        super().__init__(model)
+        self.directory, self.gguf_file = _source(model)
+        self.adapter = Path(adapter).expanduser() if adapter else None
+        if self.adapter is not None and not (self.adapter / "adapter_config.json").is_file():
+            raise InvalidParameterError(f"{adapter}: not a LoRA adapter directory (no adapter_config.json)")
+        self._loaded = None
+        self._lock = threading.Lock()
+
+    @property
+    def model_id(self) -> str:
+        weights = file_id(self.directory / self.gguf_file) if self.gguf_file else str(self.directory.resolve())
+        return weights + (f"+{file_id(self.adapter / 'adapter_config.json')}" if self.adapter else "")
+
+    def _load(self):
+        if self._loaded is None:
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+
+            from topicsent.encoders._transformer import prepare_transformers
+
+            prepare_transformers()
+            options = {"gguf_file": self.gguf_file} if self.gguf_file else {}
+            tokenizer = AutoTokenizer.from_pretrained(self.directory, **options)
+            model = AutoModelForCausalLM.from_pretrained(self.directory, **options)
+            if self.adapter is not None:
+                from peft import PeftModel
+
+                model = PeftModel.from_pretrained(model, self.adapter)
+            self._loaded = (tokenizer, model.eval())
+        return self._loaded
+
+    def _complete(self, request: ChatRequest) -> RawCompletion:
+        import torch
+
+        with self._lock:
+            tokenizer, model = self._load()
+            prompt = tokenizer.apply_chat_template(
+                request.message_dicts, add_generation_prompt=True, return_tensors="pt", return_dict=True
+            )
+            with torch.inference_mode():
+                output = model.generate(
+                    **prompt, max_new_tokens=request.max_tokens, do_sample=False, pad_token_id=tokenizer.eos_token_id
+                )
+        new_tokens = output[0, prompt["input_ids"].shape[1] :]
+        return RawCompletion(
+            text=tokenizer.decode(new_tokens, skip_special_tokens=True),
+            input_tokens=int(prompt["input_ids"].shape[1]),
+            output_tokens=len(new_tokens),
+        )
+
+    async def complete(self, request: ChatRequest) -> RawCompletion:
+        return await asyncio.to_thread(self._complete, request)

@@ -1,0 +1,306 @@
+"""The `llm` method's correctness machinery on real reviews: answer checks, repair,
+unparsed rows, failures that stay per row, cache, budget, retries, batching.
+
+These tests script the backend's answers (recorded-answer style) so each path is hit
+on purpose; tests/test_llm_server.py runs the same method against a real local model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+
+from topicsent.data import Review
+from topicsent.llm._answer import AnswerError, Question, answer_schema, gold_answer, locate, parse_answer
+from topicsent.llm._backend import Backend, BackendError, ChatRequest, RawCompletion
+from topicsent.llm._client import Limits, LlmClient, RateLimiter
+from topicsent.llm._prompts import PromptSet
+from topicsent.methods import BaseMethod, make_method
+from topicsent.schema import Task
+
+
+class ScriptedBackend(Backend):
+    """Answers from a function of the request; counts calls. Priced like a hosted model."""
+
+    name = "scripted"
+    local = False
+
+    def __init__(self, answer) -> None:
+        super().__init__("gpt-4o-mini")
+        self.answer = answer
+        self.requests: list[ChatRequest] = []
+
+    async def complete(self, request: ChatRequest) -> RawCompletion:
+        self.requests.append(request)
+        text = self.answer(request, len(self.requests))
+        if isinstance(text, Exception):
+            raise text
+        return RawCompletion(text, input_tokens=request.prompt_chars // 4, output_tokens=len(text) // 4)
+
+
+@pytest.fixture
+def llm_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("TOPICSENT_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def scripted(monkeypatch, answer) -> ScriptedBackend:
+    backend = ScriptedBackend(answer)
+    monkeypatch.setattr("topicsent.methods._llm.make_backend", lambda *args, **kwargs: backend)
+    return backend
+
+
+def last_review(request: ChatRequest) -> str:
+    return request.messages[-1][1] if request.messages[-1][0] == "user" else ""
+
+
+def truthful(review_by_text):
+    """A perfect model: answers each review with its gold labels (found by its text)."""
+
+    def answer(request, _):
+        for text, review in review_by_text.items():
+            if text in last_review(request):
+                question = Question(Task.ACSA, None, None)
+                return json.dumps(gold_answer(review, question))
+        return "{}"
+
+    return answer
+
+
+@pytest.fixture(scope="module")
+def mams(task_data):
+    train, test = task_data["acsa"]
+    return train, test.with_reviews([r for r in test if r.aspects][:6])
+
+
+# ----- the answer checks ---------------------------------------------------------------------
+
+
+def _question(mams, given=None):
+    return Question(Task.ACSA, mams[0].label_space, given)
+
+
+def test_a_valid_answer_gets_spans_from_its_evidence(mams):
+    review = Review("r", "The pasta was cold but the waiter was lovely.")
+    answer = '```json\n{"aspects": [{"aspect": "food", "polarity": "negative", "evidence": "pasta was cold"},' \
+             ' {"aspect": "staff", "polarity": "positive", "evidence": "the Waiter  was lovely"}]}\n```'  # fmt: skip
+    parsed = parse_answer(answer, review, _question(mams))
+    assert [(a.aspect, a.polarity) for a in parsed.aspects] == [("food", "negative"), ("staff", "positive")]
+    assert [review.text[a.span.start : a.span.end] for a in parsed.aspects] == ["pasta was cold", "the waiter was lovely"]
+    assert parsed.dropped_evidence == 0
+
+
+@pytest.mark.parametrize(
+    ("answer", "problem"),
+    [
+        ("no json here", "no JSON object"),
+        ('{"aspects": [{"aspect": "food", "polarity": "positive",}]}', "not valid JSON"),
+        ('{"aspects": [{"aspect": "parking", "polarity": "positive"}]}', "'parking' is not a category"),
+        ('{"aspects": [{"aspect": "food", "polarity": "great"}]}', "polarity 'great'"),
+        ('{"aspects": [{"aspect": "food"}]}', "does not follow the schema"),
+        ('{"aspects": "food"}', "does not follow the schema"),
+    ],
+)
+def test_invalid_answers_are_rejected_with_a_reason(mams, answer, problem):
+    with pytest.raises(AnswerError, match=problem):
+        parse_answer(answer, Review("r", "Nice food."), _question(mams))
+
+
+def test_given_aspects_must_come_back_in_order(mams):
+    review = mams[1][0]
+    question = _question(mams, tuple(review.aspects))
+    good = json.dumps(gold_answer(review, question))
+    assert [a.aspect for a in parse_answer(good, review, question).aspects] == [a.name for a in review.aspects]
+    extra = {"aspect": "x", "polarity": "positive"}
+    reversed_answer = json.dumps({"aspects": [*gold_answer(review, question)["aspects"][::-1], extra]})
+    with pytest.raises(AnswerError, match="exactly these aspects"):
+        parse_answer(reversed_answer, review, question)
+
+
+def test_made_up_evidence_is_dropped_not_kept(mams):
+    review = Review("r", "Nice food.")
+    parsed = parse_answer(
+        '{"aspects": [{"aspect": "food", "polarity": "positive", "evidence": "delicious"}]}', review, _question(mams)
+    )
+    assert parsed.aspects[0].evidence is None and parsed.aspects[0].span is None and parsed.dropped_evidence == 1
+
+
+def test_terms_must_occur_in_the_review(task_data):
+    space = task_data["atsa"][0].label_space
+    review = Review("r", "The sushi was fresh.")
+    parsed = parse_answer('{"aspects": [{"aspect": "Sushi", "polarity": "positive"}]}', review, Question(Task.ATSA, space))
+    assert parsed.aspects[0].span.start == 4 and parsed.aspects[0].evidence == "sushi"
+    with pytest.raises(AnswerError, match="does not occur"):
+        parse_answer('{"aspects": [{"aspect": "ramen", "polarity": "positive"}]}', review, Question(Task.ATSA, space))
+
+
+def test_rating_outside_the_scale_is_rejected(task_data):
+    space = task_data["rating"][0].label_space
+    assert parse_answer('{"rating": 4}', Review("r", "ok"), Question(Task.RATING, space)).rating == 4.0
+    with pytest.raises(AnswerError, match="from 1 to 5"):
+        parse_answer('{"rating": 9}', Review("r", "ok"), Question(Task.RATING, space))
+
+
+def test_schema_carries_the_taxonomy_and_given_aspects(mams):
+    review = mams[1][0]
+    free = answer_schema(_question(mams))
+    assert free["properties"]["aspects"]["items"]["properties"]["aspect"]["enum"] == list(mams[0].label_space.categories)
+    given = answer_schema(_question(mams, tuple(review.aspects)))["properties"]["aspects"]
+    assert [item["properties"]["aspect"]["enum"] for item in given["prefixItems"]] == [[a.name] for a in review.aspects]
+    assert given["minItems"] == given["maxItems"] == len(review.aspects)
+
+
+def test_locate_ignores_case_and_spacing():
+    assert locate("GREAT   food", "Really great food here").start == 7
+    assert locate("not there", "Really great food here") is None
+
+
+def test_korean_prompts_render_with_the_rating_scale(korean_ratings):
+    train, _ = korean_ratings
+    prompts = PromptSet("ko")
+    system = prompts.system(Question(Task.RATING, train.label_space), batch=False)
+    assert "1부터 10까지" in system and '{"rating": <정수>}' in system
+    assert prompts.hash != PromptSet("en").hash
+
+
+# ----- the method: repair, unparsed, per-row failures, cache, budget, batching ---------------
+
+
+def test_one_repair_turn_fixes_an_answer_and_unfixable_ones_are_unparsed(mams, llm_cache, monkeypatch):
+    train, test = mams
+    first, second = test[0], test[1]
+
+    def answer(request, _):
+        repairing = request.messages[-1][1].startswith("That answer cannot be used")
+        if first.text in request.messages[1][1]:  # invalid first, fixed when told why
+            return (
+                json.dumps(gold_answer(first, _question(mams)))
+                if repairing
+                else '{"aspects": [{"aspect": "wifi", "polarity": "positive"}]}'
+            )
+        return "I think it is positive."  # never valid
+
+    backend = scripted(monkeypatch, answer)
+    method = make_method("llm", backend="scripted", model="gpt-4o-mini").fit(train)
+    fixed, broken = method.predict([first.text_only(), second.text_only()])
+    assert fixed.status == "ok" and [a.aspect for a in fixed.aspects] == [a.name for a in first.aspects]
+    assert "'wifi' is not a category" in backend.requests[1].messages[-1][1]  # the repair turn names the problem
+    assert broken.status == "unparsed" and broken.raw == "I think it is positive." and not broken.aspects
+    assert "invalid after one repair" in broken.status_reason and broken.overall.polarity is None
+    assert len(backend.requests) == 4 and method.run_report()["unparsed"] == 1
+
+
+def test_a_failing_row_never_aborts_the_batch(mams, llm_cache, monkeypatch):
+    train, test = mams
+    poison = test[2].text
+
+    def answer(request, _):
+        if poison in request.messages[-1][1]:
+            return BackendError("HTTP 400: bad request", retryable=False, status=400)
+        return truthful({r.text: r for r in test})(request, _)
+
+    scripted(monkeypatch, answer)
+    analyses = make_method("llm", backend="scripted", model="gpt-4o-mini").fit(train).predict(test.text_only())
+    assert [a.status for a in analyses] == ["ok", "ok", "error", "ok", "ok", "ok"]
+    assert "HTTP 400" in analyses[2].status_reason
+    assert [sorted(a.aspect for a in x.aspects) for x in analyses if x.status == "ok"] == [
+        sorted(a.name for a in r.aspects) for i, r in enumerate(test) if i != 2
+    ]
+
+
+def test_second_identical_run_is_served_from_the_cache(mams, llm_cache, monkeypatch):
+    train, test = mams
+    backend = scripted(monkeypatch, truthful({r.text: r for r in test}))
+    method = make_method("llm", backend="scripted", model="gpt-4o-mini", strategy="few-shot", k=2).fit(train)
+    first = method.predict(test.text_only())
+    calls = len(backend.requests)
+    again = make_method("llm", backend="scripted", model="gpt-4o-mini", strategy="few-shot", k=2).fit(train)
+    second = again.predict(test.text_only())
+    assert calls == len(test) and len(backend.requests) == calls, "the second run made backend calls"
+    assert [a.model_dump(exclude={"usage"}) for a in first] == [a.model_dump(exclude={"usage"}) for a in second]
+    assert all(a.usage.cache_hit for a in second) and again.run_report()["cache_hits"] == len(test)
+    assert (llm_cache / "llm.sqlite").is_file()
+
+
+def test_cost_budget_stops_cleanly(mams, llm_cache, monkeypatch):
+    train, test = mams
+    scripted(monkeypatch, truthful({r.text: r for r in test}))
+    method = make_method("llm", backend="scripted", model="gpt-4o-mini", max_cost=0.0002, max_concurrency=1).fit(train)
+    analyses = method.predict(test.text_only())
+    report = method.run_report()
+    assert report["cost_usd"] <= 0.0002
+    statuses = [a.status for a in analyses]
+    assert "ok" in statuses and "error" in statuses and statuses.index("error") > 0
+    assert all("budget" in a.status_reason for a in analyses if a.status == "error")
+    assert all(not a.aspects for a in analyses if a.status == "error")
+
+
+def test_retries_on_rate_limits_then_succeeds(mams, llm_cache, monkeypatch):
+    train, test = mams
+
+    def answer(request, count):
+        if count <= 2:
+            return BackendError("HTTP 429: slow down", retryable=True, retry_after=0.05, status=429)
+        return truthful({r.text: r for r in test})(request, count)
+
+    backend = scripted(monkeypatch, answer)
+    method = make_method("llm", backend="scripted", model="gpt-4o-mini").fit(train)
+    [analysis] = method.predict([test[0].text_only()])
+    assert analysis.status == "ok" and method.run_report()["retries"] == 2 and len(backend.requests) == 3
+
+
+def test_batched_prompts_give_per_review_results(mams, llm_cache, monkeypatch):
+    train, test = mams
+    by_text = {r.text: r for r in test}
+
+    def answer(request, _):
+        if request.schema["properties"].get("reviews"):  # a batch: answer all but the second
+            prompt = request.messages[-1][1]
+            items = [
+                {"review": i} | gold_answer(r, _question(mams))
+                for i, r in enumerate(sorted((r for r in test if r.text in prompt), key=lambda r: prompt.index(r.text)), 1)
+            ]
+            return json.dumps({"reviews": [item for item in items if item["review"] != 2]})
+        return truthful(by_text)(request, _)
+
+    backend = scripted(monkeypatch, answer)
+    method = make_method("llm", backend="scripted", model="gpt-4o-mini", reviews_per_prompt=3).fit(train)
+    analyses = method.predict(test.text_only())
+    assert all(a.status == "ok" for a in analyses)
+    assert [sorted(a.aspect for a in x.aspects) for x in analyses] == [sorted(a.name for a in r.aspects) for r in test]
+    assert len(backend.requests) == 2 + 2  # two batches of three, each missing one review asked again alone
+
+
+def test_rate_limiter_spaces_requests():
+    async def run() -> float:
+        limiter = RateLimiter(requests_per_minute=2, tokens_per_minute=None, window=0.4)
+        began = time.perf_counter()
+        for _ in range(3):
+            await limiter.acquire(10)
+        return time.perf_counter() - began
+
+    assert 0.35 <= asyncio.run(run()) < 2.0
+
+
+def test_budget_needs_a_known_price(monkeypatch):
+    backend = ScriptedBackend(lambda *_: "{}")
+    backend.model = "some-unpriced-model"
+    with pytest.raises(Exception, match="no price known"):
+        LlmClient(backend, store=None, limits=Limits(max_cost=1.0))
+
+
+def test_few_shot_examples_are_stratified_and_saved(mams, llm_cache, monkeypatch, tmp_path):
+    train, test = mams
+    backend = scripted(monkeypatch, truthful({r.text: r for r in test}))
+    method = make_method("llm", backend="scripted", model="gpt-4o-mini", strategy="few-shot", k=3).fit(train)
+    kinds = {tuple(sorted({a.polarity for a in r.aspects})) for r in method.examples_}
+    assert len(method.examples_) == 3 and len(kinds) == 3
+    method.predict([test[0].text_only()])
+    roles = [role for role, _ in backend.requests[0].messages]
+    assert roles == ["system", "user", "assistant", "user", "assistant", "user", "assistant", "user"]
+    method.save(tmp_path / "m")
+    loaded = BaseMethod.load(tmp_path / "m")
+    assert [r.id for r in loaded.examples_] == [r.id for r in method.examples_]
