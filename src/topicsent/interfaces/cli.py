@@ -100,6 +100,12 @@ def eval_command(
         str, typer.Option("--methods", "-m", help="Method name(s), comma-separated, or 'all'.")
     ] = "majority,tfidf-lr",
     limit: Annotated[int | None, typer.Option(help="Seeded sample of at most N reviews per split, for a quick run.")] = None,
+    test_limit: Annotated[
+        int | None, typer.Option(help="Score on a seeded sample of N test reviews (train stays whole), e.g. for LLMs.")
+    ] = None,
+    detection: Annotated[
+        bool, typer.Option(help="Also score aspect detection (a second pass); --no-detection halves LLM calls.")
+    ] = True,
     seed: Annotated[int, typer.Option(help="Seed for sampling and for the methods.")] = 0,
     tune: Annotated[bool, typer.Option(help="Search each method's tuning grid on the validation split.")] = True,
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the JSON and CSV results.")] = Path("results"),
@@ -117,6 +123,8 @@ def eval_command(
       topicsent eval --dataset all --methods all --limit 2000
 
       topicsent eval -d mams-acsa -m "tfidf-lr,embed-head,embed-head[design=pair]"
+
+      topicsent eval -d semeval14-acsa --test-limit 200 --no-detection -m "tfidf-lr,llm[strategy=retrieval]"
     """
     from topicsent.data import DATASETS
     from topicsent.eval import run_evaluation, write_run
@@ -134,7 +142,9 @@ def eval_command(
             f"train {result.train_seconds:.1f}s, {result.reviews_per_second:,.0f} reviews/s[/dim]"
         )
 
-    run = run_evaluation(datasets, chosen, limit=limit, seed=seed, tune=tune, on_result=save_and_report)
+    run = run_evaluation(
+        datasets, chosen, limit=limit, test_limit=test_limit, detection=detection, seed=seed, tune=tune, on_result=save_and_report
+    )
     for name in datasets:
         rows = [r for r in run["results"] if r["dataset"] == name]
         if rows:
@@ -153,12 +163,17 @@ _METRIC_COLUMNS = {
 def _results_table(dataset: str, rows: list[dict]) -> Table:
     metrics = _METRIC_COLUMNS[rows[0]["task"]]
     table = Table(title=f"{dataset} (test: {rows[0]['n_test']:,} reviews, train: {rows[0]['n_train']:,})")
-    for column in ("method", *metrics, "train s", "reviews/s", "peak MB", "Δ vs majority", "speed vs tfidf-lr"):
+    llm = any(row.get("usage") for row in rows)
+    usage_columns = ("answered", "tokens/review") if llm else ()
+    for column in ("method", *metrics, *usage_columns, "train s", "reviews/s", "peak MB", "Δ vs majority", "speed vs tfidf-lr"):
         table.add_column(column, justify="left" if column == "method" else "right")
     for row in rows:
+        usage = row.get("usage") or {}
+        tokens = usage.get("input_tokens_per_review", 0) + usage.get("output_tokens_per_review", 0) if usage else None
         table.add_row(
             row["method"],
             *(fmt(row["metrics"].get(m)) for m in metrics),
+            *((f"{row['metrics'].get('coverage', 0):.0%}", fmt(tokens)) if llm else ()),
             f"{row['train_seconds']:.1f}", f"{row['reviews_per_second']:,.0f}", fmt(row["peak_rss_mb"]),
             fmt(row["relative"]["gain_over_majority"]), fmt(row["relative"]["speed_vs_tfidf_lr"]),
         )  # fmt: skip

@@ -23,6 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from topicsent.data import AspectLabel, LabelSpace, Review
 from topicsent.schema import AspectSentiment, Span, Task
 
+MAX_TERMS = 6  # aspect terms one review is allowed to list
+
 
 class AnswerError(ValueError):
     """The answer is not usable; the message says what is wrong, for the repair prompt."""
@@ -47,12 +49,13 @@ class Answer(BaseModel):
 
 @dataclass(frozen=True)
 class Question:
-    """What one review is asked: the task, its label space, and the aspects to score
-    when they are given (None: the model finds them)."""
+    """What one review is asked: the task, its label space, the aspects to score when
+    they are given (None: the model finds them), and whether to quote evidence."""
 
     task: Task
     space: LabelSpace
     given: tuple[AspectLabel, ...] | None = None
+    evidence: bool = True
 
 
 @dataclass(frozen=True)
@@ -73,16 +76,15 @@ def _aspect_item(question: Question, name: str | None = None) -> dict[str, Any]:
         aspect = {"type": "string", "enum": list(question.space.categories)}
     else:
         aspect = {"type": "string"}
-    return {
-        "type": "object",
-        "properties": {
-            "aspect": aspect,
-            "polarity": {"type": "string", "enum": list(question.space.polarities)},
-            "evidence": {"type": "string"},
-            "confidence": {"type": "number"},
-        },
-        "required": ["aspect", "polarity"],
+    properties = {
+        "aspect": aspect,
+        "polarity": {"type": "string", "enum": list(question.space.polarities)},
+        "evidence": {"type": "string"},
+        "confidence": {"type": "number", "minimum": 0, "maximum": 1},
     }
+    if not question.evidence:
+        del properties["evidence"]
+    return {"type": "object", "properties": properties, "required": ["aspect", "polarity", "confidence"]}
 
 
 def answer_schema(question: Question) -> dict[str, Any]:
@@ -91,8 +93,11 @@ def answer_schema(question: Question) -> dict[str, Any]:
         low, high = question.space.rating_scale or (1, 5)
         return {
             "type": "object",
-            "properties": {"rating": {"type": "integer", "enum": list(range(low, high + 1))}, "confidence": {"type": "number"}},
-            "required": ["rating"],
+            "properties": {
+                "rating": {"type": "integer", "enum": list(range(low, high + 1))},
+                "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+            },
+            "required": ["rating", "confidence"],
         }
     if question.given is not None:
         names = [aspect.name for aspect in question.given]
@@ -103,8 +108,9 @@ def answer_schema(question: Question) -> dict[str, Any]:
             "minItems": len(names),
             "maxItems": len(names),
         }
-    else:
-        aspects = {"type": "array", "items": _aspect_item(question)}
+    else:  # bounded: a small model in a repetition loop must still close its JSON
+        most = len(question.space.categories) if question.task is Task.ACSA and question.space.categories else MAX_TERMS
+        aspects = {"type": "array", "items": _aspect_item(question), "maxItems": most}
     return {"type": "object", "properties": {"aspects": aspects}, "required": ["aspects"]}
 
 
@@ -253,7 +259,7 @@ def gold_answer(review: Review, question: Question) -> dict[str, Any]:
     aspects = []
     for aspect in review.aspects:
         item: dict[str, Any] = {"aspect": aspect.name, "polarity": aspect.polarity}
-        if aspect.kind == "term" and aspect.start is not None:
+        if question.evidence and aspect.kind == "term" and aspect.start is not None:
             item["evidence"] = review.text[aspect.start : aspect.end]
         aspects.append(item)
     return {"aspects": aspects}

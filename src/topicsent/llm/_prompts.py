@@ -60,6 +60,7 @@ class PromptSet:
         return _template(self.language, "system").render(
             task=question.task.value, categories=question.space.categories or (), descriptions=self.descriptions,
             polarities=question.space.polarities, low=low, high=high, given=question.given is not None, batch=batch,
+            evidence=question.evidence,
         ).strip()  # fmt: skip
 
     def user(self, reviews: Sequence[tuple[Review, Sequence | None]], *, batch: bool) -> str:

@@ -9,6 +9,7 @@ can show what a run cost.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from topicsent.encoders._cache import cache_dir
 from topicsent.llm._backend import RawCompletion
 
 FILE_NAME = "llm.sqlite"
+LLM_CACHE_ENV = "TOPICSENT_LLM_CACHE"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (
@@ -46,11 +48,16 @@ class CallRecord:
     outcome: str  # "ok", or the error that ended the call
 
 
+def llm_cache_path() -> Path:
+    """``$TOPICSENT_LLM_CACHE``, else ``llm.sqlite`` in the cache directory (``$TOPICSENT_CACHE_DIR``)."""
+    return Path(os.environ.get(LLM_CACHE_ENV) or cache_dir() / FILE_NAME)
+
+
 class LlmStore:
-    """Cache and log in ``path`` (default ``$TOPICSENT_CACHE_DIR/llm.sqlite``)."""
+    """Cache and log in ``path`` (default :func:`llm_cache_path`)."""
 
     def __init__(self, path: Path | None = None) -> None:
-        self.path = Path(path) if path else cache_dir() / FILE_NAME
+        self.path = Path(path) if path else llm_cache_path()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as db:
             db.executescript(_SCHEMA)

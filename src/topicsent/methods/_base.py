@@ -49,6 +49,8 @@ class BaseMethod(ABC):
     tuning_grid: ClassVar[dict[str, list[Any]]] = {}
     #: Reviews per ``_predict`` call; one progress step each.
     batch_size: ClassVar[int] = 2048
+    #: Whether a row can come back ``unparsed`` (an LLM's answer that stayed invalid).
+    answers_can_fail: ClassVar[bool] = False
 
     # ----- parameters -------------------------------------------------------------
 
@@ -147,6 +149,8 @@ class BaseMethod(ABC):
         self._check_fitted()
         if self.task_ is not Task.RATING:
             raise InvalidParameterError(f"predict_proba is for the rating task; {self.name} was fitted for {self.task_.value}")
+        if not hasattr(self, "classes_"):
+            self._rating_proba([])  # methods without classes say why they have no probabilities
         usable = [i for i, review in enumerate(reviews) if review.text.strip()]
         proba = np.full((len(reviews), len(self.classes_)), np.nan)
         if usable:

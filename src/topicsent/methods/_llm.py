@@ -93,6 +93,7 @@ class LlmMethod(BaseMethod):
 
     name = "llm"
     supported_tasks = frozenset({Task.ACSA, Task.ATSA, Task.RATING})
+    answers_can_fail = True
     parameter_constraints: ClassVar[dict[str, tuple | str]] = {
         "strategy": STRATEGIES, "k": "count", "pool_size": "count", "reviews_per_prompt": "count",
         "max_concurrency": "count", "max_tokens": "count", "max_review_chars": "count",
@@ -110,8 +111,9 @@ class LlmMethod(BaseMethod):
         encoder: str | None = None,
         pool_size: int = 5000,
         descriptions: dict[str, str] | None = None,
+        evidence: bool = True,
         temperature: float = 0.0,
-        max_tokens: int = 256,
+        max_tokens: int = 384,
         max_review_chars: int = 2000,
         reviews_per_prompt: int = 1,
         max_concurrency: int = 2,
@@ -131,6 +133,7 @@ class LlmMethod(BaseMethod):
         self.encoder = encoder
         self.pool_size = pool_size
         self.descriptions = descriptions
+        self.evidence = evidence
         self.temperature = temperature
         self.max_tokens = max_tokens
         self.max_review_chars = max_review_chars
@@ -186,7 +189,7 @@ class LlmMethod(BaseMethod):
 
     def _question(self, review: Review, given_aspects: bool) -> Question:
         given = tuple(review.aspects) if given_aspects and self.task_ is not Task.RATING else None
-        return Question(self.task_, self.label_space_, given)
+        return Question(self.task_, self.label_space_, given, self.evidence)
 
     def _examples_for(self, reviews: Sequence[Review], question: Question) -> list[list[Example]]:
         """The examples each review is shown, as (review, its gold answer) pairs."""
@@ -210,7 +213,9 @@ class LlmMethod(BaseMethod):
         limits = Limits(self.max_concurrency, self.requests_per_minute, self.tokens_per_minute, self.max_retries, self.max_cost)
         client = LlmClient(backend, store=LlmStore() if self.cache else None, limits=limits, stats=self.stats_)
         questions = [self._question(r, given_aspects) for r in reviews]
-        examples = self._examples_for(reviews, Question(self.task_, self.label_space_, () if given_aspects else None))
+        examples = self._examples_for(
+            reviews, Question(self.task_, self.label_space_, () if given_aspects else None, self.evidence)
+        )
         groups = self._groups(len(reviews))
         try:
             answered = await asyncio.gather(
