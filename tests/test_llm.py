@@ -162,7 +162,7 @@ def test_korean_prompts_render_with_the_rating_scale(korean_ratings):
     train, _ = korean_ratings
     prompts = PromptSet("ko")
     system = prompts.system(Question(Task.RATING, train.label_space), batch=False)
-    assert "1부터 10까지" in system and "{\"rating\": <정수>, \"confidence\": <0~1>}" in system
+    assert "1부터 10까지" in system and '{"rating": <정수>, "confidence": <0~1>}' in system
     assert prompts.hash != PromptSet("en").hash
 
 
@@ -328,3 +328,19 @@ def test_korean_reviews_get_korean_prompts(korean_ratings, llm_cache, monkeypatc
     system, user = backend.requests[0].messages[0][1], backend.requests[0].messages[-1][1]
     assert "평점" in system and user.startswith("리뷰:")
     assert [(a.status, a.overall.rating, a.overall.polarity) for a in analyses] == [("ok", 8.0, "positive")] * 2
+
+
+def test_transformers_backend_answers_from_a_local_model(task_data, llm_cache):
+    """The unconstrained backend (a GGUF dequantised by transformers): answers are checked,
+    and a reply that stays invalid after the repair turn is `unparsed`, never guessed."""
+    train, test = task_data["rating"]
+    method = make_method("llm", backend="transformers", model="smollm2-135m-instruct", max_tokens=40).fit(train)
+    analyses = method.predict(test.text_only()[:2])
+    report = method.run_report()
+    assert report["calls"] >= 2 and report["input_tokens"] > 0 and report["output_tokens"] > 0
+    for analysis in analyses:
+        assert analysis.status in ("ok", "unparsed")
+        if analysis.status == "ok":
+            assert 1 <= analysis.overall.rating <= 5 and analysis.model == "transformers:smollm2-135m-instruct"
+        else:
+            assert analysis.raw is not None and analysis.overall.rating is None

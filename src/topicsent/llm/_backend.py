@@ -53,10 +53,11 @@ class ChatRequest:
     def message_dicts(self) -> list[dict[str, str]]:
         return [{"role": role, "content": content} for role, content in self.messages]
 
-    def key(self, backend: str, model: str) -> str:
-        """Cache key: everything that can change the answer."""
+    def key(self, backend: str, model: str, prompt_hash: str) -> str:
+        """Cache key: everything that can change the answer, including the version
+        (hash) of the prompt templates the messages were rendered from."""
         payload = json.dumps(
-            [backend, model, self.messages, self.schema, self.max_tokens, self.temperature, self.seed],
+            [backend, model, prompt_hash, self.messages, self.schema, self.max_tokens, self.temperature, self.seed],
             sort_keys=True, ensure_ascii=False,
         )  # fmt: skip
         return hashlib.sha256(payload.encode()).hexdigest()

@@ -125,7 +125,7 @@ class LlmClient:
     async def complete(self, request: ChatRequest, *, prompt_hash: str) -> Completion:
         """A completion from the cache or the backend (raises :class:`BackendError` once
         retries are used up, :class:`BudgetExceededError` when the budget forbids the call)."""
-        key = request.key(self.backend.name, self.backend.model_id)
+        key = request.key(self.backend.name, self.backend.model_id, prompt_hash)
         cached = self.store.get(key) if self.store else None
         if cached is not None:
             self.stats.cache_hits += 1
