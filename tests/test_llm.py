@@ -12,12 +12,15 @@ import json
 import time
 
 import pytest
+from typer.testing import CliRunner
 
-from topicsent.data import Review
+from topicsent.data import Review, load_dataset
+from topicsent.interfaces.cli import app
 from topicsent.llm._answer import AnswerError, Question, answer_schema, gold_answer, locate, parse_answer
 from topicsent.llm._backend import Backend, BackendError, ChatRequest, RawCompletion
 from topicsent.llm._client import Limits, LlmClient, RateLimiter
 from topicsent.llm._prompts import PromptSet
+from topicsent.llm._sft import sft_examples
 from topicsent.methods import BaseMethod, make_method
 from topicsent.schema import Task
 
@@ -344,3 +347,27 @@ def test_transformers_backend_answers_from_a_local_model(task_data, llm_cache):
             assert 1 <= analysis.overall.rating <= 5 and analysis.model == "transformers:smollm2-135m-instruct"
         else:
             assert analysis.raw is not None and analysis.overall.rating is None
+
+
+def test_sft_data_is_what_the_parser_accepts(tmp_path, mams, korean_ratings):
+    """Instruction-tuning targets, built from real labels with the method's own templates,
+    parse back to the gold labels (so a tuned model that imitates them is read correctly)."""
+    out = tmp_path / "sft.jsonl"
+    result = CliRunner().invoke(app, ["sft-data", "--dataset", "mams-acsa", "--split", "validation", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    examples = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    validation = {r.id: r for r in load_dataset("mams-acsa").validation}
+    assert len(examples) == 2 * len(validation) and {e["form"] for e in examples} == {"detect", "given"}
+    for example in examples[:50]:
+        review = validation[example["review_id"]]
+        roles = [m["role"] for m in example["messages"]]
+        assert roles == ["system", "user", "assistant"] and review.text in example["messages"][1]["content"]
+        given = tuple(review.aspects) if example["form"] == "given" else None
+        question = Question(Task.ACSA, mams[0].label_space, given, evidence=False)
+        parsed = parse_answer(example["messages"][-1]["content"], review, question)
+        assert [(a.aspect, a.polarity) for a in parsed.aspects] == [(a.name, a.polarity) for a in review.aspects]
+
+    train, _ = korean_ratings
+    [korean] = list(sft_examples(train[:1], Task.RATING))
+    assert "평점" in korean["messages"][0]["content"]
+    assert json.loads(korean["messages"][-1]["content"])["rating"] == train[0].rating

@@ -6,12 +6,13 @@ import json
 import time
 from collections import defaultdict
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from topicsent.interfaces._options import console, fmt
+from topicsent.interfaces._options import AspectsCol, IdCol, RatingCol, TextCol, columns, console, fmt, split_names
 
 llm_app = typer.Typer(help="LLM call log and response cache ($TOPICSENT_CACHE_DIR/llm.sqlite).", no_args_is_help=True)
 
@@ -76,3 +77,47 @@ def log(
                 f"{call.cost_usd:.5f}" if call.cost_usd is not None else "?", "hit" if call.cache_hit else "", call.outcome,
             )  # fmt: skip
         console.print(recent)
+
+
+def sft_data(
+    out: Annotated[Path, typer.Option("--out", "-o", help="JSONL file of chat examples to write.")],
+    dataset: Annotated[str | None, typer.Option("--dataset", "-d", help="A built-in dataset.")] = None,
+    input_file: Annotated[Path | None, typer.Argument(help="Labelled reviews: CSV, TSV, JSONL or Parquet.")] = None,
+    split: Annotated[str, typer.Option(help="Split of a built-in dataset: train, validation or test.")] = "train",
+    task: Annotated[str | None, typer.Option(help="acsa, atsa or rating (default: from the data).")] = None,
+    forms: Annotated[
+        str, typer.Option(help="detect (model finds aspects), given (it rates given aspects), or both.")
+    ] = "detect,given",
+    evidence: Annotated[bool, typer.Option(help="Include evidence quotes where the labels have spans (terms).")] = False,
+    text_col: TextCol = "text",
+    id_col: IdCol = None,
+    rating_col: RatingCol = None,
+    aspects_col: AspectsCol = None,
+) -> None:
+    """Build instruction-tuning data (chat format) from labelled reviews, with the `llm`
+    method's own prompt templates, so a tuned model answers the way the parser expects.
+
+    Examples:
+
+      topicsent sft-data --dataset mams-acsa -o sft/mams.jsonl
+
+      topicsent sft-data reviews.csv --rating-col stars -o sft/stars.jsonl
+    """
+    from topicsent.data import load_dataset, read_reviews
+    from topicsent.errors import InvalidParameterError
+    from topicsent.llm._sft import FORMS, sft_examples, write_sft
+    from topicsent.schema import Task
+
+    if (dataset is None) == (input_file is None):
+        raise InvalidParameterError("give either a labelled file or --dataset NAME, not both")
+    if dataset:
+        splits = load_dataset(dataset)
+        if split not in ("train", "validation", "test"):
+            raise InvalidParameterError(f"--split must be train, validation or test, got {split!r}")
+        reviews = getattr(splits, split)
+    else:
+        reviews = read_reviews(input_file, columns(text_col, id_col, rating_col, aspects_col), task=task)
+    chosen = Task(task or reviews.task or ("rating" if rating_col else "acsa"))
+    examples = sft_examples(reviews, chosen, forms=split_names(forms, list(FORMS), "form"), evidence=evidence)
+    count = write_sft(examples, out)
+    console.print(f"Wrote {count:,} chat examples from {len(reviews):,} reviews ({chosen.value}) to [bold]{out}[/bold]")

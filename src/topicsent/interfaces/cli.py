@@ -16,7 +16,7 @@ import typer
 from rich.table import Table
 
 from topicsent.errors import InvalidParameterError, TopicsentError
-from topicsent.interfaces._llm_cli import llm_app
+from topicsent.interfaces._llm_cli import llm_app, sft_data
 from topicsent.interfaces._models_cli import models_app
 from topicsent.interfaces._options import (
     AspectsCol,
@@ -318,6 +318,7 @@ def schema() -> None:
 app.command("topics")(topics)
 app.command("topics-edit")(topics_edit)
 app.command("eval-topics")(eval_topics)
+app.command("sft-data")(sft_data)
 app.add_typer(models_app, name="models")
 app.add_typer(llm_app, name="llm")
 

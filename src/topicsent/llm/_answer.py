@@ -253,13 +253,14 @@ def _aspect_span(item: AnswerAspect, review: Review, question: Question, positio
 
 def gold_answer(review: Review, question: Question) -> dict[str, Any]:
     """The answer a perfect model would give for a labelled review: few-shot examples
-    and instruction-tuning targets use it, so they teach exactly the parsed format."""
+    and instruction-tuning targets use it, so they teach exactly the format the schema
+    asks for (a gold label is certain: confidence 1)."""
     if question.task is Task.RATING:
-        return {"rating": int(review.rating)}
+        return {"rating": int(review.rating), "confidence": 1.0}
     aspects = []
     for aspect in review.aspects:
         item: dict[str, Any] = {"aspect": aspect.name, "polarity": aspect.polarity}
         if question.evidence and aspect.kind == "term" and aspect.start is not None:
             item["evidence"] = review.text[aspect.start : aspect.end]
-        aspects.append(item)
+        aspects.append(item | {"confidence": 1.0})
     return {"aspects": aspects}
