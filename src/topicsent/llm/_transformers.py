@@ -1,9 +1,10 @@
 """A local Hugging Face causal LM (a model directory, or a GGUF file transformers can
 dequantise), optionally with a LoRA adapter directory, e.g. one trained by ``sft``.
 
-Nothing is fetched from a hub (``HF_HUB_OFFLINE``). Decoding is greedy and not
-constrained, so this backend relies on the answer checks and the repair turn; it is
-the backend for small models and adapters, not for speed.
+Nothing is fetched from a hub (``HF_HUB_OFFLINE``). Decoding is greedy (sampled,
+seeded, when ``temperature > 0``) and not constrained, so this backend relies on the
+answer checks and the repair turn; it is the backend for small models and adapters,
+not for speed.
 """
 
 from __future__ import annotations
@@ -71,9 +72,13 @@ class TransformersBackend(Backend):
             prompt = tokenizer.apply_chat_template(
                 request.message_dicts, add_generation_prompt=True, return_tensors="pt", return_dict=True
             )
+            sampling: dict = {"do_sample": False}
+            if request.temperature > 0:
+                sampling = {"do_sample": True, "temperature": request.temperature}
+                torch.manual_seed(request.seed)
             with torch.inference_mode():
                 output = model.generate(
-                    **prompt, max_new_tokens=request.max_tokens, do_sample=False, pad_token_id=tokenizer.eos_token_id
+                    **prompt, max_new_tokens=request.max_tokens, pad_token_id=tokenizer.eos_token_id, **sampling
                 )
         new_tokens = output[0, prompt["input_ids"].shape[1] :]
         return RawCompletion(
