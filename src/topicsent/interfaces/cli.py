@@ -139,7 +139,7 @@ def eval_command(
         write_run(run, out)  # after every method: an interrupted run keeps what it measured
         console.print(
             f"[dim]{result.dataset} / {result.method}: {result.primary_metric} {result.score:.3f}, "
-            f"train {result.train_seconds:.1f}s, {result.reviews_per_second:,.0f} reviews/s[/dim]"
+            f"train {result.train_seconds:.1f}s, {fmt(result.reviews_per_second)} reviews/s[/dim]"
         )
 
     run = run_evaluation(
@@ -174,7 +174,7 @@ def _results_table(dataset: str, rows: list[dict]) -> Table:
             row["method"],
             *(fmt(row["metrics"].get(m)) for m in metrics),
             *((f"{row['metrics'].get('coverage', 0):.0%}", fmt(tokens)) if llm else ()),
-            f"{row['train_seconds']:.1f}", f"{row['reviews_per_second']:,.0f}", fmt(row["peak_rss_mb"]),
+            f"{row['train_seconds']:.1f}", fmt(row["reviews_per_second"]), fmt(row["peak_rss_mb"]),
             fmt(row["relative"]["gain_over_majority"]), fmt(row["relative"]["speed_vs_tfidf_lr"]),
         )  # fmt: skip
     return table

@@ -80,6 +80,9 @@ class Backend(ABC):
 
     name: ClassVar[str]
     local: ClassVar[bool] = True
+    #: Requests the backend can really serve at once (an in-process model: one); the
+    #: client never has more in flight, so latencies are not inflated by queueing.
+    parallel_requests: ClassVar[int | None] = None
 
     def __init__(self, model: str) -> None:
         self.model = model

@@ -118,7 +118,7 @@ class LlmClient:
                 "give its prices in $TOPICSENT_LLM_PRICES (JSON: {model: [input, output] USD per 1M tokens})"
             )
         self.stats = stats or ClientStats()  # shared across clients, so a budget spans a whole prediction run
-        self._semaphore = asyncio.Semaphore(limits.max_concurrency)
+        self._semaphore = asyncio.Semaphore(min(limits.max_concurrency, backend.parallel_requests or limits.max_concurrency))
         self._rate = RateLimiter(limits.requests_per_minute, limits.tokens_per_minute)
         self._reserved = 0.0
 

@@ -32,6 +32,7 @@ def resolve_gguf(model: str) -> Path:
 
 class LlamaCppBackend(Backend):
     name = "llamacpp"
+    parallel_requests = 1
 
     def __init__(self, model: str, *, n_ctx: int = 4096, n_threads: int | None = None) -> None:
         super().__init__(model)

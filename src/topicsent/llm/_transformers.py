@@ -32,6 +32,7 @@ def _source(model: str) -> tuple[Path, str | None]:
 
 class TransformersBackend(Backend):
     name = "transformers"
+    parallel_requests = 1
 
     def __init__(self, model: str, *, adapter: str | None = None) -> None:
         super().__init__(model)
