@@ -371,3 +371,54 @@ def test_sft_data_is_what_the_parser_accepts(tmp_path, mams, korean_ratings):
     [korean] = list(sft_examples(train[:1], Task.RATING))
     assert "평점" in korean["messages"][0]["content"]
     assert json.loads(korean["messages"][-1]["content"])["rating"] == train[0].rating
+
+
+@pytest.fixture(scope="module")
+def mams_taxonomy(mams):
+    """Three topics made from real MAMS sentences, named by keywords as discovery does."""
+    from topicsent.topics._taxonomy import Taxonomy, Topic
+
+    train, _ = mams
+    topics = []
+    themes = [
+        (["waiter", "staff", "service"], "waiter"),
+        (["pasta", "sauce", "dish"], "pasta"),
+        (["price", "expensive", "cheap"], "price"),
+    ]
+    for topic_id, (keywords, word) in enumerate(themes):
+        examples = [r.text for r in train if word in r.text.lower()][:3]
+        topics.append(Topic(id=topic_id, name="_".join(keywords), keywords=keywords, size=30 - topic_id, examples=examples))
+    return Taxonomy(language="en", topics=topics)
+
+
+def test_topic_naming_checks_names_and_keeps_keywords_when_the_llm_fails(mams_taxonomy, llm_cache, monkeypatch):
+    from topicsent.llm._naming import name_topics
+
+    def answer(request, count):
+        prompt = request.messages[0][1]
+        if "waiter" in prompt.split("\n")[0]:
+            return '{"name": "service", "description": "How the staff treat guests."}'
+        if "pasta" in prompt.split("\n")[0]:  # first a clash with the name taken, then a fix
+            repairing = len(request.messages) > 1
+            return '{"name": "pasta dishes", "description": "Pasta."}' if repairing else '{"name": "Service", "description": "x"}'
+        return '{"name": "what people say about how much everything here costs", "description": "too long"}'
+
+    backend = ScriptedBackend(answer)
+    monkeypatch.setattr("topicsent.llm._naming.make_backend", lambda *args, **kwargs: backend)
+    named, outcomes = name_topics(mams_taxonomy, "scripted:gpt-4o-mini")
+    assert named.categories == ("service", "pasta dishes", "price_expensive_cheap")
+    assert [t.named_by for t in named.topics][:2] == ["llm", "llm"] and named.topics[2].named_by.startswith("keywords: ")
+    assert "already used" in backend.requests[2].messages[-1][1] and named.topics[0].description == "How the staff treat guests."
+    assert [o.topic_id for o in outcomes] == [0, 1, 2]  # biggest topic first
+
+
+def test_topic_naming_with_a_real_local_model(mams_taxonomy, llm_cache):
+    from topicsent.llm._naming import name_topics
+
+    named, outcomes = name_topics(mams_taxonomy, "llamacpp:smollm2-135m-instruct")
+    assert len(named.topics) == 3 and len(set(named.categories)) == 3
+    assert all(t.named_by == "llm" or t.named_by.startswith("keywords: ") for t in named.topics)
+    assert any(o.named_by == "llm" for o in outcomes)
+    for topic in named.topics:
+        if topic.named_by == "llm":
+            assert 1 <= len(topic.name.split()) <= 4

@@ -39,6 +39,10 @@ def topics(
     id_col: IdCol = None,
     rating_col: RatingCol = None,
     date_col: Annotated[str | None, typer.Option("--date-col", help="Column with the review date: monthly trend.")] = None,
+    namer: Annotated[
+        str | None,
+        typer.Option(help="BACKEND:MODEL, e.g. llamacpp:qwen2.5-coder-1.5b-instruct: an LLM names and describes each topic."),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of UMAP and the bootstrap.")] = 0,
 ) -> None:
     """Discover what reviews talk about, how they feel about each topic, and what drives ratings.
@@ -51,6 +55,8 @@ def topics(
     Examples:
 
       topicsent topics reviews.csv --rating-col stars --unit sentence -o topics/
+
+      topicsent topics reviews.csv --namer llamacpp:qwen2.5-coder-1.5b-instruct -o topics/
 
       topicsent topics-edit topics/ --rename 3=fit --merge 4,7=fabric
 
@@ -65,7 +71,7 @@ def topics(
     dates = {r.id: r.meta["date"] for r in reviews if "date" in r.meta} if date_col else None
     analysis = analyze_topics(
         reviews, unit=unit, encoder=encoder, min_topic_size=min_topic_size, n_topics=n_topics,
-        outlier_threshold=outlier_threshold, sentiment_method=method, dates=dates, seed=seed,
+        outlier_threshold=outlier_threshold, sentiment_method=method, dates=dates, namer=namer, seed=seed,
     )  # fmt: skip
     analysis.write(out, reviews)
     taxonomy = analysis.discovery.taxonomy

@@ -10,9 +10,12 @@ and raises :class:`BudgetExceededError`, which the caller turns into per-row sta
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import time
 from collections import deque
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_random_exponential
 
@@ -23,6 +26,7 @@ from topicsent.llm._store import CallRecord, LlmStore
 
 CHARS_PER_TOKEN = 3  # a cautious estimate for budgets and token rate limits before the call is made
 MAX_RETRY_AFTER = 60.0
+T = TypeVar("T")
 
 
 class BudgetExceededError(TopicsentError):
@@ -182,3 +186,51 @@ class LlmClient:
                 CallRecord(time.time(), self.backend.name, self.backend.model, prompt_hash, tokens_in, tokens_out,
                            latency_ms, cost, cache_hit, outcome)
             )  # fmt: skip
+
+
+def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion from sync code, also when an event loop is
+    already running in this thread (a notebook, a web server): then in a worker thread."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
+@dataclass
+class Checked(Generic[T]):
+    """An answer after the check and at most one repair turn: ``value`` when it passed,
+    else ``problem``; ``completions`` are the calls made (for usage and the raw text)."""
+
+    value: T | None
+    completions: list[Completion]
+    problem: str | None = None
+
+    @property
+    def raw(self) -> str:
+        return self.completions[-1].text
+
+
+async def ask_checked(
+    client: LlmClient,
+    messages: list[dict[str, str]],
+    make_request: Callable[[list[dict[str, str]]], ChatRequest],
+    check: Callable[[str], T],
+    repair_message: Callable[[str], str],
+    prompt_hash: str,
+) -> Checked[T]:
+    """Ask, check the answer (``check`` raises ``ValueError`` saying what is wrong), and
+    when it fails ask once more with the problem spelled out. Backend failures and the
+    budget propagate as :class:`BackendError` / :class:`BudgetExceededError`."""
+    completions = [await client.complete(make_request(messages), prompt_hash=prompt_hash)]
+    try:
+        return Checked(check(completions[-1].text), completions)
+    except ValueError as problem:
+        turn = [{"role": "assistant", "content": completions[-1].text}, {"role": "user", "content": repair_message(str(problem))}]
+        completions.append(await client.complete(make_request(messages + turn), prompt_hash=prompt_hash))
+    try:
+        return Checked(check(completions[-1].text), completions)
+    except ValueError as still:
+        return Checked(None, completions, str(still))

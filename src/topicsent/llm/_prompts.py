@@ -22,7 +22,7 @@ from topicsent.errors import InvalidParameterError
 from topicsent.llm._answer import Question
 
 LANGUAGES = ("en", "ko")
-TEMPLATES = ("system", "user", "repair")
+TEMPLATES = ("system", "user", "repair", "topic")
 
 Message = dict[str, str]
 
@@ -44,7 +44,7 @@ class Example:
 
 @dataclass(frozen=True)
 class PromptSet:
-    """The three templates of one language."""
+    """The templates of one language."""
 
     language: str
     max_review_chars: int = 2000
@@ -71,6 +71,11 @@ class PromptSet:
             for review, given in reviews
         ]
         return _template(self.language, "user").render(reviews=items, batch=batch).strip()
+
+    def topic(self, keywords: Sequence[str], examples: Sequence[str], taken: Sequence[str]) -> str:
+        """Ask for the name and description of one discovered topic."""
+        shown = [example[: self.max_review_chars // 4] for example in examples]
+        return _template(self.language, "topic").render(keywords=keywords, examples=shown, taken=taken).strip()
 
     def repair(self, problem: str) -> str:
         return _template(self.language, "repair").render(problem=problem).strip()

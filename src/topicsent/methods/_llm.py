@@ -13,12 +13,11 @@ the others.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import json
-from collections.abc import Coroutine, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 from topicsent.data import Review, ReviewSet
 from topicsent.llm._answer import (
@@ -32,7 +31,7 @@ from topicsent.llm._answer import (
     split_batch,
 )
 from topicsent.llm._backend import Backend, BackendError, ChatRequest, make_backend
-from topicsent.llm._client import BudgetExceededError, ClientStats, Completion, Limits, LlmClient
+from topicsent.llm._client import BudgetExceededError, ClientStats, Completion, Limits, LlmClient, ask_checked, run_sync
 from topicsent.llm._examples import DEFAULT_ENCODERS, ExampleIndex, load_reviews, save_reviews, stratified_examples
 from topicsent.llm._prompts import Example, PromptSet, prompt_language
 from topicsent.llm._store import LlmStore
@@ -44,18 +43,6 @@ STRATEGIES = ("zero-shot", "few-shot", "retrieval")
 EXAMPLES_FILE = "examples.jsonl"
 STATE_FILE = "llm.json"
 FALLBACK_ENCODER = "multilingual-e5-small"
-T = TypeVar("T")
-
-
-def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine to completion from sync code, also when an event loop is
-    already running in this thread (a notebook, a web server): then in a worker thread."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coroutine)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coroutine).result()
 
 
 class LlmMethod(BaseMethod):
@@ -257,28 +244,20 @@ class LlmMethod(BaseMethod):
 
     async def _answer_one(self, client: LlmClient, review: Review, question: Question, examples: list[Example]) -> ReviewAnalysis:
         prompts = self.prompts
-        messages = prompts.messages(question, [(review, question.given)], examples)
         schema = answer_schema(question)
-        completions: list[Completion] = []
         try:
-            completions.append(await client.complete(self._request(messages, schema), prompt_hash=prompts.hash))
-            try:
-                return self._answered(review, parse_answer(completions[-1].text, review, question), completions)
-            except AnswerError as problem:
-                repair = [
-                    {"role": "assistant", "content": completions[-1].text},
-                    {"role": "user", "content": prompts.repair(str(problem))},
-                ]
-                completions.append(await client.complete(self._request(messages + repair, schema), prompt_hash=prompts.hash))
-                try:
-                    return self._answered(review, parse_answer(completions[-1].text, review, question), completions)
-                except AnswerError as still:
-                    self.unparsed_ += 1
-                    return self._failed(
-                        review, "unparsed", f"invalid after one repair: {still}", completions, raw=completions[-1].text
-                    )
+            checked = await ask_checked(
+                client, prompts.messages(question, [(review, question.given)], examples),
+                lambda messages: self._request(messages, schema), lambda text: parse_answer(text, review, question),
+                prompts.repair, prompts.hash,
+            )  # fmt: skip
         except (BackendError, BudgetExceededError) as error:
-            return self._failed(review, "error", str(error), completions)
+            return self._failed(review, "error", str(error))
+        if checked.value is None:
+            self.unparsed_ += 1
+            reason = f"invalid after one repair: {checked.problem}"
+            return self._failed(review, "unparsed", reason, checked.completions, raw=checked.raw)
+        return self._answered(review, checked.value, checked.completions)
 
     def _answered(self, review: Review, parsed: ParsedAnswer, completions: list[Completion], share: int = 1) -> ReviewAnalysis:
         self.evidence_dropped_ += parsed.dropped_evidence

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -73,10 +73,12 @@ def analyze_topics(
     outlier_threshold: float | None = None,
     sentiment_method=None,
     dates: dict[str, str] | None = None,
+    namer: str | None = None,
     seed: int = 0,
 ) -> TopicAnalysis:
     """Discover topics; with ratings or a sentiment model, also per-topic sentiment,
-    key drivers (ratings needed) and the monthly trend (dates needed)."""
+    key drivers (ratings needed) and the monthly trend (dates needed). ``namer``
+    (``BACKEND:MODEL``) has an LLM name and describe each topic."""
     if unit not in UNITS:
         raise InvalidParameterError(f"unit must be one of {', '.join(UNITS)}; got {unit!r}")
     language = reviews.language or "en"
@@ -84,6 +86,10 @@ def analyze_topics(
         list(reviews), language=language, unit=unit, encoder=encoder, min_topic_size=min_topic_size, n_topics=n_topics,
         outlier_threshold=outlier_threshold, seed=seed,
     )  # fmt: skip
+    if namer:
+        from topicsent.llm._naming import name_topics
+
+        discovery = replace(discovery, taxonomy=name_topics(discovery.taxonomy, namer)[0])
     segments = discovery.assignments()
     has_ratings = all(r.rating is not None for r in reviews)
     if sentiment_method is None and not has_ratings:

@@ -27,6 +27,7 @@ class Topic(BaseModel):
     examples: list[str] = Field(default_factory=list)
     description: str | None = None
     merged_from: list[int] = Field(default_factory=list)
+    named_by: str | None = None  # "llm", or "keywords: why an LLM name was not used"
 
 
 class Taxonomy(BaseModel):

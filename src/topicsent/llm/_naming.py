@@ -1,0 +1,123 @@
+"""LLM-named topics: a short name and a description for each discovered topic.
+
+Discovery names a topic by its top keywords (``staff_waiter_service``); an LLM, shown
+the keywords and the reviews closest to the topic's centre, can say what it is about
+("service speed"). The answer is checked like every LLM answer: a JSON object with a
+name of 1-4 words not used by another topic, one repair turn quoting the problem,
+and a topic whose answer stays invalid keeps its keyword name, marked as such.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from topicsent.errors import InvalidParameterError
+from topicsent.llm._backend import Backend, BackendError, ChatRequest, make_backend
+from topicsent.llm._client import LlmClient, ask_checked, run_sync
+from topicsent.llm._prompts import PromptSet, prompt_language
+from topicsent.llm._store import LlmStore
+from topicsent.topics._taxonomy import Taxonomy, Topic
+
+MAX_NAME_WORDS = 4
+MAX_NAME_CHARS = 40
+NAME_SCHEMA = {
+    "type": "object",
+    "properties": {"name": {"type": "string", "maxLength": MAX_NAME_CHARS}, "description": {"type": "string"}},
+    "required": ["name", "description"],
+}
+
+
+class _Named(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    name: str = Field(min_length=1, max_length=MAX_NAME_CHARS)
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class NamingOutcome:
+    topic_id: int
+    name: str
+    named_by: str  # "llm", or "keywords: <why the LLM's answer was not used>"
+
+
+def parse_backend_spec(spec: str) -> tuple[str, str]:
+    """``"llamacpp:qwen2.5-coder-1.5b-instruct"`` -> ``("llamacpp", "qwen2.5-coder-1.5b-instruct")``;
+    the model part may itself contain colons (``openai:llama3:8b``)."""
+    backend, colon, model = spec.partition(":")
+    if not colon or not backend or not model:
+        raise InvalidParameterError(f"expected BACKEND:MODEL (e.g. llamacpp:qwen2.5-coder-1.5b-instruct), got {spec!r}")
+    return backend, model
+
+
+def _checked_name(text: str, taken: set[str]) -> _Named:
+    """The validated answer; ``taken``: names of other topics (case-insensitive)."""
+    start, end = text.find("{"), text.rfind("}")
+    try:
+        named = _Named.model_validate(json.loads(text[start : end + 1] if start >= 0 else text))
+    except (ValueError, ValidationError) as error:
+        raise ValueError(f"the answer is not a JSON object with a short 'name' and a 'description' ({error})") from None
+    name = " ".join(named.name.split())
+    if len(name.split()) > MAX_NAME_WORDS:
+        raise ValueError(f"the name {name!r} has more than {MAX_NAME_WORDS} words")
+    if name.lower() in {t.lower() for t in taken}:
+        raise ValueError(f"the name {name!r} is already used for another topic")
+    return named.model_copy(update={"name": name})
+
+
+async def _name_one(
+    client: LlmClient, prompts: PromptSet, topic: Topic, taken: set[str], reserved: set[str]
+) -> tuple[_Named | None, str]:
+    """``taken``: names the LLM gave other topics (shown to it); ``reserved``: also the
+    keyword names of topics not named yet (a clash would make the taxonomy invalid)."""
+    messages = [{"role": "user", "content": prompts.topic(topic.keywords[:10], topic.examples[:3], sorted(taken))}]
+    try:
+        checked = await ask_checked(
+            client, messages, lambda turns: ChatRequest.of(turns, schema=NAME_SCHEMA, max_tokens=96),
+            lambda text: _checked_name(text, reserved), prompts.repair, prompts.hash,
+        )  # fmt: skip
+    except BackendError as error:
+        return None, f"keywords: {error}"
+    return (checked.value, "llm") if checked.value is not None else (None, f"keywords: {checked.problem}")
+
+
+async def _name_all(backend: Backend, taxonomy: Taxonomy, cache: bool) -> list[tuple[Topic, _Named | None, str]]:
+    prompts = PromptSet(prompt_language(taxonomy.language))
+    client = LlmClient(backend, store=LlmStore() if cache else None)
+    taken: set[str] = set()
+    final = {topic.id: topic.name for topic in taxonomy.topics}
+    results = []
+    try:
+        for topic in sorted(taxonomy.topics, key=lambda t: -t.size):  # the biggest topics choose first
+            reserved = {name for topic_id, name in final.items() if topic_id != topic.id}
+            named, how = await _name_one(client, prompts, topic, taken, reserved)
+            if named is not None:
+                taken.add(named.name)
+                final[topic.id] = named.name
+            results.append((topic, named, how))
+    finally:
+        await backend.aclose()
+    return results
+
+
+def name_topics(taxonomy: Taxonomy, backend_spec: str, *, cache: bool = True, **options) -> tuple[Taxonomy, list[NamingOutcome]]:
+    """The taxonomy with LLM names and descriptions (``backend_spec`` is ``BACKEND:MODEL``),
+    and how each topic got its name."""
+    backend = make_backend(*parse_backend_spec(backend_spec), **options)
+    results = run_sync(_name_all(backend, taxonomy, cache))
+    named = {topic.id: answer for topic, answer, _ in results if answer is not None}
+    how_named = {topic.id: how for topic, _, how in results}
+    topics = [
+        t.model_copy(update={"name": named[t.id].name, "description": named[t.id].description or None, "named_by": "llm"})
+        if t.id in named
+        else t.model_copy(update={"named_by": how_named[t.id]})
+        for t in taxonomy.topics
+    ]
+    renamed = Taxonomy.model_validate(taxonomy.model_dump() | {"topics": [t.model_dump() for t in topics]})
+    outcomes = [
+        NamingOutcome(topic.id, named[topic.id].name if topic.id in named else topic.name, how) for topic, _, how in results
+    ]
+    return renamed, outcomes
