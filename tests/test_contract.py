@@ -28,7 +28,7 @@ CONTRACT_PARAMS: dict[str, dict] = {
     "llm": {"backend": "llamacpp", "model": "smollm2-135m-instruct", "max_tokens": 320},
 }
 #: Test reviews per check for methods where each review costs a model call (LLMs).
-CONTRACT_TEST_SIZE: dict[str, int] = {"llm": 6}
+CONTRACT_TEST_SIZE: dict[str, int] = {"llm": 4}
 
 CASES = [(name, task) for name in method_names() for task in sorted(method_class(name).supported_tasks)]
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from topicsent.errors import InvalidParameterError, TopicsentError
@@ -138,7 +139,7 @@ def eval_command(
     def save_and_report(run: dict, result) -> None:
         write_run(run, out)  # after every method: an interrupted run keeps what it measured
         console.print(
-            f"[dim]{result.dataset} / {result.method}: {result.primary_metric} {result.score:.3f}, "
+            f"[dim]{result.dataset} / {escape(result.method)}: {result.primary_metric} {result.score:.3f}, "
             f"train {result.train_seconds:.1f}s, {fmt(result.reviews_per_second)} reviews/s[/dim]"
         )
 
@@ -171,7 +172,7 @@ def _results_table(dataset: str, rows: list[dict]) -> Table:
         usage = row.get("usage") or {}
         tokens = usage.get("input_tokens_per_review", 0) + usage.get("output_tokens_per_review", 0) if usage else None
         table.add_row(
-            row["method"],
+            escape(row["method"]),  # a spec's [params] are not rich markup
             *(fmt(row["metrics"].get(m)) for m in metrics),
             *((f"{row['metrics'].get('coverage', 0):.0%}", fmt(tokens)) if llm else ()),
             f"{row['train_seconds']:.1f}", fmt(row["reviews_per_second"]), fmt(row["peak_rss_mb"]),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -72,7 +72,6 @@ class RawCompletion:
     text: str
     input_tokens: int = 0
     output_tokens: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Backend(ABC):

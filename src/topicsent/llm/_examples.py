@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 
 from topicsent.data import AspectLabel, Review
-from topicsent.errors import InvalidParameterError
 from topicsent.schema import Task
 
 SHORT_EXAMPLE_CHARS = 300  # fixed examples come from shorter reviews: every prompt carries them
@@ -79,7 +78,6 @@ class ExampleIndex:
     def __init__(self, encoder_name: str) -> None:
         from topicsent.encoders import make_encoder
 
-        self.encoder_name = encoder_name
         self.encoder = make_encoder(encoder_name)
         self.index = None
 
@@ -114,10 +112,3 @@ class ExampleIndex:
         except RuntimeError as error:  # faiss reports a damaged file as RuntimeError
             raise ValueError(f"{self.INDEX_FILE}: {error}") from None
         return self
-
-
-def default_encoder(language: str) -> str:
-    try:
-        return DEFAULT_ENCODERS[language]
-    except KeyError:
-        raise InvalidParameterError(f"no default retrieval encoder for language {language!r}; pass encoder=") from None

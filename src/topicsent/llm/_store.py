@@ -89,12 +89,8 @@ class LlmStore:
             db.execute("INSERT INTO calls VALUES (:timestamp, :backend, :model, :prompt_hash, :input_tokens, "
                        ":output_tokens, :latency_ms, :cost_usd, :cache_hit, :outcome)", asdict(record))  # fmt: skip
 
-    def calls(self, *, since: float | None = None, limit: int | None = None) -> list[CallRecord]:
-        """Logged calls, newest first."""
-        query = "SELECT * FROM calls WHERE timestamp >= ? ORDER BY timestamp DESC"
-        parameters: tuple = (since or 0.0,)
-        if limit:
-            query, parameters = query + " LIMIT ?", (*parameters, limit)
+    def calls(self, *, since: float | None = None) -> list[CallRecord]:
+        """Logged calls (since a Unix time), newest first."""
         with self._connect() as db:
-            rows = db.execute(query, parameters).fetchall()
+            rows = db.execute("SELECT * FROM calls WHERE timestamp >= ? ORDER BY timestamp DESC", (since or 0.0,)).fetchall()
         return [CallRecord(*row[:8], bool(row[8]), row[9]) for row in rows]
