@@ -5,6 +5,13 @@ from topicsent.encoders._cache import CACHE_DIR_ENV, EmbeddingCache, cache_dir, 
 from topicsent.encoders._pooled import POOLED_ENCODERS, PooledEncoder
 from topicsent.encoders._transformer import PACKAGED_ENCODERS, TokenEmbeddings, TransformerEncoder, resolve_encoder
 
+#: The packaged sentence encoder for reviews in each language (others: multilingual-e5).
+DEFAULT_ENCODERS = {"en": "all-MiniLM-L6-v2", "ko": "multilingual-e5-small"}
+
+
+def default_encoder(language: str | None) -> str:
+    return DEFAULT_ENCODERS.get(language or "", "multilingual-e5-small")
+
 
 def make_encoder(name_or_path: str, *, max_length: int = 128, quantize: bool = False) -> CachedEncoder:
     """A packaged multilingual sentence encoder by name, else a transformer encoder
@@ -15,6 +22,7 @@ def make_encoder(name_or_path: str, *, max_length: int = 128, quantize: bool = F
 
 
 __all__ = [
-    "CACHE_DIR_ENV", "PACKAGED_ENCODERS", "POOLED_ENCODERS", "CachedEncoder", "EmbeddingCache", "PooledEncoder",
-    "TokenEmbeddings", "TransformerEncoder", "cache_dir", "content_key", "make_encoder", "resolve_encoder",
+    "CACHE_DIR_ENV", "DEFAULT_ENCODERS", "PACKAGED_ENCODERS", "POOLED_ENCODERS", "CachedEncoder", "EmbeddingCache",
+    "PooledEncoder", "TokenEmbeddings", "TransformerEncoder", "cache_dir", "content_key", "default_encoder", "make_encoder",
+    "resolve_encoder",
 ]  # fmt: skip

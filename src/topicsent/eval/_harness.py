@@ -85,17 +85,14 @@ def score(method: BaseMethod, test: ReviewSet) -> tuple[dict[str, float], dict[s
 def _score(method: BaseMethod, test: ReviewSet, detection: bool = True):
     """Without ``detection`` an aspect task is scored (and timed) on the gold-aspect pass
     alone: half the calls, for methods where every review costs a model call."""
-    if method.task_ is not Task.RATING and not detection:
-        with measure() as timing:
-            analyses = method.predict(test.unlabelled(), given_aspects=True)
-        metrics = polarity_scores(test, analyses, test.label_space.polarities)
-    elif method.task_ is Task.RATING:
-        with measure() as timing:
-            analyses = method.predict(test.text_only())
+    given_only = method.task_ is not Task.RATING and not detection
+    with measure() as timing:
+        analyses = method.predict(test.unlabelled(), given_aspects=True) if given_only else method.predict(test.text_only())
+    if method.task_ is Task.RATING:
         metrics = rating_scores(test, analyses, test.label_space)
+    elif given_only:
+        metrics = polarity_scores(test, analyses, test.label_space.polarities)
     else:
-        with measure() as timing:
-            analyses = method.predict(test.text_only())
         given = method.predict(test.unlabelled(), given_aspects=True)
         metrics = polarity_scores(test, given, test.label_space.polarities) | detection_scores(test, analyses, method.task_)
     metrics["coverage"] = coverage(analyses)

@@ -12,7 +12,17 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from topicsent.interfaces._options import AspectsCol, IdCol, RatingCol, TextCol, columns, console, fmt, split_names
+from topicsent.interfaces._options import (
+    AspectsCol,
+    IdCol,
+    RatingCol,
+    TextCol,
+    columns,
+    console,
+    fmt,
+    labelled_input,
+    split_names,
+)
 
 llm_app = typer.Typer(help="LLM call log and response cache ($TOPICSENT_CACHE_DIR/llm.sqlite).", no_args_is_help=True)
 
@@ -103,21 +113,12 @@ def sft_data(
 
       topicsent sft-data reviews.csv --rating-col stars -o sft/stars.jsonl
     """
-    from topicsent.data import load_dataset, read_reviews
-    from topicsent.errors import InvalidParameterError
     from topicsent.llm._sft import FORMS, sft_examples, write_sft
     from topicsent.schema import Task
 
-    if (dataset is None) == (input_file is None):
-        raise InvalidParameterError("give either a labelled file or --dataset NAME, not both")
-    if dataset:
-        splits = load_dataset(dataset)
-        if split not in ("train", "validation", "test"):
-            raise InvalidParameterError(f"--split must be train, validation or test, got {split!r}")
-        reviews = getattr(splits, split)
-    else:
-        reviews = read_reviews(input_file, columns(text_col, id_col, rating_col, aspects_col), task=task)
-    chosen = Task(task or reviews.task or ("rating" if rating_col else "acsa"))
+    cols = columns(text_col, id_col, rating_col, aspects_col)
+    reviews, found_task = labelled_input(dataset, input_file, cols, task=task, split=split)
+    chosen = Task(found_task or "acsa")
     examples = sft_examples(reviews, chosen, forms=split_names(forms, list(FORMS), "form"), evidence=evidence)
     count = write_sft(examples, out)
     console.print(f"Wrote {count:,} chat examples from {len(reviews):,} reviews ({chosen.value}) to [bold]{out}[/bold]")

@@ -45,3 +45,22 @@ def fmt(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.3f}" if abs(value) < 10 else f"{value:,.0f}"
     return str(value)
+
+
+SPLITS = ("train", "validation", "test")
+
+
+def labelled_input(dataset: str | None, input_file, cols, *, task: str | None, split: str = "train", categories=None):
+    """Labelled reviews from a built-in dataset's split or a file (exactly one of them),
+    and the task: the one given, the dataset's, or what the file's columns imply."""
+    from topicsent.data import load_dataset, read_reviews
+
+    if (dataset is None) == (input_file is None):
+        raise InvalidParameterError("give either a labelled file or --dataset NAME, not both")
+    if dataset:
+        if split not in SPLITS:
+            raise InvalidParameterError(f"--split must be train, validation or test, got {split!r}")
+        reviews = getattr(load_dataset(dataset), split)
+    else:
+        reviews = read_reviews(input_file, cols, task=task, categories=categories)
+    return reviews, task or reviews.task or ("rating" if cols.rating else "acsa" if cols.aspects else None)

@@ -28,6 +28,7 @@ from topicsent.interfaces._options import (
     console,
     errors,
     fmt,
+    labelled_input,
     split_names,
 )
 from topicsent.interfaces._topics_cli import eval_topics, topics, topics_edit
@@ -210,18 +211,12 @@ def train(
 
       topicsent train topics/labelled.jsonl --aspects-col aspects --taxonomy topics/taxonomy.json -o models/topics
     """
-    from topicsent.data import load_dataset, read_reviews
     from topicsent.methods import make_method
     from topicsent.topics import Taxonomy
 
-    if (dataset is None) == (input_file is None):
-        raise InvalidParameterError("give either a labelled file or --dataset NAME, not both")
-    if dataset:
-        reviews = load_dataset(dataset).train
-    else:
-        categories = Taxonomy.load(taxonomy).categories if taxonomy else None
-        reviews = read_reviews(input_file, columns(text_col, id_col, rating_col, aspects_col), task=task, categories=categories)
-    task = task or reviews.task or ("rating" if rating_col else "acsa" if aspects_col else None)
+    categories = Taxonomy.load(taxonomy).categories if taxonomy and input_file else None
+    cols = columns(text_col, id_col, rating_col, aspects_col)
+    reviews, task = labelled_input(dataset, input_file, cols, task=task, categories=categories)
     model = make_method(method, **_json_params(params)).fit(reviews, task)
     model.save(out)
     console.print(f"Trained {method} for {model.task_.value} on {len(reviews):,} reviews; saved to [bold]{out}[/bold]")

@@ -132,7 +132,7 @@ def batch_schema(item_schemas: list[dict[str, Any]]) -> dict[str, Any]:
 # ----- parsing and checking -------------------------------------------------------------------
 
 
-def _json_object(text: str) -> dict[str, Any]:
+def json_object(text: str) -> dict[str, Any]:
     """The JSON object in ``text``; a code fence or words around it are tolerated (the
     object itself is not altered)."""
     start, end = text.find("{"), text.rfind("}")
@@ -164,7 +164,7 @@ def split_batch(text: str, count: int) -> list[dict[str, Any] | AnswerError]:
     """The per-review objects of a batched answer (position i is review i + 1); a
     missing or malformed one is an :class:`AnswerError` for that review only."""
     try:
-        items = _json_object(text).get("reviews")
+        items = json_object(text).get("reviews")
     except AnswerError as error:
         return [error] * count
     found: dict[int, dict[str, Any]] = {}
@@ -181,7 +181,7 @@ def parse_answer(answer: str | dict[str, Any], review: Review, question: Questio
     occur in the review is not a reason to reject the labels (small models paraphrase);
     it is dropped and counted, never kept as if it were a quote.
     """
-    data = _json_object(answer) if isinstance(answer, str) else answer
+    data = json_object(answer) if isinstance(answer, str) else answer
     try:
         parsed = Answer.model_validate(data)
     except ValidationError as error:

@@ -20,7 +20,6 @@ from topicsent.data import AspectLabel, Review
 from topicsent.schema import Task
 
 SHORT_EXAMPLE_CHARS = 300  # fixed examples come from shorter reviews: every prompt carries them
-DEFAULT_ENCODERS = {"en": "all-MiniLM-L6-v2", "ko": "multilingual-e5-small"}
 
 
 def _label_key(review: Review, task: Task) -> tuple:

@@ -9,12 +9,12 @@ and a topic whose answer stays invalid keeps its keyword name, marked as such.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from topicsent.errors import InvalidParameterError
+from topicsent.llm._answer import json_object
 from topicsent.llm._backend import Backend, BackendError, ChatRequest, make_backend
 from topicsent.llm._client import LlmClient, ask_checked, run_sync
 from topicsent.llm._prompts import PromptSet, prompt_language
@@ -55,9 +55,8 @@ def parse_backend_spec(spec: str) -> tuple[str, str]:
 
 def _checked_name(text: str, taken: set[str]) -> _Named:
     """The validated answer; ``taken``: names of other topics (case-insensitive)."""
-    start, end = text.find("{"), text.rfind("}")
     try:
-        named = _Named.model_validate(json.loads(text[start : end + 1] if start >= 0 else text))
+        named = _Named.model_validate(json_object(text))
     except (ValueError, ValidationError) as error:
         raise ValueError(f"the answer is not a JSON object with a short 'name' and a 'description' ({error})") from None
     name = " ".join(named.name.split())

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from topicsent.data import Review, ReviewSet
+from topicsent.encoders import default_encoder
 from topicsent.llm._answer import (
     AnswerError,
     ParsedAnswer,
@@ -32,7 +33,7 @@ from topicsent.llm._answer import (
 )
 from topicsent.llm._backend import Backend, BackendError, ChatRequest, make_backend
 from topicsent.llm._client import BudgetExceededError, ClientStats, Completion, Limits, LlmClient, ask_checked, run_sync
-from topicsent.llm._examples import DEFAULT_ENCODERS, ExampleIndex, load_reviews, save_reviews, stratified_examples
+from topicsent.llm._examples import ExampleIndex, load_reviews, save_reviews, stratified_examples
 from topicsent.llm._prompts import Example, PromptSet, prompt_language
 from topicsent.llm._store import LlmStore
 from topicsent.methods._base import BaseMethod
@@ -42,7 +43,6 @@ from topicsent.schema import Overall, ReviewAnalysis, Task, Usage
 STRATEGIES = ("zero-shot", "few-shot", "retrieval")
 EXAMPLES_FILE = "examples.jsonl"
 STATE_FILE = "llm.json"
-FALLBACK_ENCODER = "multilingual-e5-small"
 
 
 class LlmMethod(BaseMethod):
@@ -147,10 +147,7 @@ class LlmMethod(BaseMethod):
     def _fit(self, reviews: ReviewSet) -> None:
         self.examples_: list[Review] = []
         self.index_: ExampleIndex | None = None
-        self.stats_ = ClientStats()
-        self.unparsed_ = 0
-        self.evidence_dropped_ = 0
-        self._backend_instance = None
+        self._reset_run_state()
         if self.strategy == "few-shot":
             self.examples_ = stratified_examples(reviews, self.task_, self.k, self.random_state)
         elif self.strategy == "retrieval":
@@ -159,8 +156,15 @@ class LlmMethod(BaseMethod):
             self.index_ = ExampleIndex(self._encoder_name()).build(self.examples_)
         self._make_backend()  # a missing model or key fails here, not mid-prediction
 
+    def _reset_run_state(self) -> None:
+        """Counters of the predictions to come, and no backend until the first call."""
+        self.stats_ = ClientStats()
+        self.unparsed_ = 0
+        self.evidence_dropped_ = 0
+        self._backend_instance = None
+
     def _encoder_name(self) -> str:
-        return self.encoder or DEFAULT_ENCODERS.get(self.language_, FALLBACK_ENCODER)
+        return self.encoder or default_encoder(self.language_)
 
     def _make_backend(self) -> Backend:
         if getattr(self, "_backend_instance", None) is None:
@@ -292,10 +296,7 @@ class LlmMethod(BaseMethod):
         state = json.loads((directory / STATE_FILE).read_text(encoding="utf-8"))
         self.examples_ = load_reviews(directory / EXAMPLES_FILE)
         self.index_ = ExampleIndex(state["encoder"]).load(directory) if state["encoder"] else None
-        self.stats_ = ClientStats()
-        self.unparsed_ = 0
-        self.evidence_dropped_ = 0
-        self._backend_instance = None
+        self._reset_run_state()
 
 
 def _merged_examples(per_review: list[list[Example]], k: int) -> list[Example]:

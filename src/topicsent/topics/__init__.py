@@ -3,7 +3,6 @@ sentiment and key drivers."""
 
 from topicsent.topics._analysis import TopicAnalysis, analyze_topics, write_labelled
 from topicsent.topics._discover import (
-    DEFAULT_ENCODERS,
     UNITS,
     Discovery,
     Segment,
@@ -16,7 +15,7 @@ from topicsent.topics._quality import alignment, coherence, diversity, topic_qua
 from topicsent.topics._taxonomy import OUTLIER, Taxonomy, Topic
 
 __all__ = [
-    "DEFAULT_ENCODERS", "OUTLIER", "UNITS", "Discovery", "Segment", "Taxonomy", "Topic", "TopicAnalysis",
+    "OUTLIER", "UNITS", "Discovery", "Segment", "Taxonomy", "Topic", "TopicAnalysis",
     "alignment", "analyze_topics", "coherence", "discover_topics", "diversity", "key_drivers", "reassign_outliers", "segments_of",
     "topic_quality", "topic_summary", "topic_trend", "write_labelled",
 ]  # fmt: skip

@@ -22,7 +22,6 @@ from topicsent.text import content_words, split_sentences
 from topicsent.topics._taxonomy import OUTLIER, Taxonomy, Topic
 
 #: The sentence encoder per language (all packaged; Korean needs a multilingual one).
-DEFAULT_ENCODERS = {"en": "all-MiniLM-L6-v2", "ko": "multilingual-e5-small"}
 MIN_SEGMENTS = 20
 HDBSCAN_MIN_SAMPLES = 5
 MIN_KEYWORD_DOCUMENTS = 3
@@ -102,11 +101,9 @@ def discover_topics(
     if len(segments) < MIN_SEGMENTS:
         raise InputDataError(f"topic discovery needs at least {MIN_SEGMENTS} non-empty {unit}s; got {len(segments)}")
     words = _frequent_words_only(content_words([s.text for s in segments], language))
-    from topicsent.encoders import make_encoder
+    from topicsent.encoders import default_encoder, make_encoder
 
-    embeddings = make_encoder(encoder or DEFAULT_ENCODERS.get(language, "multilingual-e5-small")).sentences(
-        [s.text for s in segments]
-    )
+    embeddings = make_encoder(encoder or default_encoder(language)).sentences([s.text for s in segments])
     model = _bertopic(len(segments), min_topic_size=min_topic_size, n_topics=n_topics, seed=seed)
     topics = np.asarray(model.fit_transform([" ".join(ws) for ws in words], embeddings=embeddings)[0])
     if outlier_threshold is not None:
