@@ -104,3 +104,22 @@ def test_detect_language():
     assert detect_language("The acting was great") == "en"
     assert detect_language("영화 OST가 good") == "ko"
     assert detect_language("1234 !!!") == "en"
+
+
+def test_batches_stream_every_format_with_row_numbers_and_ids_checked_across_batches(tmp_path):
+    from topicsent.data import count_rows, review_batches
+
+    texts = [f'line one of {i}\nline "two", of {i}' for i in range(7)]  # quoted newlines and commas
+    csv_path = tmp_path / "r.csv.gz"
+    csv_path.write_bytes(gzip.compress(pd.DataFrame({"text": texts}).to_csv(index=False).encode()))
+    jsonl = _write(tmp_path / "r.jsonl", "".join(json.dumps({"text": t}) + "\n\n" for t in texts))
+    parquet = tmp_path / "r.parquet"
+    pd.DataFrame({"text": texts}).to_parquet(parquet)
+    for path in (csv_path, jsonl, parquet):
+        batches = list(review_batches(path, batch_size=3))
+        assert [len(b) for b in batches] == [3, 3, 1] and count_rows(path) == 7
+        assert [r.text for b in batches for r in b] == texts
+    assert [r.id for r in next(review_batches(csv_path, batch_size=3))] == ["1", "2", "3"]
+    doubled = _write(tmp_path / "d.csv", "id,text\n" + "".join(f"{i % 5},t{i}\n" for i in range(7)))
+    with pytest.raises(InputDataError, match=r"row 6: duplicate id '0' \(first seen in row 1"):
+        list(review_batches(doubled, ColumnMap(id="id"), batch_size=3))

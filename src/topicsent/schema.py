@@ -118,13 +118,18 @@ class ReviewAnalysis(_Strict):
         return cls(review_id=review_id, status=status, status_reason=reason, method=method, **fields)
 
 
-FLAT_COLUMNS: tuple[str, ...] = (
-    "review_id", "language", "status", "status_reason", "method", "model",
-    "overall_polarity", "overall_rating", "overall_confidence",
-    "aspect", "aspect_kind", "aspect_polarity", "aspect_confidence", "aspect_rating",
-    "evidence", "span_start", "span_end",
-    "latency_ms", "input_tokens", "output_tokens", "cost_usd", "cache_hit",
-)  # fmt: skip
+#: The flat table's columns and their (nullable pandas) types: fixed, so every Parquet
+#: file of a run has one schema even when a column is empty in one chunk.
+FLAT_TYPES: dict[str, str] = {
+    "review_id": "string", "language": "string", "status": "string", "status_reason": "string",
+    "method": "string", "model": "string",
+    "overall_polarity": "string", "overall_rating": "Float64", "overall_confidence": "Float64",
+    "aspect": "string", "aspect_kind": "string", "aspect_polarity": "string", "aspect_confidence": "Float64",
+    "aspect_rating": "Float64", "evidence": "string", "span_start": "Int64", "span_end": "Int64",
+    "latency_ms": "Float64", "input_tokens": "Int64", "output_tokens": "Int64", "cost_usd": "Float64",
+    "cache_hit": "boolean",
+}  # fmt: skip
+FLAT_COLUMNS: tuple[str, ...] = tuple(FLAT_TYPES)
 
 
 def flat_rows(analyses: Iterable[ReviewAnalysis]) -> Iterator[dict[str, Any]]:
@@ -169,7 +174,7 @@ def to_dataframe(analyses: Iterable[ReviewAnalysis]):  # -> pandas.DataFrame
     """The flat table view as a pandas DataFrame with stable column order."""
     import pandas as pd
 
-    return pd.DataFrame(list(flat_rows(analyses)), columns=list(FLAT_COLUMNS))
+    return pd.DataFrame(list(flat_rows(analyses)), columns=list(FLAT_COLUMNS)).astype(FLAT_TYPES)
 
 
 def write_jsonl(analyses: Iterable[ReviewAnalysis], path: Path) -> int:

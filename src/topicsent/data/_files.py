@@ -7,16 +7,19 @@ problem, never a traceback.
 
 from __future__ import annotations
 
+import csv
 import gzip
 import io
 import json
 import re
 import sys
+import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from topicsent.data._reviews import AspectLabel, LabelSpace, Review, ReviewSet
 from topicsent.errors import InputDataError
@@ -71,26 +74,11 @@ def read_reviews(
     >>> reviews = read_reviews("reviews.csv", ColumnMap(text="body", rating="stars"))  # doctest: +SKIP
     """
     source = str(path)
-    records = list(_records(source))
-    if not records:
+    reviews = [
+        review for batch in review_batches(source, columns, language=language, require_text=require_text) for review in batch
+    ]
+    if not reviews:
         raise InputDataError(f"{source}: no reviews in the file (it is empty or has only a header)")
-    available = set(records[0][1])
-    roles = (
-        ("text", columns.text),
-        ("id", columns.id),
-        ("rating", columns.rating),
-        ("aspects", columns.aspects),
-        ("date", columns.date),
-    )
-    for role, name in roles:
-        if name is not None and name not in available:
-            raise InputDataError(
-                f"{source}: no column {name!r} for the {role} (columns: {', '.join(sorted(available))}); "
-                f"choose one with --{role}-col"
-            )
-    numbered = [(row, _review(source, row, record, columns, language, require_text)) for row, record in records]
-    _check_unique_ids(source, numbered)
-    reviews = [review for _, review in numbered]
     observed = [r.rating for r in reviews if r.rating is not None]
     if rating_scale is None and observed:
         rating_scale = (min(observed), max(observed))
@@ -106,11 +94,69 @@ def read_reviews(
     return ReviewSet(tuple(reviews), label_space=space, task=task, name=Path(source).stem, language=set_language)
 
 
-def _records(source: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(1-based row number, column -> value) for each data row of the file."""
+def review_batches(
+    path: str | Path,
+    columns: ColumnMap = ColumnMap(),
+    *,
+    batch_size: int = 50_000,
+    language: str = "auto",
+    require_text: bool = False,
+) -> Iterator[list[Review]]:
+    """The file's reviews in lists of ``batch_size``, read lazily: a file larger than
+    memory streams through, and an input problem is still reported with its row.
+
+    Ids are checked for uniqueness across the whole file (only the ids are kept)."""
+    source = str(path)
+    first_row: dict[str, int] = {}
+    for batch in _record_batches(source, batch_size):
+        if not first_row:
+            _check_columns(source, set(batch[0][1]), columns)
+        reviews = [_review(source, row, record, columns, language, require_text) for row, record in batch]
+        for (row, _), review in zip(batch, reviews, strict=True):
+            if review.id in first_row:
+                raise InputDataError(
+                    f"{source}: row {row}: duplicate id {review.id!r} (first seen in row {first_row[review.id]}); "
+                    "ids must be unique"
+                )
+            first_row[review.id] = row
+        yield reviews
+
+
+def count_rows(path: str | Path) -> int | None:
+    """Data rows in a file without parsing its fields (for a progress total), or None
+    for standard input."""
+    source = str(path)
     if source == "-":
-        yield from _jsonl_records(source, _decode(source, sys.stdin.buffer.read()))
-        return
+        return None
+    kind, file, compressed = _file_kind(source)
+    if kind == "parquet":
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(file).metadata.num_rows
+    with _open_text(file, compressed) as text:
+        if kind == "jsonl":
+            return sum(1 for line in text if line.strip())
+        return max(sum(1 for _ in csv.reader(text, delimiter="\t" if kind == "tsv" else ",")) - 1, 0)
+
+
+def _check_columns(source: str, available: set[str], columns: ColumnMap) -> None:
+    roles = (
+        ("text", columns.text),
+        ("id", columns.id),
+        ("rating", columns.rating),
+        ("aspects", columns.aspects),
+        ("date", columns.date),
+    )
+    for role, name in roles:
+        if name is not None and name not in available:
+            raise InputDataError(
+                f"{source}: no column {name!r} for the {role} (columns: {', '.join(sorted(available))}); "
+                f"choose one with --{role}-col"
+            )
+
+
+def _file_kind(source: str) -> tuple[str, Path, bool]:
+    """(format, path, gzip-compressed) of an input file, or a clear error."""
     path = Path(source)
     if not path.is_file():
         raise InputDataError(f"{source}: file not found")
@@ -119,44 +165,98 @@ def _records(source: str) -> Iterator[tuple[int, dict[str, Any]]]:
     kind = FORMATS.get(suffix)
     if kind is None or (compressed and kind == "parquet"):
         raise InputDataError(f"{source}: unknown file type {suffix!r}; use one of {', '.join(FORMATS)} (text formats may be .gz)")
-    if kind == "parquet":
-        yield from _parquet_records(path)
+    return kind, path, compressed
+
+
+def _record_batches(source: str, size: int) -> Iterator[list[tuple[int, dict[str, Any]]]]:
+    """Lists of (1-based row number, column -> value) for the file's data rows."""
+    if source == "-":
+        yield from _guarded_text_batches(source, _stdin_text, "jsonl", size)
         return
-    try:
-        data = gzip.decompress(path.read_bytes()) if compressed else path.read_bytes()
-    except (OSError, EOFError) as error:
-        raise InputDataError(f"{source}: not a readable gzip file ({error})") from None
-    if kind == "jsonl":
-        yield from _jsonl_records(source, _decode(source, data))
+    kind, path, compressed = _file_kind(source)
+    if kind == "parquet":
+        yield from _parquet_batches(path, size)
     else:
-        yield from _delimited_records(source, _decode(source, data), "\t" if kind == "tsv" else ",")
+        yield from _guarded_text_batches(source, lambda: _open_text(path, compressed), kind, size)
 
 
-def _decode(source: str, data: bytes) -> str:
+def _guarded_text_batches(source: str, opener, kind: str, size: int) -> Iterator[list[tuple[int, dict[str, Any]]]]:
+    """Text rows in batches, with decoding and gzip problems turned into input errors."""
     try:
-        return data.decode("utf-8-sig")
+        with opener() as text:
+            rows = _jsonl_records(source, text) if kind == "jsonl" else _delimited_records(source, text, kind, size)
+            yield from _batched(rows, size)
+    except UnicodeDecodeError:
+        _raise_utf8_error(source)
+    except (EOFError, gzip.BadGzipFile, zlib.error) as error:
+        raise InputDataError(f"{source}: not a readable gzip file ({error})") from None
+
+
+def _open_text(path: Path, compressed: bool) -> io.TextIOWrapper:
+    """The file as UTF-8 text (BOM dropped, newlines kept for quoted CSV fields); the caller closes it."""
+    raw = gzip.open(path, "rb") if compressed else path.open("rb")  # noqa: SIM115 - wrapped and returned
+    return io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+
+
+@contextmanager
+def _stdin_text() -> Iterator[io.TextIOWrapper]:
+    text = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig", newline="")
+    try:
+        yield text
+    finally:
+        text.detach()  # standard input stays open for the caller
+
+
+def _raise_utf8_error(source: str) -> NoReturn:
+    """Name the line of the first undecodable byte (the slow path, taken only on error)."""
+    if source == "-":
+        raise InputDataError("-: standard input is not valid UTF-8; send UTF-8 text")
+    data = Path(source).read_bytes()
+    if source.lower().endswith(".gz"):
+        data = gzip.decompress(data)
+    try:
+        data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         line = data.count(b"\n", 0, error.start) + 1
         raise InputDataError(
             f"{source}: line {line}: not valid UTF-8 (byte 0x{data[error.start]:02x} at offset {error.start}); "
             "re-save the file as UTF-8"
         ) from None
+    raise InputDataError(f"{source}: not valid UTF-8; re-save the file as UTF-8")  # the reader saw it; a re-read did not
 
 
-def _delimited_records(source: str, text: str, separator: str) -> Iterator[tuple[int, dict[str, Any]]]:
+def _batched(items: Iterable, size: int) -> Iterator[list]:
+    batch: list = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _delimited_records(source: str, text: io.TextIOWrapper, kind: str, size: int) -> Iterator[tuple[int, dict[str, Any]]]:
     import pandas as pd
 
-    if not text.strip():
-        return
+    separator = "\t" if kind == "tsv" else ","
     try:
-        frame = pd.read_csv(io.StringIO(text), sep=separator, dtype=str, keep_default_na=False)
+        chunks = pd.read_csv(text, sep=separator, dtype=str, keep_default_na=False, chunksize=size)
+        row = 0
+        for frame in chunks:
+            for record in frame.to_dict("records"):
+                row += 1
+                yield row, record
+    except pd.errors.EmptyDataError:
+        return
+    except UnicodeDecodeError:
+        raise  # reported with its line by the caller
     except (pd.errors.ParserError, ValueError) as error:
-        raise InputDataError(f"{source}: cannot parse as {'TSV' if separator == chr(9) else 'CSV'}: {error}") from None
-    yield from enumerate(frame.to_dict("records"), start=1)
+        raise InputDataError(f"{source}: cannot parse as {kind.upper()}: {error}") from None
 
 
-def _jsonl_records(source: str, text: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    for line_number, line in enumerate(text.splitlines(), start=1):
+def _jsonl_records(source: str, text: Iterable[str]) -> Iterator[tuple[int, dict[str, Any]]]:
+    for line_number, line in enumerate(text, start=1):
         if not line.strip():
             continue
         try:
@@ -168,14 +268,18 @@ def _jsonl_records(source: str, text: str) -> Iterator[tuple[int, dict[str, Any]
         yield line_number, record
 
 
-def _parquet_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+def _parquet_batches(path: Path, size: int) -> Iterator[list[tuple[int, dict[str, Any]]]]:
     import pyarrow.parquet as pq
 
     try:
-        table = pq.read_table(path)
+        parquet = pq.ParquetFile(path)
+        row = 0
+        for batch in parquet.iter_batches(batch_size=size):
+            records = batch.to_pylist()
+            yield list(enumerate(records, start=row + 1))
+            row += len(records)
     except Exception as error:  # pyarrow raises several unrelated types for a bad file
         raise InputDataError(f"{path}: cannot read as Parquet: {error}") from None
-    yield from enumerate(table.to_pylist(), start=1)
 
 
 def _review(source: str, row: int, record: dict[str, Any], columns: ColumnMap, language: str, require_text: bool) -> Review:
@@ -256,13 +360,3 @@ def _aspect(where: str, item: Any) -> AspectLabel:
     start, end = item.get("from", item.get("start")), item.get("to", item.get("end"))
     kind = item.get("kind") or ("term" if "term" in item or start is not None else "category")
     return AspectLabel(name.strip(), kind, polarity, start, end)
-
-
-def _check_unique_ids(source: str, numbered: Iterable[tuple[int, Review]]) -> None:
-    first_row: dict[str, int] = {}
-    for row, review in numbered:
-        if review.id in first_row:
-            raise InputDataError(
-                f"{source}: row {row}: duplicate id {review.id!r} (first seen in row {first_row[review.id]}); ids must be unique"
-            )
-        first_row[review.id] = row

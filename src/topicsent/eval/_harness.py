@@ -15,7 +15,6 @@ import itertools
 import json
 import os
 import platform
-import subprocess
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from topicsent._progress import progress_bar
+from topicsent._provenance import git_commit
 from topicsent.data import ReviewSet, Splits, load_dataset
 from topicsent.encoders._cache import CACHE_DIR_ENV
 from topicsent.eval._metrics import (
@@ -289,20 +289,6 @@ def _run(datasets, methods, *, limit, seed, tune, tune_sample, test_limit, detec
             if on_result:
                 on_result(run, result)
     return run
-
-
-def git_commit() -> str:
-    """The checkout's commit, with ``-dirty`` when it has uncommitted changes."""
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return commit + ("-dirty" if dirty else "")
 
 
 CSV_FIELDS = ("dataset", "task", "method", "primary_metric", "score", "train_seconds", "predict_seconds",

@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 
 from topicsent._progress import progress_bar
+from topicsent._provenance import git_commit
 from topicsent.data import Review, load_dataset
-from topicsent.eval._harness import git_commit
 from topicsent.text import content_words
 from topicsent.topics import OUTLIER, alignment, discover_topics, reassign_outliers, topic_quality
 

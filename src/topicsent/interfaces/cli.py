@@ -17,6 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from topicsent.errors import InvalidParameterError, TopicsentError
+from topicsent.interfaces._analyze_cli import analyze
 from topicsent.interfaces._llm_cli import llm_app, sft_data
 from topicsent.interfaces._models_cli import models_app
 from topicsent.interfaces._options import (
@@ -37,7 +38,7 @@ app = typer.Typer(
     name="topicsent",
     help="Topic-wise (aspect-wise) sentiment analysis and rating prediction of reviews, English and Korean.",
     no_args_is_help=True,
-    rich_markup_mode="rich",
+    rich_markup_mode="markdown",
     pretty_exceptions_enable=False,
 )
 
@@ -270,6 +271,9 @@ def predict(
     statuses = Counter(a.status for a in analyses)
     breakdown = ", ".join(f"{count:,} {status}" for status, count in statuses.most_common())
     console.print(f"Analysed {len(analyses):,} reviews with {model.name} ({breakdown}); results: [bold]{out}[/bold]")
+
+
+app.command("analyze")(analyze)
 
 
 # ----- listings -------------------------------------------------------------------------------

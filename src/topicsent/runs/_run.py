@@ -1,0 +1,184 @@
+"""Resumable analysis runs over inputs of any size.
+
+A run is a folder: ``run.json`` (what ran on what: method, parameters, model, input
+fingerprint, commit, times, counts) and ``parts/part-NNNNNN.parquet``, one flat result
+table per input chunk. Each part is written to a temporary file and renamed into
+place, so it is either complete or absent: a run killed at any moment resumes from
+the first missing part, finished rows are never redone and never written twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from topicsent import __version__
+from topicsent._progress import progress_bar
+from topicsent._provenance import git_commit
+from topicsent.data import ColumnMap, Review, count_rows, review_batches
+from topicsent.errors import InputDataError, InvalidParameterError, TopicsentError
+from topicsent.methods import BaseMethod
+from topicsent.schema import ReviewAnalysis, to_dataframe
+
+MANIFEST = "run.json"
+PARTS = "parts"
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What to analyse and how; a resumed run must ask for exactly the same."""
+
+    model_dir: Path
+    input_path: str
+    out: Path
+    columns: ColumnMap = field(default_factory=ColumnMap)
+    chunk_size: int = 5_000
+
+
+def analyze_to_run(
+    request: RunRequest,
+    *,
+    resume: bool = False,
+    prepare: Callable[[BaseMethod], None] | None = None,
+) -> dict[str, Any]:
+    """Analyse every review of the input into the run folder and return its manifest.
+
+    ``resume`` continues an interrupted run in ``request.out`` (it must have been
+    started with the same model, input, columns and chunk size); without it an
+    existing run is an error, so nothing is overwritten by accident. ``prepare`` may
+    adjust the loaded model (e.g. an LLM cost budget) before any review is analysed.
+    """
+    if request.chunk_size < 1:
+        raise InvalidParameterError(f"chunk size must be at least 1, got {request.chunk_size}")
+    identity = _identity(request)
+    manifest = _start_or_resume(request.out, identity, resume)
+    model = BaseMethod.load(request.model_dir)
+    if prepare:
+        prepare(model)
+    manifest |= {"method": model.name, "params": model.get_params(), "task": model.task_.value}
+    _write_manifest(request.out, manifest)
+    parts = request.out / PARTS
+    parts.mkdir(parents=True, exist_ok=True)
+    seen = 0
+    with progress_bar("analysing reviews", count_rows(request.input_path)) as advance:
+        for index, reviews in enumerate(_chunks(request)):
+            part = parts / f"part-{index:06d}.parquet"
+            if not part.exists():
+                _write_part(part, reviews, model.predict(reviews))
+            seen += len(reviews)
+            advance(len(reviews))
+    manifest |= _counts(request.out, expected=seen) | {"status": "finished", "finished": _now()}
+    _write_manifest(request.out, manifest)
+    return manifest
+
+
+def read_manifest(run_dir: Path) -> dict[str, Any]:
+    path = Path(run_dir) / MANIFEST
+    if not path.is_file():
+        raise InputDataError(f"{run_dir}: not a topicsent run folder (no {MANIFEST})")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def part_files(run_dir: Path) -> list[Path]:
+    """The finished parts of a run, in input order."""
+    return sorted((Path(run_dir) / PARTS).glob("part-*.parquet"))
+
+
+def _identity(request: RunRequest) -> dict[str, Any]:
+    """What must not change between an interrupted run and its resumption."""
+    if request.input_path == "-":
+        source = {"path": "-"}
+    else:
+        path = Path(request.input_path)
+        if not path.is_file():
+            raise InputDataError(f"{request.input_path}: file not found")
+        source = {"path": str(path.resolve()), "bytes": path.stat().st_size, "sha256": _sha256(path)}
+    return {
+        "input": source,
+        "model": {"path": str(Path(request.model_dir).resolve()), "sha256": _sha256(Path(request.model_dir) / "topicsent.json")},
+        "columns": asdict(request.columns),
+        "chunk_size": request.chunk_size,
+    }
+
+
+def _start_or_resume(out: Path, identity: dict[str, Any], resume: bool) -> dict[str, Any]:
+    if (out / MANIFEST).is_file():
+        if not resume:
+            raise InvalidParameterError(f"{out} holds a run already; add --resume to continue it, or choose another --out")
+        if identity["input"]["path"] == "-":
+            raise InvalidParameterError("a run reading standard input cannot be resumed; save the input to a file")
+        manifest = read_manifest(out)
+        changed = [key for key, value in identity.items() if manifest.get(key) != value]
+        if changed:
+            raise InvalidParameterError(
+                f"{out}: cannot resume, the {' and '.join(changed)} differ from the interrupted run; "
+                "resume with the same options or choose another --out"
+            )
+        return manifest | {"status": "running", "resumed": [*manifest.get("resumed", []), _now()]}
+    if out.exists() and any(out.iterdir()):
+        raise InvalidParameterError(f"{out} exists and is not a topicsent run folder; choose an empty or new --out")
+    out.mkdir(parents=True, exist_ok=True)
+    return {
+        "run_id": out.resolve().name,
+        "status": "running",
+        "started": _now(),
+        "commit": git_commit(),
+        "topicsent_version": __version__,
+        **identity,
+    }
+
+
+def _chunks(request: RunRequest) -> Iterator[list[Review]]:
+    yield from review_batches(request.input_path, request.columns, batch_size=request.chunk_size, require_text=False)
+
+
+def _write_part(part: Path, reviews: list[Review], analyses: list[ReviewAnalysis]) -> None:
+    """The flat result table plus the review text (for reports and SQL), renamed into
+    place only once complete."""
+    frame = to_dataframe(analyses)
+    texts = {review.id: review.text for review in reviews}
+    frame.insert(1, "text", frame["review_id"].map(texts).astype("string"))
+    temporary = part.with_suffix(".tmp")
+    frame.to_parquet(temporary, index=False)
+    os.replace(temporary, part)
+
+
+def _counts(run_dir: Path, *, expected: int) -> dict[str, Any]:
+    """Reviews per status over all parts, after checking that every input review has
+    exactly one result (a part left from a different chunking would break that)."""
+    import pandas as pd
+
+    frames = [pd.read_parquet(part, columns=["review_id", "status"]) for part in part_files(run_dir)]
+    reviews = pd.concat(frames).drop_duplicates("review_id") if frames else pd.DataFrame(columns=["review_id", "status"])
+    distinct = len(reviews)
+    in_parts = sum(frame["review_id"].nunique() for frame in frames)
+    if not distinct == in_parts == expected:
+        raise TopicsentError(
+            f"{run_dir}: the parts hold {in_parts:,} results for {distinct:,} distinct reviews, "
+            f"but the input has {expected:,}; start a new run"
+        )
+    return {"reviews": distinct, "statuses": {str(k): int(v) for k, v in reviews["status"].value_counts().items()}}
+
+
+def _write_manifest(out: Path, manifest: dict[str, Any]) -> None:
+    temporary = out / (MANIFEST + ".tmp")
+    temporary.write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
+    os.replace(temporary, out / MANIFEST)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as data:
+        for block in iter(lambda: data.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")

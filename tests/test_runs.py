@@ -1,0 +1,91 @@
+"""Resumable runs: chunked analysis into Parquet parts, resume after a crash, DuckDB export."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from topicsent.errors import InvalidParameterError
+from topicsent.methods import make_method
+from topicsent.runs import RunRequest, analyze_to_run, export_run, part_files, read_manifest
+from topicsent.runs import _run as run_module
+
+VOLATILE = ["latency_ms", "cache_hit"]
+
+
+@pytest.fixture(scope="module")
+def korean_run_input(tmp_path_factory, korean_ratings):
+    """A trained Korean rating model and 230 unseen real NSMC reviews as a CSV file."""
+    train, test = korean_ratings
+    folder = tmp_path_factory.mktemp("run-input")
+    make_method("tfidf-lr").fit(train).save(folder / "model")
+    rows = [{"id": r.id, "text": r.text} for r in test] + [{"id": "empty-1", "text": ""}]
+    pd.DataFrame(rows * 1).to_csv(folder / "reviews.csv", index=False)
+    return folder / "model", folder / "reviews.csv", len(rows)
+
+
+def _results(run_dir):
+    return pd.concat(pd.read_parquet(p) for p in part_files(run_dir)).drop(columns=VOLATILE).reset_index(drop=True)
+
+
+def test_an_interrupted_run_resumes_to_the_same_results_without_duplicates(korean_run_input, tmp_path, monkeypatch):
+    model, reviews, n_reviews = korean_run_input
+    whole = analyze_to_run(RunRequest(model, str(reviews), tmp_path / "whole", chunk_size=40))
+    assert whole["status"] == "finished" and whole["reviews"] == n_reviews
+    assert whole["statuses"] == {"ok": n_reviews - 1, "error": 1} and whole["method"] == "tfidf-lr"
+
+    write_part, written = run_module._write_part, []
+
+    def crash_on_third_part(part, *args):
+        if len(written) == 2:
+            raise KeyboardInterrupt  # as Ctrl-C or a kill between two chunks
+        written.append(part)
+        write_part(part, *args)
+
+    monkeypatch.setattr(run_module, "_write_part", crash_on_third_part)
+    request = RunRequest(model, str(reviews), tmp_path / "resumed", chunk_size=40)
+    with pytest.raises(KeyboardInterrupt):
+        analyze_to_run(request)
+    assert len(part_files(request.out)) == 2 and read_manifest(request.out)["status"] == "running"
+    monkeypatch.setattr(run_module, "_write_part", write_part)
+    with pytest.raises(InvalidParameterError, match="add --resume"):
+        analyze_to_run(request)
+    resumed = analyze_to_run(request, resume=True)
+    assert resumed["reviews"] == n_reviews and len(resumed["resumed"]) == 1
+    assert not list(request.out.rglob("*.tmp"))
+    pd.testing.assert_frame_equal(_results(request.out), _results(tmp_path / "whole"))
+    assert _results(request.out).drop_duplicates("review_id").shape[0] == n_reviews
+
+
+def test_resume_refuses_a_different_chunking_or_input(korean_run_input, tmp_path):
+    model, reviews, _ = korean_run_input
+    analyze_to_run(RunRequest(model, str(reviews), tmp_path / "run", chunk_size=100))
+    with pytest.raises(InvalidParameterError, match="chunk_size differ"):
+        analyze_to_run(RunRequest(model, str(reviews), tmp_path / "run", chunk_size=50), resume=True)
+    other = tmp_path / "other.csv"
+    other.write_text("text\n좋아요\n", encoding="utf-8")
+    with pytest.raises(InvalidParameterError, match="input differ"):
+        analyze_to_run(RunRequest(model, str(other), tmp_path / "run", chunk_size=100), resume=True)
+    (tmp_path / "not-a-run").mkdir()
+    (tmp_path / "not-a-run" / "notes.txt").write_text("mine")
+    with pytest.raises(InvalidParameterError, match="not a topicsent run folder"):
+        analyze_to_run(RunRequest(model, str(reviews), tmp_path / "not-a-run"))
+
+
+def test_runs_export_to_duckdb_for_plain_sql(korean_run_input, tmp_path):
+    import duckdb
+
+    model, reviews, n_reviews = korean_run_input
+    run_dir = tmp_path / "nsmc ratings"
+    analyze_to_run(RunRequest(model, str(reviews), run_dir, chunk_size=64))
+    database = tmp_path / "results.duckdb"
+    assert export_run(run_dir, database) == "run_nsmc_ratings"
+    export_run(run_dir, database)  # again: replaced, not duplicated
+    with duckdb.connect(str(database), read_only=True) as sql:
+        assert sql.execute("SELECT count(DISTINCT review_id), count(*) FROM run_nsmc_ratings").fetchone() == (n_reviews,) * 2
+        method, params, reviews_count = sql.execute("SELECT method, params, reviews FROM runs").fetchone()
+        ratings = sql.execute("SELECT min(overall_rating), max(overall_rating) FROM run_nsmc_ratings").fetchone()
+    assert (method, reviews_count) == ("tfidf-lr", n_reviews) and json.loads(params)["C"] > 0
+    assert 1 <= ratings[0] < ratings[1] <= 10
