@@ -36,3 +36,19 @@ def task_data() -> dict[str, tuple[ReviewSet, ReviewSet]]:
 def korean_ratings() -> tuple[ReviewSet, ReviewSet]:
     splits = load_dataset("nsmc")
     return splits.train.sample(1500, seed=1), splits.test.sample(200, seed=2)
+
+
+@pytest.fixture(scope="session")
+def korean_run_input(tmp_path_factory, korean_ratings):
+    """A trained Korean rating model and the 200 unseen NSMC test reviews (with their own
+    ratings) plus one empty row, as a CSV file: (model dir, CSV path, number of rows)."""
+    import pandas as pd
+
+    from topicsent.methods import make_method
+
+    train, test = korean_ratings
+    folder = tmp_path_factory.mktemp("run-input")
+    make_method("tfidf-lr").fit(train).save(folder / "model")
+    rows = [{"id": r.id, "text": r.text, "stars": r.rating} for r in test] + [{"id": "empty-1", "text": "", "stars": None}]
+    pd.DataFrame(rows).to_csv(folder / "reviews.csv", index=False)
+    return folder / "model", folder / "reviews.csv", len(rows)

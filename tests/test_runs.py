@@ -8,22 +8,10 @@ import pandas as pd
 import pytest
 
 from topicsent.errors import InvalidParameterError
-from topicsent.methods import make_method
 from topicsent.runs import RunRequest, analyze_to_run, export_run, part_files, read_manifest
 from topicsent.runs import _run as run_module
 
 VOLATILE = ["latency_ms", "cache_hit"]
-
-
-@pytest.fixture(scope="module")
-def korean_run_input(tmp_path_factory, korean_ratings):
-    """A trained Korean rating model and 230 unseen real NSMC reviews as a CSV file."""
-    train, test = korean_ratings
-    folder = tmp_path_factory.mktemp("run-input")
-    make_method("tfidf-lr").fit(train).save(folder / "model")
-    rows = [{"id": r.id, "text": r.text} for r in test] + [{"id": "empty-1", "text": ""}]
-    pd.DataFrame(rows * 1).to_csv(folder / "reviews.csv", index=False)
-    return folder / "model", folder / "reviews.csv", len(rows)
 
 
 def _results(run_dir):

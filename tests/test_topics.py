@@ -217,6 +217,18 @@ def test_topics_command_discovers_rates_and_feeds_acsa_training(clothing_csv, tm
     model = BaseMethod.load(model_dir)
     assert model.task_.value == "acsa" and model.label_space_.categories == edited.categories
 
+    # the trained topic model analyses the reviews with their own stars; the report finds what drives them
+    run = tmp_path / "run"
+    analysed = runner.invoke(app, ["analyze", "--model", str(model_dir), str(clothing_csv), *columns, "--rating-col", "stars",
+                                   "-o", str(run), "--chunk-size", "200"])  # fmt: skip
+    assert analysed.exit_code == 0, analysed.output
+    reported = runner.invoke(app, ["report", str(run), "-o", str(tmp_path / "report.html")])
+    assert reported.exit_code == 0, reported.output
+    html = (tmp_path / "report.html").read_text(encoding="utf-8")
+    charts = ("Mention share by aspect", "Sentiment by aspect", "The reviewers&#39; own ratings", "Key drivers of the rating")
+    assert all(f'data-chart="{chart}"' in html for chart in charts)
+    assert "<tr><td>merged</td>" in html and '<table class="drivers">' in html
+
 
 def test_topics_needs_enough_reviews(tmp_path):
     path = tmp_path / "few.csv"

@@ -1,48 +1,46 @@
 """Aggregates over many analyses: how often each aspect comes up and how people feel.
 
 This is the table a data team reads first ("service: 31% of reviews, 58% negative").
+Both functions read the flat result table (:func:`topicsent.schema.to_dataframe`, or
+the Parquet parts of a run), so the demo, the CLI and the HTML report count the same way.
 """
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
-from collections.abc import Sequence
 from typing import Any
 
-from topicsent.schema import POLARITIES, ReviewAnalysis
+import pandas as pd
+
+from topicsent.schema import POLARITIES
 
 
-def aspect_summary(analyses: Sequence[ReviewAnalysis]) -> list[dict[str, Any]]:
+def aspect_summary(flat: pd.DataFrame) -> list[dict[str, Any]]:
     """Per aspect, most mentioned first: mentions, share of answered reviews that
     mention it, the share of each polarity, mean confidence."""
-    answered = [a for a in analyses if a.status == "ok"]
-    polarities: dict[str, Counter[str]] = defaultdict(Counter)
-    confidences: dict[str, list[float]] = defaultdict(list)
-    for analysis in answered:
-        for aspect in analysis.aspects:
-            polarities[aspect.aspect][aspect.polarity] += 1
-            if aspect.confidence is not None:
-                confidences[aspect.aspect].append(aspect.confidence)
+    answered = flat[flat.status == "ok"]
+    n_reviews = answered.review_id.nunique()
+    mentions = answered.dropna(subset=["aspect"])
     rows = []
-    for name, counts in sorted(polarities.items(), key=lambda item: (-item[1].total(), item[0])):
-        mentions = counts.total()
+    for name, group in mentions.groupby("aspect", sort=False):
+        shares = group.aspect_polarity.value_counts(normalize=True)
+        confidence = group.aspect_confidence.dropna()
         rows.append(
-            {"aspect": name, "mentions": mentions, "review_share": mentions / len(answered)}
-            | {polarity: counts[polarity] / mentions for polarity in POLARITIES}
-            | {"mean_confidence": sum(confidences[name]) / len(confidences[name]) if confidences[name] else None}
+            {"aspect": name, "mentions": len(group), "review_share": group.review_id.nunique() / n_reviews}
+            | {polarity: float(shares.get(polarity, 0.0)) for polarity in POLARITIES}
+            | {"mean_confidence": float(confidence.mean()) if len(confidence) else None}
         )
-    return rows
+    return sorted(rows, key=lambda row: (-row["mentions"], row["aspect"]))
 
 
-def rating_summary(analyses: Sequence[ReviewAnalysis]) -> dict[str, Any]:
+def rating_summary(flat: pd.DataFrame) -> dict[str, Any]:
     """Predicted rating distribution, mean rating and overall polarity shares."""
-    answered = [a for a in analyses if a.status == "ok" and a.overall.rating is not None]
-    ratings = Counter(round(a.overall.rating) for a in answered)
-    polarity = Counter(a.overall.polarity for a in answered)
+    reviews = flat.drop_duplicates("review_id")
+    answered = reviews[(reviews.status == "ok") & reviews.overall_rating.notna()]
+    ratings = answered.overall_rating.astype(float).round().astype(int).value_counts().sort_index()
     return {
-        "reviews": len(analyses),
+        "reviews": len(reviews),
         "answered": len(answered),
-        "mean_rating": sum(a.overall.rating for a in answered) / len(answered) if answered else None,
-        "distribution": dict(sorted(ratings.items())),
-        "polarity": {k: v / len(answered) for k, v in polarity.most_common()} if answered else {},
+        "mean_rating": float(answered.overall_rating.mean()) if len(answered) else None,
+        "distribution": {int(k): int(v) for k, v in ratings.items()},
+        "polarity": {str(k): float(v) for k, v in answered.overall_polarity.value_counts(normalize=True).items()},
     }

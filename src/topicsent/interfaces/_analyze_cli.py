@@ -1,5 +1,6 @@
 """``topicsent analyze``: a trained model over an input of any size, resumable, into a
-run folder (Parquet parts) and optionally a DuckDB file."""
+run folder (Parquet parts) and optionally a DuckDB file; ``topicsent report`` turns
+runs and evaluations into one HTML file."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from topicsent.interfaces._options import IdCol, TextCol, columns, console
+from topicsent.interfaces._options import IdCol, RatingCol, TextCol, columns, console
 
 ChunkSize = Annotated[
     int, typer.Option(help="Reviews per chunk; each finished chunk is saved, so an interrupted run loses at most one.")
@@ -29,6 +30,7 @@ def analyze(
     ] = None,
     text_col: TextCol = "text",
     id_col: IdCol = None,
+    rating_col: RatingCol = None,
     max_cost: Annotated[float | None, typer.Option(help="USD budget of an `llm` model's calls.")] = None,
 ) -> None:
     """Analyse a file of any size with a trained model, chunk by chunk, resumably.
@@ -49,7 +51,7 @@ def analyze(
     """
     from topicsent.runs import RunRequest, analyze_to_run, export_run
 
-    request = RunRequest(model_dir, str(input_file), out, columns(text_col, id_col, None, None), chunk_size)
+    request = RunRequest(model_dir, str(input_file), out, columns(text_col, id_col, rating_col, None), chunk_size)
     manifest = analyze_to_run(request, resume=resume, prepare=_budget(max_cost))
     console.print(
         f"Run [bold]{manifest['run_id']}[/bold]: {manifest['method']} ({manifest['task']}) analysed "
@@ -73,3 +75,25 @@ def _status_table(statuses: dict[str, int]) -> Table:
     for status, count in sorted(statuses.items(), key=lambda item: -item[1]):
         table.add_row(status, f"{count:,}")
     return table
+
+
+def report(
+    sources: Annotated[list[Path], typer.Argument(help="Run folders (from `analyze`) and/or eval .json files (from `eval`).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The HTML file to write.")] = Path("report.html"),
+) -> None:
+    """Write one self-contained HTML report (opens offline) of runs and evaluations.
+
+    For a run: mention share and sentiment per aspect, predicted vs the reviewers' own
+    rating distribution, key drivers of the rating (when the run has aspects and
+    --rating-col ratings), and example reviews with the evidence highlighted. For an
+    evaluation: the method comparison per dataset and a quality vs cost plot.
+
+    Examples:
+
+      topicsent report runs/nsmc -o nsmc.html
+
+      topicsent report runs/clothing results/eval-20261126T0312-abc.json -o report.html
+    """
+    from topicsent.report import build_report
+
+    console.print(f"Report: [bold]{build_report(sources, out)}[/bold]")

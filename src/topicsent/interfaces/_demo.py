@@ -15,7 +15,7 @@ from typing import Any
 from topicsent.data import ColumnMap, ReviewSet, read_reviews
 from topicsent.eval import detection_scores, polarity_scores, rating_scores
 from topicsent.methods import make_method
-from topicsent.schema import ReviewAnalysis, Task, write_analyses
+from topicsent.schema import ReviewAnalysis, Task, to_dataframe, write_analyses
 from topicsent.summary import aspect_summary, rating_summary
 
 MAMS_COLUMNS = ColumnMap(text="text", id="sentence_id", aspects="aspect_categories")
@@ -47,7 +47,8 @@ def english_aspects(out_dir: Path, method: str = "tfidf-lr") -> DemoPart:
     agreement = polarity_scores(test, model.predict(test.unlabelled(), given_aspects=True), test.label_space.polarities)
     agreement |= detection_scores(test, analyses, Task.ACSA)
     output = write_analyses(analyses, out_dir / "mams_acsa_analysis.jsonl")
-    return DemoPart("English restaurant reviews (MAMS): aspect sentiment", analyses, output, agreement, aspect_summary(analyses))
+    summary = aspect_summary(to_dataframe(analyses))
+    return DemoPart("English restaurant reviews (MAMS): aspect sentiment", analyses, output, agreement, summary)
 
 
 def korean_ratings(out_dir: Path, method: str = "tfidf-lr") -> DemoPart:
@@ -57,4 +58,5 @@ def korean_ratings(out_dir: Path, method: str = "tfidf-lr") -> DemoPart:
     analyses = model.predict(test.text_only())
     agreement = rating_scores(test, analyses, train.label_space)
     output = write_analyses(analyses, out_dir / "nsmc_ratings.parquet")
-    return DemoPart("Korean movie reviews (NSMC): 1-10 rating", analyses, output, agreement, rating_summary(analyses))
+    summary = rating_summary(to_dataframe(analyses))
+    return DemoPart("Korean movie reviews (NSMC): 1-10 rating", analyses, output, agreement, summary)

@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from topicsent.errors import InvalidParameterError, TopicsentError
-from topicsent.interfaces._analyze_cli import analyze
+from topicsent.interfaces._analyze_cli import analyze, report
 from topicsent.interfaces._llm_cli import llm_app, sft_data
 from topicsent.interfaces._models_cli import models_app
 from topicsent.interfaces._options import (
@@ -274,6 +274,7 @@ def predict(
 
 
 app.command("analyze")(analyze)
+app.command("report")(report)
 
 
 # ----- listings -------------------------------------------------------------------------------

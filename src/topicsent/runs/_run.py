@@ -139,11 +139,13 @@ def _chunks(request: RunRequest) -> Iterator[list[Review]]:
 
 
 def _write_part(part: Path, reviews: list[Review], analyses: list[ReviewAnalysis]) -> None:
-    """The flat result table plus the review text (for reports and SQL), renamed into
-    place only once complete."""
+    """The flat result table plus the review text and the input's own rating (if a
+    rating column was given: reports compare it and find what drives it), renamed
+    into place only once complete."""
     frame = to_dataframe(analyses)
-    texts = {review.id: review.text for review in reviews}
-    frame.insert(1, "text", frame["review_id"].map(texts).astype("string"))
+    by_id = {review.id: review for review in reviews}
+    frame.insert(1, "text", frame["review_id"].map(lambda i: by_id[i].text).astype("string"))
+    frame.insert(2, "input_rating", frame["review_id"].map(lambda i: by_id[i].rating).astype("Int64"))
     temporary = part.with_suffix(".tmp")
     frame.to_parquet(temporary, index=False)
     os.replace(temporary, part)
