@@ -32,6 +32,7 @@ from topicsent.interfaces._options import (
     labelled_input,
     split_names,
 )
+from topicsent.interfaces._serve_cli import serve
 from topicsent.interfaces._topics_cli import eval_topics, topics, topics_edit
 
 app = typer.Typer(
@@ -275,6 +276,7 @@ def predict(
 
 app.command("analyze")(analyze)
 app.command("report")(report)
+app.command("serve")(serve)
 
 
 # ----- listings -------------------------------------------------------------------------------

@@ -1,0 +1,119 @@
+"""Background analysis jobs of the REST service, kept on disk.
+
+A job is a folder: ``job.json`` (status, options, error), the uploaded ``input.*`` and
+the resumable run folder ``run/`` of :func:`topicsent.runs.analyze_to_run`. One worker
+thread runs jobs in submission order (the model already uses both cores); a server
+restarted after a crash resumes its unfinished jobs from their last finished chunk.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from topicsent.data import ColumnMap, count_rows, review_batches
+from topicsent.errors import InputDataError, TopicsentError
+from topicsent.runs import RunRequest, analyze_to_run, part_files
+
+JOB_FILE = "job.json"
+CHUNK_SIZE = 2_000
+
+
+class JobStore:
+    """Jobs under ``root``; ``submit`` returns at once, a worker thread does the work."""
+
+    def __init__(self, root: Path, model_dir: Path) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.model_dir = Path(model_dir)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="topicsent-job")
+        self._lock = threading.Lock()
+
+    def resume_unfinished(self) -> list[str]:
+        """Queue again every job a previous server left queued or running."""
+        pending = [job["id"] for job in map(self._read, self._ids()) if job["status"] in ("queued", "running")]
+        for job_id in pending:
+            self._executor.submit(self._run, job_id, True)
+        return pending
+
+    def submit(self, data: bytes, suffix: str, columns: ColumnMap) -> dict[str, Any]:
+        """Save the upload, check that it reads (columns, encoding, at least one review),
+        then queue it; an unreadable upload raises InputDataError and leaves nothing."""
+        job_id = uuid.uuid4().hex
+        folder = self.root / job_id
+        folder.mkdir()
+        (folder / f"input{suffix}").write_bytes(data)
+        try:
+            if next(review_batches(folder / f"input{suffix}", columns, batch_size=10), None) is None:
+                raise InputDataError(f"input{suffix}: no reviews in the file")
+        except InputDataError:
+            shutil.rmtree(folder)
+            raise
+        job = {
+            "id": job_id, "status": "queued", "created": _now(), "input": f"input{suffix}",
+            "columns": asdict(columns), "reviews": None, "error": None,
+        }  # fmt: skip
+        self._write(job)
+        self._executor.submit(self._run, job_id, False)
+        return job
+
+    def status(self, job_id: str) -> dict[str, Any] | None:
+        """The job with its progress (reviews done so far), or None if unknown."""
+        if not (self.root / job_id / JOB_FILE).is_file():
+            return None
+        job = self._read(job_id)
+        job["done"] = self._done(job_id)
+        return job
+
+    def run_dir(self, job_id: str) -> Path:
+        return self.root / job_id / "run"
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def _run(self, job_id: str, resume: bool) -> None:
+        job = self._read(job_id)
+        folder = self.root / job_id
+        source = folder / job["input"]
+        try:
+            job |= {"status": "running", "reviews": count_rows(source)}
+            self._write(job)
+            request = RunRequest(self.model_dir, str(source), folder / "run", ColumnMap(**job["columns"]), CHUNK_SIZE)
+            manifest = analyze_to_run(request, resume=resume or (folder / "run").exists())
+            job |= {"status": "finished", "finished": _now(), "reviews": manifest["reviews"], "statuses": manifest["statuses"]}
+        except TopicsentError as error:
+            job |= {"status": "failed", "error": str(error)}
+        except Exception as error:  # a job must end in a state the client can read, whatever broke
+            job |= {"status": "failed", "error": f"internal error: {type(error).__name__}: {error}"}
+        self._write(job)
+
+    def _done(self, job_id: str) -> int:
+        """Reviews in the finished chunks (a review with several aspects has several rows)."""
+        import pyarrow.parquet as pq
+
+        return sum(len(pq.read_table(p, columns=["review_id"]).column(0).unique()) for p in part_files(self.run_dir(job_id)))
+
+    def _ids(self) -> list[str]:
+        return sorted(p.parent.name for p in self.root.glob(f"*/{JOB_FILE}"))
+
+    def _read(self, job_id: str) -> dict[str, Any]:
+        return json.loads((self.root / job_id / JOB_FILE).read_text(encoding="utf-8"))
+
+    def _write(self, job: dict[str, Any]) -> None:
+        with self._lock:
+            path = self.root / job["id"] / JOB_FILE
+            temporary = path.with_suffix(".tmp")
+            temporary.write_text(json.dumps(job, ensure_ascii=False), encoding="utf-8")
+            os.replace(temporary, path)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")

@@ -1,0 +1,252 @@
+"""The REST service (``topicsent serve``): one trained model behind a small HTTP API.
+
+- ``POST /v1/analyze``: a small batch of reviews, answered in the response.
+- ``POST /v1/jobs``: upload a file (CSV, TSV, JSONL, Parquet); it is analysed in the
+  background into a resumable run; ``GET /v1/jobs/{id}`` reports progress,
+  ``/results`` pages through the rows and ``/report`` is the HTML report.
+- ``GET /v1/models``, ``GET /healthz``, ``GET /`` (a page to paste or upload reviews).
+
+With a token configured every ``/v1`` route needs ``Authorization: Bearer <token>``
+(compared in constant time, never logged). Bodies over the size limits get 413
+before they are read into memory; batches over the limit get 413 with the way out.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from importlib.resources import files
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, File, Form, HTTPException, Query, UploadFile
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field
+
+from topicsent import __version__
+from topicsent.data import FORMATS, ColumnMap, Review, detect_language
+from topicsent.errors import InputDataError
+from topicsent.interfaces._jobs import JobStore
+from topicsent.methods import BaseMethod
+from topicsent.runs import part_files
+from topicsent.schema import ReviewAnalysis
+
+MAX_TEXT_CHARS = 100_000
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    model_dir: Path
+    jobs_dir: Path
+    token: str | None = None
+    max_batch: int = 1_000
+    max_body_bytes: int = 10 * 2**20
+    max_upload_bytes: int = 200 * 2**20
+
+
+class ReviewIn(BaseModel):
+    id: str | None = Field(default=None, max_length=200, description="Your id; the position in the batch if omitted.")
+    text: str = Field(max_length=MAX_TEXT_CHARS)
+
+
+class AnalyzeRequest(BaseModel):
+    reviews: list[ReviewIn] = Field(min_length=1)
+
+
+class ModelInfo(BaseModel):
+    id: str
+    method: str
+    task: str
+    language: str
+    params: dict[str, Any]
+    categories: list[str] | None = None
+    rating_scale: tuple[int, int] | None = None
+
+
+class AnalyzeResponse(BaseModel):
+    model: ModelInfo
+    results: list[ReviewAnalysis]
+
+
+class Job(BaseModel):
+    id: str
+    status: str = Field(description="queued, running, finished or failed")
+    created: str
+    reviews: int | None = Field(description="Reviews in the upload (known once the job starts).")
+    done: int = Field(description="Reviews analysed so far.")
+    error: str | None = None
+    statuses: dict[str, int] | None = None
+
+
+def create_app(settings: ServerSettings) -> FastAPI:
+    model = BaseMethod.load(settings.model_dir)
+    info = _model_info(settings.model_dir, model)
+    jobs = JobStore(settings.jobs_dir, settings.model_dir)
+    app = FastAPI(
+        title="topicsent",
+        version=__version__,
+        description="Aspect-wise sentiment and rating prediction of reviews (English and Korean).",
+        on_startup=[jobs.resume_unfinished],
+        on_shutdown=[jobs.shutdown],
+    )
+    app.add_middleware(_BodyLimit, limits=settings)
+    authorised = [Depends(_bearer_check(settings.token))]
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def page() -> str:
+        return (files("topicsent.interfaces") / "static" / "index.html").read_text(encoding="utf-8")
+
+    @app.get("/v1/models", dependencies=authorised)
+    def models() -> list[ModelInfo]:
+        return [info]
+
+    @app.post("/v1/analyze", dependencies=authorised, responses={413: {"description": "Too many reviews or bytes"}})
+    def analyze(request: AnalyzeRequest) -> AnalyzeResponse:
+        if len(request.reviews) > settings.max_batch:
+            message = f"{len(request.reviews)} reviews; at most {settings.max_batch} per request: use POST /v1/jobs"
+            raise HTTPException(413, message)
+        reviews = [
+            Review(item.id or str(i), item.text, language=detect_language(item.text))
+            for i, item in enumerate(request.reviews, start=1)
+        ]
+        if len({r.id for r in reviews}) != len(reviews):
+            raise HTTPException(422, "review ids must be unique within a request")
+        return AnalyzeResponse(model=info, results=model.predict(reviews))
+
+    @app.post("/v1/jobs", status_code=202, dependencies=authorised, responses={422: {"description": "Unreadable upload"}})
+    async def create_job(
+        file: Annotated[UploadFile, File(description="Reviews: .csv, .tsv, .jsonl or .parquet (text formats may be .gz).")],
+        text_col: Annotated[str, Form()] = "text",
+        id_col: Annotated[str | None, Form()] = None,
+        rating_col: Annotated[str | None, Form()] = None,
+    ) -> Job:
+        suffix = _upload_suffix(file.filename or "")
+        try:
+            job = jobs.submit(await file.read(), suffix, ColumnMap(text=text_col, id=id_col or None, rating=rating_col or None))
+        except InputDataError as error:
+            raise HTTPException(422, str(error).replace(str(settings.jobs_dir), "upload")) from None
+        return Job(**job, done=0)
+
+    @app.get("/v1/jobs/{job_id}", dependencies=authorised, responses={404: {"description": "No such job"}})
+    def job_status(job_id: str) -> Job:
+        return Job(**_job(jobs, job_id))
+
+    @app.get("/v1/jobs/{job_id}/results", dependencies=authorised)
+    def job_results(
+        job_id: str, offset: Annotated[int, Query(ge=0)] = 0, limit: Annotated[int, Query(ge=1, le=5_000)] = 500
+    ) -> dict[str, Any]:
+        """The flat result rows (one per review x aspect, with the review text), a page at a time."""
+        _job(jobs, job_id)
+        return _result_page(part_files(jobs.run_dir(job_id)), offset, limit)
+
+    @app.get("/v1/jobs/{job_id}/report", dependencies=authorised, response_class=HTMLResponse)
+    def job_report(job_id: str) -> HTMLResponse:
+        from topicsent.report import build_report
+
+        if _job(jobs, job_id)["status"] != "finished":
+            raise HTTPException(409, "the job has not finished yet")
+        target = settings.jobs_dir / job_id / "report.html"
+        if not target.is_file():
+            build_report([jobs.run_dir(job_id)], target)
+        return HTMLResponse(target.read_text(encoding="utf-8"))
+
+    return app
+
+
+def _model_info(model_dir: Path, model: BaseMethod) -> ModelInfo:
+    space = model.label_space_
+    return ModelInfo(
+        id=Path(model_dir).resolve().name,
+        method=model.name,
+        task=model.task_.value,
+        language=model.language_,
+        params=model.get_params(),
+        categories=list(space.categories) if space.categories else None,
+        rating_scale=space.rating_scale,
+    )
+
+
+def _bearer_check(token: str | None):
+    scheme = HTTPBearer(auto_error=False, description="Needed when the server runs with a token.")
+
+    # a default, not Annotated: the annotation is a string here and could not see `scheme`
+    def check(credentials: HTTPAuthorizationCredentials | None = Depends(scheme)) -> None:  # noqa: B008
+        if token is None:
+            return
+        given = credentials.credentials if credentials else ""
+        if not secrets.compare_digest(given.encode(), token.encode()):
+            raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
+
+    return check
+
+
+def _upload_suffix(filename: str) -> str:
+    name = filename.lower()
+    for suffix in FORMATS:
+        for ending in (suffix, suffix + ".gz"):
+            if name.endswith(ending) and ending != ".parquet.gz":
+                return ending
+    raise HTTPException(415, f"unsupported file type of {filename!r}; send .csv, .tsv, .jsonl or .parquet (text may be .gz)")
+
+
+def _job(jobs: JobStore, job_id: str) -> dict[str, Any]:
+    job = jobs.status(job_id) if job_id.isalnum() else None
+    if job is None:
+        raise HTTPException(404, f"no job {job_id!r}")
+    return job
+
+
+def _result_page(parts: list[Path], offset: int, limit: int) -> dict[str, Any]:
+    import pandas as pd
+
+    if not parts:
+        return {"total": 0, "offset": offset, "rows": []}
+    frame = pd.concat(pd.read_parquet(p) for p in parts)
+    page = frame.iloc[offset : offset + limit].astype(object)
+    return {"total": len(frame), "offset": offset, "rows": page.where(page.notna(), None).to_dict("records")}
+
+
+class _BodyLimit:
+    """413 for bodies over the limit: checked on Content-Length first, then while the
+    body streams in (a client may send no length), so nothing oversized is buffered."""
+
+    def __init__(self, app, limits: ServerSettings) -> None:
+        self.app = app
+        self.limits = limits
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limits.max_upload_bytes if scope["path"] == "/v1/jobs" else self.limits.max_body_bytes
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            await _too_large(limit)(scope, receive, send)
+            return
+        received = 0
+
+        async def counted_receive():
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise _BodyTooLargeError
+            return message
+
+        try:
+            await self.app(scope, counted_receive, send)
+        except _BodyTooLargeError:
+            await _too_large(limit)(scope, receive, send)
+
+
+class _BodyTooLargeError(Exception):
+    """Raised inside the app's receive when the streamed body passes the limit."""
+
+
+def _too_large(limit: int) -> JSONResponse:
+    return JSONResponse({"detail": f"request body over the limit of {limit:,} bytes"}, status_code=413)

@@ -1,0 +1,174 @@
+"""The REST service on a real trained model and real MAMS reviews: auth, limits, sync
+analysis, background jobs with results and report, restart resumption, and the web
+page driven by headless Chromium."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from topicsent.interfaces import _jobs
+from topicsent.interfaces._server import MAX_TEXT_CHARS, ServerSettings, create_app
+from topicsent.methods import make_method
+from topicsent.schema import ReviewAnalysis
+
+TOKEN = "s3cret-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, task_data):
+    """A tfidf-lr ACSA model trained on real MAMS sentences, and unseen ones as a CSV."""
+    train, test = task_data["acsa"]
+    folder = tmp_path_factory.mktemp("served")
+    make_method("tfidf-lr").fit(train).save(folder / "model")
+    pd.DataFrame({"sid": [r.id for r in test], "body": [r.text for r in test]}).to_csv(folder / "reviews.csv", index=False)
+    return folder, test
+
+
+def _settings(folder, jobs, **overrides) -> ServerSettings:
+    limits = {"max_batch": 50, "max_body_bytes": 200_000, "max_upload_bytes": 300_000} | overrides
+    return ServerSettings(folder / "model", jobs, token=TOKEN, **limits)
+
+
+@pytest.fixture
+def client(served, tmp_path):
+    with TestClient(create_app(_settings(served[0], tmp_path / "jobs"))) as test_client:
+        yield test_client
+
+
+def _finished(client: TestClient, job_id: str, timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    while (job := client.get(f"/v1/jobs/{job_id}", headers=AUTH).json())["status"] in ("queued", "running"):
+        assert time.monotonic() < deadline, job
+        time.sleep(0.2)
+    return job
+
+
+def test_auth_is_required_on_the_api_but_not_for_health(client):
+    assert client.get("/healthz").json() == {"status": "ok"}
+    missing = client.get("/v1/models")
+    assert missing.status_code == 401 and missing.headers["www-authenticate"] == "Bearer"
+    assert client.get("/v1/models", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    [model] = client.get("/v1/models", headers=AUTH).json()
+    assert model["method"] == "tfidf-lr" and model["task"] == "acsa" and "food" in model["categories"]
+    schema = client.get("/openapi.json").json()
+    assert {"/v1/analyze", "/v1/jobs", "/v1/jobs/{job_id}", "/v1/models"} <= set(schema["paths"])
+    assert schema["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+
+
+def test_analyze_answers_a_batch_in_the_schema(client, served):
+    _, test = served
+    reviews = [{"id": r.id, "text": r.text} for r in test[:20]] + [{"text": ""}]
+    response = client.post("/v1/analyze", json={"reviews": reviews}, headers=AUTH)
+    assert response.status_code == 200
+    results = [ReviewAnalysis.model_validate(r) for r in response.json()["results"]]
+    assert [r.review_id for r in results] == [r.id for r in test[:20]] + ["21"]
+    assert sum(bool(r.aspects) for r in results) >= 10 and results[-1].status == "error"
+
+
+def test_limits_give_clear_4xx(client):
+    too_many = {"reviews": [{"text": "fine"}] * 51}
+    response = client.post("/v1/analyze", json=too_many, headers=AUTH)
+    assert response.status_code == 413 and "use POST /v1/jobs" in response.json()["detail"]
+    huge = client.post("/v1/analyze", content=b"x" * 200_001, headers=AUTH | {"content-type": "application/json"})
+    assert huge.status_code == 413 and "over the limit" in huge.json()["detail"]
+    long_text = client.post("/v1/analyze", json={"reviews": [{"text": "a" * (MAX_TEXT_CHARS + 1)}]}, headers=AUTH)
+    assert long_text.status_code in (413, 422)
+    doubled = client.post("/v1/analyze", json={"reviews": [{"id": "1", "text": "a"}, {"id": "1", "text": "b"}]}, headers=AUTH)
+    assert doubled.status_code == 422 and "unique" in doubled.json()["detail"]
+    not_json = client.post("/v1/analyze", content=b"{not json", headers=AUTH | {"content-type": "application/json"})
+    assert not_json.status_code == 422
+    assert client.post("/v1/analyze", json={"reviews": []}, headers=AUTH).status_code == 422
+
+
+def test_a_job_analyses_an_upload_in_the_background(client, served):
+    folder, test = served
+    files = {"file": ("reviews.csv", (folder / "reviews.csv").read_bytes(), "text/csv")}
+    created = client.post("/v1/jobs", files=files, data={"text_col": "body", "id_col": "sid"}, headers=AUTH)
+    assert created.status_code == 202, created.text
+    job = _finished(client, created.json()["id"])
+    assert job["status"] == "finished" and job["reviews"] == job["done"] == len(test)
+    page = client.get(f"/v1/jobs/{job['id']}/results?limit=5000", headers=AUTH).json()
+    assert {row["review_id"] for row in page["rows"]} == {r.id for r in test} and page["rows"][0]["text"]
+    report = client.get(f"/v1/jobs/{job['id']}/report", headers=AUTH)
+    assert report.status_code == 200 and report.text.count('<figure class="chart"') >= 2
+    assert client.get("/v1/jobs/0123abc", headers=AUTH).status_code == 404
+
+
+def test_bad_uploads_are_refused_with_the_reason(client, served):
+    folder, _ = served
+    csv_bytes = (folder / "reviews.csv").read_bytes()
+    missing = client.post("/v1/jobs", files={"file": ("r.csv", csv_bytes)}, headers=AUTH)  # text column is "body"
+    assert missing.status_code == 422 and "no column 'text'" in missing.json()["detail"]
+    assert client.post("/v1/jobs", files={"file": ("r.txt", b"hello")}, headers=AUTH).status_code == 415
+    big = client.post("/v1/jobs", files={"file": ("r.csv", b"text\n" + b"words " * 60_000)}, headers=AUTH)
+    assert big.status_code == 413
+
+
+def test_a_restarted_server_finishes_the_jobs_it_had_queued(served, tmp_path, monkeypatch):
+    folder, test = served
+    jobs = tmp_path / "jobs"
+    store = _jobs.JobStore(jobs, folder / "model")
+    monkeypatch.setattr(store._executor, "submit", lambda *args: None)  # the server dies before the job runs
+    queued = store.submit((folder / "reviews.csv").read_bytes(), ".csv", _jobs.ColumnMap(text="body", id="sid"))
+    assert store.status(queued["id"])["status"] == "queued"
+    with TestClient(create_app(_settings(folder, jobs))) as restarted:
+        assert _finished(restarted, queued["id"])["done"] == len(test)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_the_web_page_uploads_a_file_and_shows_results_and_report(served, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    folder, test = served
+    chromium = shutil.which("chromium")
+    assert chromium, "headless Chromium is missing: run scripts/install-browser.sh (make test does)"
+    port = _free_port()
+    command = [sys.executable, "-m", "topicsent.interfaces", "serve", "--model", str(folder / "model"),
+               "--port", str(port), "--jobs-dir", str(tmp_path / "jobs")]  # fmt: skip
+    server = subprocess.Popen(command, env=os.environ | {"TOPICSENT_API_TOKEN": TOKEN}, stderr=subprocess.PIPE)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                assert server.poll() is None and time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.3)
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+            page = browser.new_page()
+            page.goto(url)
+            page.fill("#token", TOKEN)
+            page.dispatch_event("#token", "change")
+            expect(page.locator("#model")).to_contain_text("tfidf-lr (acsa, en)")
+            page.set_input_files("#file", str(folder / "reviews.csv"))
+            page.fill("#text-col", "body")
+            page.fill("#id-col", "sid")
+            page.click("#analyse")
+            expect(page.locator("#status")).to_contain_text(f"finished: {len(test)} reviews", timeout=120_000)
+            assert page.locator("#results tbody tr").count() >= len(test)
+            report = page.frame_locator("#report")
+            expect(report.locator("figure.chart svg").first).to_be_visible()
+            assert report.locator("figure.chart").count() >= 2
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
