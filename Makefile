@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 
 KOREAN_LLM := $(VENV)/.korean-llm
 
-.PHONY: demo test test-slow lint format bench bench-baselines bench-encoders bench-topics bench-llm clean
+.PHONY: demo test test-slow lint format bench bench-baselines bench-encoders bench-topics bench-llm bench-scale clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +29,7 @@ demo: $(STAMP)
 
 ## test: lint, then the default test suite (fast; slow model-training tests excluded)
 test: $(STAMP)
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest -n 2 --durations=10
 
 ## test-slow: the slow tests only (full-size training runs)
@@ -37,8 +37,8 @@ test-slow: $(KOREAN_LLM)
 	$(BIN)/python -m pytest -m slow --durations=10
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
 
 format: $(STAMP)
 	$(BIN)/ruff format src tests
@@ -46,7 +46,7 @@ format: $(STAMP)
 
 ## bench: every method on the full datasets; tables on screen, JSON/CSV in results/bench.
 ## Hours on 2 cores; each eval saves after every method, so an interrupted bench keeps its numbers.
-bench: bench-baselines bench-encoders bench-topics bench-llm
+bench: bench-baselines bench-encoders bench-topics bench-llm bench-scale
 
 ## bench-baselines: baselines and embed-head on the English sets; baselines on full NSMC
 bench-baselines: export COLUMNS = 200
@@ -79,20 +79,27 @@ bench-topics: $(STAMP)
 	$(BIN)/topicsent eval --dataset nsmc --no-tune --out results/bench --methods "majority,tfidf-lr,lda[remove_top=3]"
 
 ## bench-llm: LLM prompting, zero-shot vs fixed few-shot vs retrieval few-shot, with the packaged
-## Qwen2.5-Coder 0.5B and 1.5B beside tfidf-lr, on seeded 200-review test samples (gold-aspect
-## polarity; one call per review). Answers are cached: a second run makes no model calls.
-LLM_STRATEGIES = zero-shot few-shot retrieval
-llm_specs = $(subst $(space),$(comma),$(foreach s,$(LLM_STRATEGIES),llm[model=$(1),strategy=$(s),evidence=False]))
+## Qwen2.5-Coder 0.5B and 1.5B beside tfidf-lr, on seeded test samples (gold-aspect polarity; one
+## call per review), all in one table per dataset. Answers are cached: a rerun makes no model calls.
+## Smaller runs: make bench-llm LLM_TEST_LIMIT=50 LLM_STRATEGIES="zero-shot retrieval" LLM_DATASETS=mams-acsa
+LLM_MODELS ?= qwen2.5-coder-0.5b-instruct qwen2.5-coder-1.5b-instruct
+LLM_STRATEGIES ?= zero-shot few-shot retrieval
+LLM_TEST_LIMIT ?= 200
+LLM_DATASETS ?= mams-acsa,semeval14-acsa,nsmc-binary
 space := $(subst ,, )
 comma := ,
+llm_specs = $(subst $(space),$(comma),$(foreach m,$(LLM_MODELS),$(foreach s,$(LLM_STRATEGIES),llm[model=$(m),strategy=$(s),evidence=False])))
 bench-llm: export COLUMNS = 200
 bench-llm: export OMP_WAIT_POLICY = PASSIVE
 bench-llm: $(KOREAN_LLM)
 	$(BIN)/topicsent models install qwen2.5-coder-1.5b-instruct
-	for model in qwen2.5-coder-0.5b-instruct qwen2.5-coder-1.5b-instruct; do \
-		$(BIN)/topicsent eval --dataset mams-acsa,semeval14-acsa,nsmc-binary --test-limit 200 --no-detection \
-			--out results/bench-llm --methods "majority,tfidf-lr,$(call llm_specs,$$model)" || exit 1; \
-	done
+	$(BIN)/topicsent eval --dataset $(LLM_DATASETS) --test-limit $(LLM_TEST_LIMIT) --no-detection \
+		--out results/bench-llm --methods "majority,tfidf-lr,$(llm_specs)"
+
+## bench-scale: all ~712k NSMC reviews through `analyze` (tfidf-lr): local vs --engine ray, and a
+## run killed with SIGKILL then resumed; time, reviews/s, peak memory of the process tree
+bench-scale: $(STAMP)
+	$(BIN)/python benchmarks/scale.py --out results/bench-scale
 
 clean:
 	rm -rf $(VENV) demo-output results .pytest_cache

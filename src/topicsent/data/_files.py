@@ -136,7 +136,8 @@ def count_rows(path: str | Path) -> int | None:
     with _open_text(file, compressed) as text:
         if kind == "jsonl":
             return sum(1 for line in text if line.strip())
-        return max(sum(1 for _ in csv.reader(text, delimiter="\t" if kind == "tsv" else ",")) - 1, 0)
+        dialect = {"delimiter": "\t", "quoting": csv.QUOTE_NONE} if kind == "tsv" else {"delimiter": ","}
+        return max(sum(1 for _ in csv.reader(text, **dialect)) - 1, 0)
 
 
 def _check_columns(source: str, available: set[str], columns: ColumnMap) -> None:
@@ -239,9 +240,10 @@ def _batched(items: Iterable, size: int) -> Iterator[list]:
 def _delimited_records(source: str, text: io.TextIOWrapper, kind: str, size: int) -> Iterator[tuple[int, dict[str, Any]]]:
     import pandas as pd
 
-    separator = "\t" if kind == "tsv" else ","
+    # TSV as IANA defines it: no quoting (a tab-separated text may hold a lone " as text)
+    dialect = {"sep": "\t", "quoting": csv.QUOTE_NONE} if kind == "tsv" else {"sep": ","}
     try:
-        chunks = pd.read_csv(text, sep=separator, dtype=str, keep_default_na=False, chunksize=size)
+        chunks = pd.read_csv(text, dtype=str, keep_default_na=False, chunksize=size, **dialect)
         row = 0
         for frame in chunks:
             for record in frame.to_dict("records"):

@@ -102,7 +102,11 @@ def _read(request: RunRequest):
         raise InvalidParameterError(f"{path}: --engine ray reads CSV, TSV, JSONL and Parquet files, not standard input")
     return ray.data.read_csv(
         path,
-        parse_options=csv.ParseOptions(delimiter="\t" if kind == "tsv" else ",", newlines_in_values=True),
+        parse_options=(
+            csv.ParseOptions(delimiter="\t", quote_char=False)  # TSV: no quoting, as the local reader
+            if kind == "tsv"
+            else csv.ParseOptions(newlines_in_values=True)
+        ),
         convert_options=csv.ConvertOptions(column_types=dict.fromkeys(_used_columns(request.columns), pa.string())),
         arrow_open_stream_args=stream_args,
         num_cpus=IO_CPUS,
