@@ -125,3 +125,5 @@ def test_demo_runs_on_bundled_data(tmp_path):
     assert "food" in result.stdout and "staff" in result.stdout and "polarity accuracy" in result.stdout
     assert (tmp_path / "mams_acsa_analysis.jsonl").is_file() and (tmp_path / "nsmc_ratings.parquet").is_file()
     assert str(tmp_path / "mams_acsa_analysis.jsonl") in result.stdout.replace("\n", "")
+    html = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert html.count('<section class="run"') == 2 and 'data-chart="Sentiment by aspect"' in html

@@ -7,6 +7,7 @@ unseen ones. Both write their results and are scored against the human labels.
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
@@ -43,6 +44,7 @@ def english_aspects(out_dir: Path, method: str = "tfidf-lr") -> DemoPart:
     train = _read("mams_acsa_train.jsonl.gz", MAMS_COLUMNS, Task.ACSA)
     test = _read("mams_acsa_test.jsonl.gz", MAMS_COLUMNS, Task.ACSA)
     model = make_method(method).fit(train)
+    model.save(out_dir / "models" / "mams")
     analyses = model.predict(test.text_only())
     agreement = polarity_scores(test, model.predict(test.unlabelled(), given_aspects=True), test.label_space.polarities)
     agreement |= detection_scores(test, analyses, Task.ACSA)
@@ -55,8 +57,28 @@ def korean_ratings(out_dir: Path, method: str = "tfidf-lr") -> DemoPart:
     train = _read("nsmc_train.csv.gz", NSMC_COLUMNS, Task.RATING)
     test = _read("nsmc_test.csv.gz", NSMC_COLUMNS, Task.RATING)
     model = make_method(method).fit(train)
+    model.save(out_dir / "models" / "nsmc")
     analyses = model.predict(test.text_only())
     agreement = rating_scores(test, analyses, train.label_space)
     output = write_analyses(analyses, out_dir / "nsmc_ratings.parquet")
     summary = rating_summary(to_dataframe(analyses))
     return DemoPart("Korean movie reviews (NSMC): 1-10 rating", analyses, output, agreement, summary)
+
+
+def report(out_dir: Path) -> Path:
+    """Both unseen test files through `analyze` with the saved demo models (the NSMC
+    reviewers' own ratings kept beside the predictions), then one HTML report."""
+    from topicsent.report import build_report
+    from topicsent.runs import RunRequest, analyze_to_run
+
+    runs = {
+        "mams": ("mams_acsa_test.jsonl.gz", ColumnMap(text="text", id="sentence_id")),
+        "nsmc": ("nsmc_test.csv.gz", ColumnMap(text="text", id="review_id", rating="rating")),
+    }
+    folders = []
+    for name, (sample, columns) in runs.items():
+        folder = out_dir / "runs" / name
+        shutil.rmtree(folder, ignore_errors=True)  # the models were just retrained: start afresh
+        analyze_to_run(RunRequest(out_dir / "models" / name, str(sample_path(sample)), folder, columns))
+        folders.append(folder)
+    return build_report(folders, out_dir / "report.html")

@@ -55,9 +55,11 @@ def demo(
 
     Trains the tfidf-lr baseline on bundled MAMS restaurant sentences and NSMC Korean
     movie reviews, analyses unseen ones, prints per-aspect sentiment and the rating
-    distribution, scores both against the human labels and writes the results.
+    distribution, scores both against the human labels, and writes the results and an
+    HTML report (demo-output/report.html).
     """
     from topicsent.interfaces._demo import english_aspects, korean_ratings
+    from topicsent.interfaces._demo import report as demo_report
 
     english = english_aspects(out)
     table = Table(title=english.title)
@@ -92,6 +94,7 @@ def demo(
         f"Example: review {example.review_id} -> {example.overall.rating:.0f} ({example.overall.polarity})."
     )
     console.print(f"Per-review results: [bold]{korean.output}[/bold]")
+    console.print(f"\nHTML report of both (charts, examples; opens offline): [bold]{demo_report(out)}[/bold]")
 
 
 # ----- eval -----------------------------------------------------------------------------------
