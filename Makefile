@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 
 KOREAN_LLM := $(VENV)/.korean-llm
 
-.PHONY: demo test test-slow lint format bench bench-baselines bench-encoders bench-topics bench-llm bench-scale clean
+.PHONY: demo test test-slow lint format bench bench-baselines bench-encoders bench-topics bench-llm bench-scale stress clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ test: $(STAMP)
 ## test-slow: the slow tests only (full-size training runs)
 test-slow: $(KOREAN_LLM)
 	$(BIN)/python -m pytest -m slow --durations=10
+
+## stress: long reliability runs (crash and resume under SIGKILL, ...) that print their figures
+stress: $(STAMP)
+	$(BIN)/python -m pytest -m stress -s tests/stress
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
