@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
 import pytest
 
 from topicsent.data import ReviewSet, load_dataset
+from topicsent.llm import packaged_model_path
 
 # (dataset, train sample, test sample) per task: real data, small enough for every method.
 TASK_SAMPLES = {
@@ -52,3 +60,40 @@ def korean_run_input(tmp_path_factory, korean_ratings):
     rows = [{"id": r.id, "text": r.text, "stars": r.rating} for r in test] + [{"id": "empty-1", "text": "", "stars": None}]
     pd.DataFrame(rows).to_csv(folder / "reviews.csv", index=False)
     return folder / "model", folder / "reviews.csv", len(rows)
+
+
+SERVED_MODEL = "smollm2-135m-instruct"  # what `llama_server` serves
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def llama_server(tmp_path_factory):
+    """A llama.cpp server process (one per test worker); its log is shown if it fails to start."""
+    model = packaged_model_path(SERVED_MODEL)
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("server") / "server.log"
+    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
+               "--port", str(port), "--n_ctx", "4096", "--n_threads", "1"]  # fmt: skip
+    with log_path.open("w") as log:
+        server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=os.environ | {"OMP_WAIT_POLICY": "PASSIVE"})
+    base_url = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if httpx.get(f"{base_url}/models", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"llama.cpp server did not start:\n{log_path.read_text()[-2000:]}")
+            time.sleep(0.5)
+        yield base_url
+    finally:
+        server.terminate()
+        server.wait(timeout=20)

@@ -10,57 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
 
-import httpx
 import pytest
 from typer.testing import CliRunner
 
+from conftest import SERVED_MODEL, free_port  # what the llama_server fixture serves
 from topicsent.interfaces.cli import app
-from topicsent.llm import packaged_model_path
 from topicsent.llm._backend import ChatRequest
 from topicsent.llm._openai import OpenAIBackend
 from topicsent.methods import make_method
-
-SERVED_MODEL = "smollm2-135m-instruct"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def llama_server(tmp_path_factory):
-    """A llama.cpp server process for this module; its log is shown if it fails to start."""
-    model = packaged_model_path(SERVED_MODEL)
-    port = _free_port()
-    log_path = tmp_path_factory.mktemp("server") / "server.log"
-    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
-               "--port", str(port), "--n_ctx", "4096", "--n_threads", "1"]  # fmt: skip
-    with log_path.open("w") as log:
-        server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=os.environ | {"OMP_WAIT_POLICY": "PASSIVE"})
-    base_url = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"{base_url}/models", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"llama.cpp server did not start:\n{log_path.read_text()[-2000:]}")
-            time.sleep(0.5)
-        yield base_url
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
 
 
 @pytest.fixture
@@ -117,7 +75,7 @@ def test_llm_method_over_http_with_cache_and_log(llama_server, task_data, llm_ca
 
 def test_server_outage_gives_error_rows_not_a_crash(task_data, llm_cache):
     train, test = task_data["rating"]
-    dead = f"http://127.0.0.1:{_free_port()}/v1"  # nothing listens here
+    dead = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens here
     method = make_method("llm", backend="openai", base_url=dead, model=SERVED_MODEL, max_retries=1).fit(train)
     analyses = method.predict(test.text_only()[:3])
     assert [a.status for a in analyses] == ["error"] * 3

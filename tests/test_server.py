@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
+from conftest import free_port
 from topicsent.interfaces import _jobs
 from topicsent.interfaces._server import MAX_TEXT_CHARS, ServerSettings, create_app
 from topicsent.methods import make_method
@@ -126,19 +126,13 @@ def test_a_restarted_server_finishes_the_jobs_it_had_queued(served, tmp_path, mo
         assert _finished(restarted, queued["id"])["done"] == len(test)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def test_the_web_page_uploads_a_file_and_shows_results_and_report(served, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
     folder, test = served
     chromium = shutil.which("chromium")
     assert chromium, "headless Chromium is missing: run scripts/install-browser.sh (make test does)"
-    port = _free_port()
+    port = free_port()
     command = [sys.executable, "-m", "topicsent.interfaces", "serve", "--model", str(folder / "model"),
                "--port", str(port), "--jobs-dir", str(tmp_path / "jobs")]  # fmt: skip
     server = subprocess.Popen(command, env=os.environ | {"TOPICSENT_API_TOKEN": TOKEN}, stderr=subprocess.PIPE)
