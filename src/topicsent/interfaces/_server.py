@@ -19,10 +19,10 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, File, Form, HTTPException, Query, UploadFile
+from fastapi import APIRouter, Depends, FastAPI, File, Form, HTTPException, Query, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from topicsent import __version__
 from topicsent.data import FORMATS, ColumnMap, Review, detect_language
@@ -52,6 +52,19 @@ class ReviewIn(BaseModel):
 
 class AnalyzeRequest(BaseModel):
     reviews: list[ReviewIn] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> AnalyzeRequest:
+        given = [review.id for review in self.reviews if review.id is not None]
+        if len(set(given)) != len(given):
+            raise ValueError("review ids must be unique within a request")
+        return self
+
+
+class Problem(BaseModel):
+    """An error the client can fix, in one sentence."""
+
+    detail: str
 
 
 class ModelInfo(BaseModel):
@@ -91,7 +104,12 @@ def create_app(settings: ServerSettings) -> FastAPI:
         on_shutdown=[jobs.shutdown],
     )
     app.add_middleware(_BodyLimit, limits=settings)
-    authorised = [Depends(_bearer_check(settings.token))]
+    api = APIRouter(
+        prefix="/v1",
+        dependencies=[Depends(_bearer_check(settings.token))],
+        responses={401: {"description": "Missing or wrong bearer token (when the server has one)"}},
+    )
+    no_job = {404: {"description": "No such job"}}
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
@@ -101,11 +119,11 @@ def create_app(settings: ServerSettings) -> FastAPI:
     def page() -> str:
         return (files("topicsent.interfaces") / "static" / "index.html").read_text(encoding="utf-8")
 
-    @app.get("/v1/models", dependencies=authorised)
+    @api.get("/models")
     def models() -> list[ModelInfo]:
         return [info]
 
-    @app.post("/v1/analyze", dependencies=authorised, responses={413: {"description": "Too many reviews or bytes"}})
+    @api.post("/analyze", responses={413: {"model": Problem, "description": "Too many reviews or bytes"}})
     def analyze(request: AnalyzeRequest) -> AnalyzeResponse:
         if len(request.reviews) > settings.max_batch:
             message = f"{len(request.reviews)} reviews; at most {settings.max_batch} per request: use POST /v1/jobs"
@@ -114,11 +132,21 @@ def create_app(settings: ServerSettings) -> FastAPI:
             Review(item.id or str(i), item.text, language=detect_language(item.text))
             for i, item in enumerate(request.reviews, start=1)
         ]
-        if len({r.id for r in reviews}) != len(reviews):
-            raise HTTPException(422, "review ids must be unique within a request")
+        if len({r.id for r in reviews}) != len(reviews):  # a given id equal to another review's position
+            raise _invalid(
+                ["body", "reviews"], "review ids must be unique within a request (an id equals another review's number)"
+            )
         return AnalyzeResponse(model=info, results=model.predict(reviews))
 
-    @app.post("/v1/jobs", status_code=202, dependencies=authorised, responses={422: {"description": "Unreadable upload"}})
+    @api.post(
+        "/jobs",
+        status_code=202,
+        responses={
+            413: {"model": Problem, "description": "Upload over the size limit"},
+            415: {"model": Problem, "description": "Not a CSV, TSV, JSONL or Parquet file"},
+            422: {"description": "Unreadable upload (encoding, columns, no reviews), reported like a validation error"},
+        },
+    )
     async def create_job(
         file: Annotated[UploadFile, File(description="Reviews: .csv, .tsv, .jsonl or .parquet (text formats may be .gz).")],
         text_col: Annotated[str, Form()] = "text",
@@ -129,14 +157,14 @@ def create_app(settings: ServerSettings) -> FastAPI:
         try:
             job = jobs.submit(await file.read(), suffix, ColumnMap(text=text_col, id=id_col or None, rating=rating_col or None))
         except InputDataError as error:
-            raise HTTPException(422, str(error).replace(str(settings.jobs_dir), "upload")) from None
+            raise _invalid(["body", "file"], str(error).split(": ", 1)[-1]) from None
         return Job(**job, done=0)
 
-    @app.get("/v1/jobs/{job_id}", dependencies=authorised, responses={404: {"description": "No such job"}})
+    @api.get("/jobs/{job_id}", responses=no_job)
     def job_status(job_id: str) -> Job:
         return Job(**_job(jobs, job_id))
 
-    @app.get("/v1/jobs/{job_id}/results", dependencies=authorised)
+    @api.get("/jobs/{job_id}/results", responses=no_job)
     def job_results(
         job_id: str, offset: Annotated[int, Query(ge=0)] = 0, limit: Annotated[int, Query(ge=1, le=5_000)] = 500
     ) -> dict[str, Any]:
@@ -144,7 +172,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         _job(jobs, job_id)
         return _result_page(part_files(jobs.run_dir(job_id)), offset, limit)
 
-    @app.get("/v1/jobs/{job_id}/report", dependencies=authorised, response_class=HTMLResponse)
+    @api.get("/jobs/{job_id}/report", response_class=HTMLResponse, responses=no_job | {409: {"description": "Not finished yet"}})
     def job_report(job_id: str) -> HTMLResponse:
         from topicsent.report import build_report
 
@@ -155,7 +183,13 @@ def create_app(settings: ServerSettings) -> FastAPI:
             build_report([jobs.run_dir(job_id)], target)
         return HTMLResponse(target.read_text(encoding="utf-8"))
 
+    app.include_router(api)
     return app
+
+
+def _invalid(location: list[str], message: str) -> HTTPException:
+    """A 422 in FastAPI's own validation-error shape, so clients parse one format."""
+    return HTTPException(422, [{"loc": location, "msg": message, "type": "value_error"}])
 
 
 def _model_info(model_dir: Path, model: BaseMethod) -> ModelInfo:
