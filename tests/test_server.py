@@ -106,6 +106,7 @@ def test_a_job_analyses_an_upload_in_the_background(client, served):
     report = client.get(f"/v1/jobs/{job['id']}/report", headers=AUTH)
     assert report.status_code == 200 and report.text.count('<figure class="chart"') >= 2
     assert client.get("/v1/jobs/0123abc", headers=AUTH).status_code == 404
+    assert client.get("/v1/jobs/..%2F..%2Fetc/results", headers=AUTH).status_code == 404  # no path out of the jobs folder
 
 
 def test_bad_uploads_are_refused_with_the_reason(client, served):

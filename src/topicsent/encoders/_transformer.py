@@ -39,9 +39,15 @@ def resolve_encoder(name_or_path: str) -> Path:
         raise InvalidParameterError(
             f"encoder {name_or_path!r} is neither a packaged encoder ({known}) nor a model directory with a config.json"
         )
-    if not list(path.glob("*.safetensors")):
-        raise ModelFileError(f"{path}: no .safetensors weights; topicsent loads only safetensors (no pickled weights)")
+    require_safetensors(path)
     return path
+
+
+def require_safetensors(directory: Path) -> None:
+    """Refuse a weights directory without safetensors: pickled weights (``.bin``,
+    ``.pt``) can run code when loaded, so topicsent never loads them."""
+    if not list(Path(directory).glob("*.safetensors")):
+        raise ModelFileError(f"{directory}: no .safetensors weights; topicsent loads only safetensors (no pickled weights)")
 
 
 def prepare_transformers() -> None:

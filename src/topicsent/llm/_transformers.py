@@ -13,6 +13,7 @@ import asyncio
 import threading
 from pathlib import Path
 
+from topicsent.encoders._transformer import require_safetensors
 from topicsent.errors import InvalidParameterError
 from topicsent.llm._backend import Backend, ChatRequest, RawCompletion, file_id
 from topicsent.llm._packaged import PACKAGED_LLMS, packaged_model_path
@@ -40,6 +41,10 @@ class TransformersBackend(Backend):
         self.adapter = Path(adapter).expanduser() if adapter else None
         if self.adapter is not None and not (self.adapter / "adapter_config.json").is_file():
             raise InvalidParameterError(f"{adapter}: not a LoRA adapter directory (no adapter_config.json)")
+        if self.gguf_file is None:
+            require_safetensors(self.directory)
+        if self.adapter is not None:
+            require_safetensors(self.adapter)
         self._loaded = None
         self._lock = threading.Lock()
 
@@ -55,9 +60,10 @@ class TransformersBackend(Backend):
             from topicsent.encoders._transformer import prepare_transformers
 
             prepare_transformers()
-            options = {"gguf_file": self.gguf_file} if self.gguf_file else {}
-            tokenizer = AutoTokenizer.from_pretrained(self.directory, **options)
-            model = AutoModelForCausalLM.from_pretrained(self.directory, **options)
+            tokenizer_options = {"gguf_file": self.gguf_file} if self.gguf_file else {}
+            weights_options = tokenizer_options or {"use_safetensors": True}
+            tokenizer = AutoTokenizer.from_pretrained(self.directory, **tokenizer_options)
+            model = AutoModelForCausalLM.from_pretrained(self.directory, **weights_options)
             if self.adapter is not None:
                 from peft import PeftModel
 

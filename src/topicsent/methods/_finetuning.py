@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 
 from topicsent._progress import progress_bar
-from topicsent.encoders._transformer import prepare_transformers
-from topicsent.errors import InvalidParameterError, ModelFileError
+from topicsent.encoders._transformer import prepare_transformers, require_safetensors
+from topicsent.errors import InvalidParameterError
 
 #: An example: one text, or a (text, auxiliary sentence) pair.
 Example = tuple[str, str | None]
@@ -258,11 +258,10 @@ def load_checkpoint(directory: Path, base: str, *, adaptation: str, n_outputs: i
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     target = directory / MODEL_SUBDIR
-    if not list(target.glob("*.safetensors")):
-        raise ModelFileError(f"{target}: no safetensors weights")
+    require_safetensors(target)
     tokenizer = AutoTokenizer.from_pretrained(target)
     if adaptation == "full":
-        model = AutoModelForSequenceClassification.from_pretrained(target, dtype=torch.float32)
+        model = AutoModelForSequenceClassification.from_pretrained(target, dtype=torch.float32, use_safetensors=True)
     else:
         from peft import PeftModel
 
