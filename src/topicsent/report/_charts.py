@@ -74,9 +74,9 @@ def sentiment_chart(aspects: list[dict[str, Any]]) -> str:
         return _svg(figure)
 
 
-def rating_chart(predicted: dict[int, int], given: dict[int, int] | None) -> str:
-    scale = sorted(set(predicted) | set(given or {}))
-    series = {"predicted": predicted} | ({"reviewers' own": given} if given else {})
+def rating_chart(series: dict[str, dict[int, int]]) -> str:
+    """Grouped bars: the share of reviews at each rating, one bar per named series."""
+    scale = sorted({rating for counts in series.values() for rating in counts})
     width = 0.8 / len(series)
     with _figure(7, 3) as (figure, axes):
         for i, (label, counts) in enumerate(series.items()):

@@ -50,9 +50,10 @@ def _run_view(section: RunSection) -> dict[str, Any]:
         view["charts"]["Sentiment by aspect"] = charts.sentiment_chart(section.aspects)
     if section.ratings and section.ratings["distribution"]:
         title = "Rating distribution: predicted vs the reviewers' own" if section.input_ratings else "Predicted ratings"
-        view["charts"][title] = charts.rating_chart(section.ratings["distribution"], section.input_ratings)
+        own = {"reviewers' own": section.input_ratings} if section.input_ratings else {}
+        view["charts"][title] = charts.rating_chart({"predicted": section.ratings["distribution"]} | own)
     elif section.input_ratings:
-        view["charts"]["The reviewers' own ratings"] = charts.rating_chart(section.input_ratings, None)
+        view["charts"]["The reviewers' own ratings"] = charts.rating_chart({"reviewers' own": section.input_ratings})
     if section.drivers is not None and len(section.drivers):
         view["charts"]["Key drivers of the rating"] = charts.drivers_chart(section.drivers)
     return view
