@@ -65,6 +65,21 @@ def korean_run_input(tmp_path_factory, korean_ratings):
 SERVED_MODEL = "smollm2-135m-instruct"  # what `llama_server` serves
 
 
+def wait_until_serving(url: str, server: subprocess.Popen, log_path=None, *, timeout: float = 60) -> None:
+    """Poll ``url`` until it answers 200; fail with the server's log if it exits or the time runs out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if server.poll() is not None or time.monotonic() > deadline:
+            log = log_path.read_text()[-2000:] if log_path else ""
+            pytest.fail(f"the server at {url} did not start:\n{log}")
+        time.sleep(0.3)
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -83,16 +98,7 @@ def llama_server(tmp_path_factory):
         server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=os.environ | {"OMP_WAIT_POLICY": "PASSIVE"})
     base_url = f"http://127.0.0.1:{port}/v1"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"{base_url}/models", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"llama.cpp server did not start:\n{log_path.read_text()[-2000:]}")
-            time.sleep(0.5)
+        wait_until_serving(f"{base_url}/models", server, log_path, timeout=90)
         yield base_url
     finally:
         server.terminate()

@@ -56,7 +56,7 @@ def test_womens_clothing_ratings():
 
 
 def test_nsmc_binary_on_a_sample_with_character_ngrams():
-    splits = load_dataset("nsmc-binary").limited(40_000, seed=0)
+    splits = load_dataset("nsmc-binary").limited(25_000, seed=0)
     method = make_method("tfidf-lr").fit(splits.train)
     assert method.vectorizer_.analyzer == "char_wb"  # Korean: character n-grams
     metrics, _, _ = score(method, splits.test.sample(5_000, seed=0))

@@ -25,7 +25,7 @@ CONTRACT_PARAMS: dict[str, dict] = {
     "finetune": {"epochs": 1, "examples_per_class": 6, "max_length": 48},
     "setfit": {"examples_per_class": 4, "max_steps": 4, "max_length": 48},
     "lda": {"n_topics": 5, "iterations": 30},
-    "llm": {"backend": "llamacpp", "model": "smollm2-135m-instruct", "max_tokens": 320},
+    "llm": {"backend": "llamacpp", "model": "smollm2-135m-instruct", "max_tokens": 200},
 }
 #: Test reviews per check for methods where each review costs a model call (LLMs).
 CONTRACT_TEST_SIZE: dict[str, int] = {"llm": 4}

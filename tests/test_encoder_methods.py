@@ -41,7 +41,7 @@ def test_finetune_acsa_beats_majority_and_detects_categories(mams_sample, majori
 
 def test_setfit_few_shot_beats_majority(mams_sample, majority_scores):
     train, test = mams_sample
-    method = make_method("setfit", examples_per_class=16, max_steps=60).fit(train)
+    method = make_method("setfit", examples_per_class=16, max_steps=32).fit(train)
     learned, _, _ = score(method, test)
     assert method.head_.coef.shape[0] == len(method.pair_classes_)  # polarities + none, 16 examples each
     assert learned["polarity_accuracy"] >= majority_scores["polarity_accuracy"] + 0.05

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 
-import httpx
 import pandas as pd
 import pytest
 import schemathesis
@@ -18,7 +17,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import positive_data_acceptance
 
-from conftest import free_port
+from conftest import free_port, wait_until_serving
 from topicsent.interfaces import _jobs
 from topicsent.interfaces._server import MAX_TEXT_CHARS, ServerSettings, create_app
 from topicsent.methods import make_method
@@ -142,14 +141,7 @@ def test_the_web_page_uploads_a_file_and_shows_results_and_report(served, tmp_pa
     server = subprocess.Popen(command, env=os.environ | {"TOPICSENT_API_TOKEN": TOKEN}, stderr=subprocess.PIPE)
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                assert server.poll() is None and time.monotonic() < deadline, "the server did not start"
-                time.sleep(0.3)
+        wait_until_serving(f"{url}/healthz", server)
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
             page = browser.new_page()

@@ -1,9 +1,20 @@
-"""Where results came from: the code's commit, so numbers compare across commits."""
+"""Where results came from: the code's commit (numbers compare across commits) and
+file fingerprints (a model or input is recognised, a download is verified)."""
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 from pathlib import Path
+
+
+def file_sha256(path: Path) -> str:
+    """The hex sha256 of a file, read in 4 MiB blocks (GGUF models are gigabytes)."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def git_commit() -> str:

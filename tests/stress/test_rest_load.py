@@ -16,7 +16,7 @@ import httpx
 import psutil
 import pytest
 
-from conftest import free_port
+from conftest import free_port, wait_until_serving
 from topicsent.methods import make_method
 
 pytestmark = pytest.mark.stress
@@ -52,12 +52,7 @@ def test_fifty_clients_for_a_minute(task_data, tmp_path):
         server = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=os.environ | {"TOPICSENT_API_TOKEN": TOKEN})
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(200):
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.3)
+        wait_until_serving(f"{url}/healthz", server, log)
         assert httpx.get(f"{url}/v1/models").status_code == 401
         assert httpx.get(f"{url}/v1/models", headers={"Authorization": "Bearer nope"}).status_code == 401
 

@@ -8,7 +8,6 @@ the published hash of the official file is the safeguard. Nothing comes from a m
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 import shutil
@@ -16,6 +15,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from topicsent._provenance import file_sha256
 from topicsent.errors import InvalidParameterError, ModelFileError
 
 MODEL_DIR_ENV = "TOPICSENT_MODEL_DIR"
@@ -111,14 +111,6 @@ def _package_dir(module: str) -> Path | None:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def packaged_model_path(name: str) -> Path:
     """The verified GGUF file of a packaged model, assembled from its packages on first use."""
     if name not in PACKAGED_LLMS:
@@ -138,7 +130,7 @@ def packaged_model_path(name: str) -> Path:
             with source.open("rb") as part:
                 shutil.copyfileobj(part, out, 1 << 22)
     assembled = Path(out.name)
-    found = _sha256(assembled)
+    found = file_sha256(assembled)
     if found != model.sha256:
         assembled.unlink()
         raise ModelFileError(

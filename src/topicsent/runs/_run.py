@@ -9,7 +9,6 @@ the first missing part, finished rows are never redone and never written twice.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ from typing import Any
 
 from topicsent import __version__
 from topicsent._progress import progress_bar
-from topicsent._provenance import git_commit
+from topicsent._provenance import file_sha256, git_commit
 from topicsent.data import ColumnMap, Review, count_rows, review_batches
 from topicsent.errors import InputDataError, InvalidParameterError, TopicsentError
 from topicsent.methods import BaseMethod
@@ -98,10 +97,11 @@ def _identity(request: RunRequest) -> dict[str, Any]:
         path = Path(request.input_path)
         if not path.is_file():
             raise InputDataError(f"{request.input_path}: file not found")
-        source = {"path": str(path.resolve()), "bytes": path.stat().st_size, "sha256": _sha256(path)}
+        source = {"path": str(path.resolve()), "bytes": path.stat().st_size, "sha256": file_sha256(path)}
+    model_dir = Path(request.model_dir)
     return {
         "input": source,
-        "model": {"path": str(Path(request.model_dir).resolve()), "sha256": _sha256(Path(request.model_dir) / "topicsent.json")},
+        "model": {"path": str(model_dir.resolve()), "sha256": file_sha256(model_dir / "topicsent.json")},
         "columns": asdict(request.columns),
         "chunk_size": request.chunk_size,
     }
@@ -176,14 +176,6 @@ def _write_manifest(out: Path, manifest: dict[str, Any]) -> None:
     temporary = out / (MANIFEST + ".tmp")
     temporary.write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
     os.replace(temporary, out / MANIFEST)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as data:
-        for block in iter(lambda: data.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _now() -> str:
