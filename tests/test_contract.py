@@ -39,10 +39,21 @@ def _skip_if_expected(method: str, check: str) -> None:
         pytest.xfail(reason)
 
 
-def _fitted(name: str, task: Task, task_data) -> tuple[BaseMethod, object]:
+_FITTED: dict[tuple[str, Task], BaseMethod] = {}  # per test process: checks that only read a fit share it
+
+
+def _fresh_fit(name: str, task: Task, task_data) -> tuple[BaseMethod, object]:
     train, test = task_data[task.value]
     test = test[: CONTRACT_TEST_SIZE.get(name, len(test))]
     return make_method(name, random_state=0, **CONTRACT_PARAMS.get(name, {})).fit(train, task), test
+
+
+def _fitted(name: str, task: Task, task_data) -> tuple[BaseMethod, object]:
+    """A fitted method for read-only checks (predict, save), fitted once per process."""
+    if (name, task) not in _FITTED:
+        _FITTED[name, task] = _fresh_fit(name, task, task_data)[0]
+    _, test = task_data[task.value]
+    return _FITTED[name, task], test[: CONTRACT_TEST_SIZE.get(name, len(test))]
 
 
 def _comparable(analyses: list[ReviewAnalysis]) -> list[dict]:
@@ -111,7 +122,7 @@ def test_given_aspects_come_back_exactly(name, task, task_data):
 def test_seeded_fits_are_deterministic(name, task, task_data):
     _skip_if_expected(name, "deterministic")
     first, test = _fitted(name, task, task_data)
-    second, _ = _fitted(name, task, task_data)
+    second, _ = _fresh_fit(name, task, task_data)
     assert _comparable(first.predict(test.text_only())) == _comparable(second.predict(test.text_only()))
 
 

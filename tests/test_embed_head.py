@@ -16,7 +16,7 @@ def mams_sample():
     return splits.train.sample(600, seed=5), splits.test.sample(120, seed=5)
 
 
-@pytest.mark.parametrize("design", ["attention", "pair"])
+@pytest.mark.parametrize("design", ["attention", pytest.param("pair", marks=pytest.mark.slow)])  # pair: 8 passes per review
 def test_acsa_beats_majority_on_held_out_reviews(mams_sample, design):
     train, test = mams_sample
     majority, _, _ = score(make_method("majority").fit(train), test)

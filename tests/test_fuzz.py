@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from topicsent.data import ColumnMap, LabelSpace, Review, read_reviews, review_batches
@@ -79,6 +79,9 @@ def test_random_bytes_give_reviews_or_a_clear_error(data, suffix, bom):
 def test_written_texts_read_back_exactly(texts, extra, crlf, kind):
     """What pandas or json wrote, with any characters in it, reads back as written;
     zero rows are the one clear error."""
+    # CSV cannot tell a whitespace-only value from a blank line (skipped), and pandas' parser
+    # loses a bare CR inside quoted values: those texts are not round-trippable through CSV
+    assume(kind != "csv" or all(text.strip() and "\r" not in text for text in texts))
     frame = pd.DataFrame(
         {"text": texts, **({"other": ["x"] * len(texts)} if extra else {})}, columns=["text"] + (["other"] if extra else [])
     )

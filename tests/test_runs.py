@@ -79,6 +79,7 @@ def test_runs_export_to_duckdb_for_plain_sql(korean_run_input, tmp_path):
     assert 1 <= ratings[0] < ratings[1] <= 10
 
 
+@pytest.mark.slow  # starting Ray takes most of its ~2 minutes; make test-slow runs it
 def test_the_ray_engine_writes_the_same_run_as_the_local_one(korean_run_input, tmp_path):
     import ray
 
