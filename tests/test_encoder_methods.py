@@ -8,7 +8,7 @@ import pytest
 from topicsent.data import load_dataset
 from topicsent.encoders import resolve_encoder
 from topicsent.errors import InvalidParameterError
-from topicsent.eval import score
+from topicsent.eval import polarity_scores, score
 from topicsent.methods import BaseMethod, make_method
 from topicsent.methods._finetuning import resolve_base
 from topicsent.methods._pair_classifier import NONE, auxiliary_sentence, sample_per_class
@@ -40,9 +40,11 @@ def test_finetune_acsa_beats_majority_and_detects_categories(mams_sample, majori
 
 
 def test_setfit_few_shot_beats_majority(mams_sample, majority_scores):
+    """Polarity on the gold aspects only: detection asks every review about all 8
+    categories, the slow part, and the contract tests already cover it."""
     train, test = mams_sample
-    method = make_method("setfit", examples_per_class=16, max_steps=32).fit(train)
-    learned, _, _ = score(method, test)
+    method = make_method("setfit", examples_per_class=16, max_steps=16, max_length=64).fit(train)  # measured: 0.59 vs 0.45
+    learned = polarity_scores(test, method.predict(test.unlabelled(), given_aspects=True), test.label_space.polarities)
     assert method.head_.coef.shape[0] == len(method.pair_classes_)  # polarities + none, 16 examples each
     assert learned["polarity_accuracy"] >= majority_scores["polarity_accuracy"] + 0.05
 

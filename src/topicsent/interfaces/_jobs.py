@@ -36,6 +36,7 @@ class JobStore:
         self.model_dir = Path(model_dir)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="topicsent-job")
         self._lock = threading.Lock()
+        self._part_reviews: dict[Path, int] = {}  # a finished part never changes: count it once
 
     def resume_unfinished(self) -> list[str]:
         """Queue again every job a previous server left queued or running."""
@@ -96,10 +97,14 @@ class JobStore:
         self._write(job)
 
     def _done(self, job_id: str) -> int:
-        """Reviews in the finished chunks (a review with several aspects has several rows)."""
+        """Reviews in the finished chunks (a review with several aspects has several rows);
+        each part is read once, so polling a long job stays cheap."""
         import pyarrow.parquet as pq
 
-        return sum(len(pq.read_table(p, columns=["review_id"]).column(0).unique()) for p in part_files(self.run_dir(job_id)))
+        for part in part_files(self.run_dir(job_id)):
+            if part not in self._part_reviews:
+                self._part_reviews[part] = len(pq.read_table(part, columns=["review_id"]).column(0).unique())
+        return sum(count for part, count in self._part_reviews.items() if part.parent.parent == self.run_dir(job_id))
 
     def _ids(self) -> list[str]:
         return sorted(p.parent.name for p in self.root.glob(f"*/{JOB_FILE}"))
