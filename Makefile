@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 
 KOREAN_LLM := $(VENV)/.korean-llm
 
-.PHONY: demo test test-slow lint format bench bench-baselines bench-encoders bench-topics bench-llm bench-scale stress clean
+.PHONY: demo test test-slow lint format bench bench-baselines bench-encoders bench-topics bench-llm bench-cascade bench-scale stress clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +30,7 @@ demo: $(STAMP)
 ## test: lint, then the default test suite (fast; slow model-training tests excluded)
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/python -m pytest -n 2 --durations=10
+	$(BIN)/python -m pytest -n 2 --dist worksteal --durations=15
 
 ## test-slow: the slow tests only (full-size training runs)
 test-slow: $(KOREAN_LLM)
@@ -50,7 +50,7 @@ format: $(STAMP)
 
 ## bench: every method on the full datasets; tables on screen, JSON/CSV in results/bench.
 ## Hours on 2 cores; each eval saves after every method, so an interrupted bench keeps its numbers.
-bench: bench-baselines bench-encoders bench-topics bench-llm bench-scale
+bench: bench-baselines bench-encoders bench-topics bench-llm bench-cascade bench-scale
 
 ## bench-baselines: baselines and embed-head on the English sets; baselines on full NSMC
 bench-baselines: export COLUMNS = 200
@@ -97,8 +97,17 @@ bench-llm: export COLUMNS = 200
 bench-llm: export OMP_WAIT_POLICY = PASSIVE
 bench-llm: $(KOREAN_LLM)
 	$(BIN)/topicsent models install qwen2.5-coder-1.5b-instruct
-	$(BIN)/topicsent eval --dataset $(LLM_DATASETS) --test-limit $(LLM_TEST_LIMIT) --no-detection \
+	$(BIN)/topicsent eval --dataset $(LLM_DATASETS) --test-limit $(LLM_TEST_LIMIT) --no-detection --calibration-sample 0 \
 		--out results/bench-llm --methods "majority,tfidf-lr,$(llm_specs)"
+
+## bench-cascade: a cheap stage answers what it is sure of, the costlier one the rest (at most 30%):
+## accuracy vs share to the last stage and cost, per-stage calibration error; table, JSON/CSV, plot.
+## With an LLM stage: make bench-cascade CASCADE_STAGES="tfidf-lr>llm[strategy=retrieval]" CASCADE_TEST_LIMIT=200
+CASCADE_STAGES ?= tfidf-lr>embed-head
+CASCADE_TEST_LIMIT ?= 0
+bench-cascade: $(STAMP)
+	$(BIN)/python benchmarks/cascade.py --dataset mams-acsa,semeval14-acsa --stages "$(CASCADE_STAGES)" \
+		--test-limit $(CASCADE_TEST_LIMIT) --out results/bench-cascade
 
 ## bench-scale: all ~712k NSMC reviews through `analyze` (tfidf-lr): local vs --engine ray, and a
 ## run killed with SIGKILL then resumed; time, reviews/s, peak memory of the process tree

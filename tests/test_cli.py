@@ -79,17 +79,15 @@ def test_train_then_predict_a_user_file(tmp_path, method, params):
 def test_predict_reads_stdin(tmp_path):
     trained = run("train", "--dataset", "mams-acsa", "--params", '{"C": 1.0}', "-o", str(tmp_path / "m"))
     assert trained.returncode == 0, trained.stderr
-    result = run(
-        "predict",
-        "--model",
-        str(tmp_path / "m"),
-        "-",
-        "-o",
-        str(tmp_path / "o.csv"),
-        stdin='{"text": "The food was cold but the waiter was lovely."}\n',
-    )
+    assert "Confidence calibrated on" in trained.stdout and (tmp_path / "m" / "calibration.json").is_file()
+    reviews = '{"text": "The food was cold but the waiter was lovely."}\n{"text": "Great food."}\n'
+    result = run("predict", "--model", str(tmp_path / "m"), "-", "-o", str(tmp_path / "o.csv"), stdin=reviews)
     assert result.returncode == 0, result.stderr
     assert "food" in (tmp_path / "o.csv").read_text()
+    picky = run("predict", "--model", str(tmp_path / "m"), "-", "--abstain-below", "0.999", "-o", str(tmp_path / "a.jsonl"),
+                stdin=reviews)  # fmt: skip
+    assert picky.returncode == 0 and "abstained" in picky.stdout
+    assert json.loads((tmp_path / "a.jsonl").read_text().splitlines()[0])["status"] == "abstained"
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ from topicsent.schema import ReviewAnalysis, Task
 EXPECTED_FAILURES: dict[str, dict[str, str]] = {  # method -> {check name: reason}
     "lda": {"proba": "supervised LDA regresses the rating: no class probabilities (supervised=False, classify has them)"},
     "llm": {"proba": "an LLM answers one rating; it gives no class probabilities"},
+    "cascade": {"proba": "each review is answered by one stage; there is no one class distribution over all of them"},
 }
 #: Parameters that make a method quick enough to fit many times here (as scikit-learn's
 #: checks shorten max_iter); quality is tested elsewhere with the defaults.
@@ -26,6 +27,7 @@ CONTRACT_PARAMS: dict[str, dict] = {
     "setfit": {"examples_per_class": 4, "max_steps": 4, "max_length": 48},
     "lda": {"n_topics": 5, "iterations": 30},
     "llm": {"backend": "llamacpp", "model": "smollm2-135m-instruct", "max_tokens": 200},
+    "cascade": {"stages": "tfidf-lr[C=1.0]>tfidf-lr"},
 }
 #: Test reviews per check for methods where each review costs a model call (LLMs).
 CONTRACT_TEST_SIZE: dict[str, int] = {"llm": 4}

@@ -22,6 +22,7 @@ def test_quick_run_tunes_scores_and_writes_results(tmp_path):
     assert tfidf["relative"]["speed_vs_tfidf_lr"] == 1.0
     assert tfidf["relative"]["gain_over_majority"] == tfidf["score"] - results[("mams-acsa", "majority")]["score"]
     assert tfidf["reviews_per_second"] > 0 and tfidf["peak_rss_mb"] > 0 and tfidf["n_test"] == 300
+    assert 0 < tfidf["metrics"]["ece"] < 0.5 and 0 <= tfidf["metrics"]["ece_calibrated"] < 0.5  # calibrated on validation
 
     json_path, csv_path = write_run(run, tmp_path)
     saved = json.loads(json_path.read_text())

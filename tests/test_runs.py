@@ -56,10 +56,22 @@ def test_resume_refuses_a_different_chunking_or_input(korean_run_input, tmp_path
     other.write_text("text\n좋아요\n", encoding="utf-8")
     with pytest.raises(InvalidParameterError, match="input differ"):
         analyze_to_run(RunRequest(model, str(other), tmp_path / "run", chunk_size=100), resume=True)
+    with pytest.raises(InvalidParameterError, match="abstain_below differ"):
+        analyze_to_run(RunRequest(model, str(reviews), tmp_path / "run", chunk_size=100, abstain_below=0.6), resume=True)
     (tmp_path / "not-a-run").mkdir()
     (tmp_path / "not-a-run" / "notes.txt").write_text("mine")
     with pytest.raises(InvalidParameterError, match="not a topicsent run folder"):
         analyze_to_run(RunRequest(model, str(reviews), tmp_path / "not-a-run"))
+
+
+def test_a_run_can_abstain_on_unsure_reviews(korean_run_input, tmp_path):
+    model, reviews, n_reviews = korean_run_input
+    manifest = analyze_to_run(RunRequest(model, str(reviews), tmp_path / "run", chunk_size=100, abstain_below=0.5))
+    assert manifest["abstain_below"] == 0.5 and manifest["reviews"] == n_reviews
+    assert 0 < manifest["statuses"]["abstained"] < n_reviews - 1
+    rows = _results(tmp_path / "run")
+    assert rows.loc[rows.status == "abstained", "overall_rating"].isna().all()
+    assert (rows.loc[rows.status == "ok", "overall_confidence"] >= 0.5).all()
 
 
 def test_runs_export_to_duckdb_for_plain_sql(korean_run_input, tmp_path):

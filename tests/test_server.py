@@ -76,6 +76,10 @@ def test_analyze_answers_a_batch_in_the_schema(client, served):
     results = [ReviewAnalysis.model_validate(r) for r in response.json()["results"]]
     assert [r.review_id for r in results] == [r.id for r in test[:20]] + ["21"]
     assert sum(bool(r.aspects) for r in results) >= 10 and results[-1].status == "error"
+    unsure = client.post("/v1/analyze", json={"reviews": reviews[:20], "abstain_below": 0.8}, headers=AUTH).json()["results"]
+    statuses = [r["status"] for r in unsure]
+    assert {"ok", "abstained"} <= set(statuses) and all(not r["aspects"] for r in unsure if r["status"] == "abstained")
+    assert client.post("/v1/analyze", json={"reviews": reviews, "abstain_below": 2}, headers=AUTH).status_code == 422
 
 
 def test_limits_give_clear_4xx(client):
@@ -93,8 +97,9 @@ def test_limits_give_clear_4xx(client):
     assert client.post("/v1/analyze", json={"reviews": []}, headers=AUTH).status_code == 422
 
 
-def test_a_job_analyses_an_upload_in_the_background(client, served):
+def test_a_job_analyses_an_upload_in_the_background(client, served, monkeypatch):
     folder, test = served
+    monkeypatch.setattr(_jobs, "CHUNK_SIZE", 25)  # three parts: pages cross them
     files = {"file": ("reviews.csv", (folder / "reviews.csv").read_bytes(), "text/csv")}
     created = client.post("/v1/jobs", files=files, data={"text_col": "body", "id_col": "sid"}, headers=AUTH)
     assert created.status_code == 202, created.text
@@ -102,6 +107,8 @@ def test_a_job_analyses_an_upload_in_the_background(client, served):
     assert job["status"] == "finished" and job["reviews"] == job["done"] == len(test)
     page = client.get(f"/v1/jobs/{job['id']}/results?limit=5000", headers=AUTH).json()
     assert {row["review_id"] for row in page["rows"]} == {r.id for r in test} and page["rows"][0]["text"]
+    pages = [client.get(f"/v1/jobs/{job['id']}/results?offset={o}&limit=7", headers=AUTH).json() for o in range(0, 200, 7)]
+    assert [row for p in pages for row in p["rows"]] == page["rows"] and pages[0]["total"] == len(page["rows"])
     report = client.get(f"/v1/jobs/{job['id']}/report", headers=AUTH)
     assert report.status_code == 200 and report.text.count('<figure class="chart"') >= 2
     assert client.get("/v1/jobs/0123abc", headers=AUTH).status_code == 404

@@ -1,9 +1,15 @@
 """The evaluation harness and its metrics."""
 
 from topicsent.eval._harness import MethodResult, evaluate_method, run_evaluation, score, write_run
-from topicsent.eval._metrics import detection_scores, polarity_scores, primary_metric, rating_scores
+from topicsent.eval._metrics import (
+    detection_scores,
+    expected_calibration_error,
+    polarity_scores,
+    primary_metric,
+    rating_scores,
+)
 
 __all__ = [
-    "MethodResult", "detection_scores", "evaluate_method", "polarity_scores", "primary_metric",
+    "MethodResult", "detection_scores", "evaluate_method", "expected_calibration_error", "polarity_scores", "primary_metric",
     "rating_scores", "run_evaluation", "score", "write_run",
 ]  # fmt: skip

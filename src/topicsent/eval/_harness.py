@@ -23,13 +23,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from topicsent._progress import progress_bar
 from topicsent._provenance import git_commit
 from topicsent.data import ReviewSet, Splits, load_dataset
 from topicsent.encoders._cache import CACHE_DIR_ENV
+from topicsent.errors import InvalidParameterError
 from topicsent.eval._metrics import (
     coverage,
     detection_scores,
+    expected_calibration_error,
     polarity_scores,
     primary_metric,
     rating_scores,
@@ -38,11 +42,14 @@ from topicsent.eval._metrics import (
 from topicsent.eval._resources import measure
 from topicsent.llm._store import LLM_CACHE_ENV, llm_cache_path
 from topicsent.methods import BaseMethod, make_method, method_class, parse_method_spec
+from topicsent.methods._calibration import MIN_CALIBRATION_ANSWERS, answer_correctness
 from topicsent.schema import ReviewAnalysis, Task
 
 #: Training reviews (seeded sample) for the grid search; the chosen parameters are then
 #: fitted on the full train split. Keeps tuning on NSMC's 568k reviews affordable.
 TUNE_SAMPLE = 20_000
+#: Validation reviews (seeded sample) the harness calibrates each method's confidence on.
+CALIBRATION_SAMPLE = 2_000
 REFERENCE_METHOD = "tfidf-lr"  # speed ratios are relative to this baseline when it ran
 FLOOR_METHOD = "majority"  # quality gains are relative to this baseline when it ran
 
@@ -78,25 +85,43 @@ class MethodResult:
 def score(method: BaseMethod, test: ReviewSet) -> tuple[dict[str, float], dict[str, int], float]:
     """Metrics of a fitted method on a labelled set, its statuses and the seconds of
     the full analysis pass (the one users run)."""
-    metrics, statuses, seconds, _ = _score(method, test)
+    metrics, statuses, seconds, _, _ = _score(method, test)
     return metrics, statuses, seconds
 
 
 def _score(method: BaseMethod, test: ReviewSet, detection: bool = True):
     """Without ``detection`` an aspect task is scored (and timed) on the gold-aspect pass
-    alone: half the calls, for methods where every review costs a model call."""
+    alone: half the calls, for methods where every review costs a model call. Also
+    returns the analyses the quality metrics were computed on (gold aspects given)."""
     given_only = method.task_ is not Task.RATING and not detection
     with measure() as timing:
         analyses = method.predict(test.unlabelled(), given_aspects=True) if given_only else method.predict(test.text_only())
+    scored = analyses
     if method.task_ is Task.RATING:
         metrics = rating_scores(test, analyses, test.label_space)
     elif given_only:
         metrics = polarity_scores(test, analyses, test.label_space.polarities)
     else:
-        given = method.predict(test.unlabelled(), given_aspects=True)
-        metrics = polarity_scores(test, given, test.label_space.polarities) | detection_scores(test, analyses, method.task_)
+        scored = method.predict(test.unlabelled(), given_aspects=True)
+        metrics = polarity_scores(test, scored, test.label_space.polarities) | detection_scores(test, analyses, method.task_)
     metrics["coverage"] = coverage(analyses)
-    return metrics, status_counts(analyses), timing.seconds, usage_summary(analyses)
+    return metrics, status_counts(analyses), timing.seconds, usage_summary(analyses), scored
+
+
+def calibration_scores(method: BaseMethod, test: ReviewSet, scored: Sequence[ReviewAnalysis], validation: ReviewSet) -> dict:
+    """Expected calibration error of the method's confidence on test, as it comes (``ece``)
+    and once calibrated on ``validation`` (``ece_calibrated``); nothing for a method that
+    gives no confidence. Calibrating costs one pass over ``validation``."""
+    answers = answer_correctness(test, scored, method.task_ is Task.RATING)
+    if len(answers) < MIN_CALIBRATION_ANSWERS:
+        return {}
+    confidence, correct = (np.array(values, dtype=float) for values in zip(*answers, strict=True))
+    scores = {"ece": expected_calibration_error(confidence, correct)}
+    try:
+        method.calibrate(validation)
+    except InvalidParameterError:  # too few validation answers carry a confidence
+        return scores
+    return scores | {"ece_calibrated": expected_calibration_error(method.calibrator_(confidence), correct)}
 
 
 def usage_summary(analyses: Sequence[ReviewAnalysis]) -> dict[str, float] | None:
@@ -157,9 +182,12 @@ def evaluate_method(
     seed: int = 0,
     tune_sample: int = TUNE_SAMPLE,
     detection: bool = True,
+    calibration_sample: int = CALIBRATION_SAMPLE,
 ) -> MethodResult:
     """Tune ``spec`` on validation, fit the chosen parameters on the full train
-    split, and score that fit on test."""
+    split, and score that fit on test; then calibrate its confidence on (a seeded sample
+    of ``calibration_sample`` reviews of) validation and score the calibration on test
+    (0: skip)."""
     task = splits.train.task
     metric = primary_metric(task, splits.train.label_space)
     params, trials, fitted = _tune(spec, splits, metric=metric, tune=tune, seed=seed, tune_sample=tune_sample)
@@ -170,7 +198,9 @@ def evaluate_method(
     else:
         method, fitting = fitted
     with measure() as testing:
-        metrics, statuses, analysis_seconds, usage = _score(method, splits.test, detection)
+        metrics, statuses, analysis_seconds, usage, scored = _score(method, splits.test, detection)
+    if calibration_sample:
+        metrics |= calibration_scores(method, splits.test, scored, splits.validation.sample(calibration_sample, seed + 1))
     return MethodResult(
         dataset=dataset, task=task.value, method=spec, params=method.get_params(),
         primary_metric=metric, metrics=metrics, tuning=trials,
@@ -216,6 +246,7 @@ def run_evaluation(
     tune_sample: int = TUNE_SAMPLE,
     test_limit: int | None = None,
     detection: bool = True,
+    calibration_sample: int = CALIBRATION_SAMPLE,
     on_result: Callable[[dict[str, Any], MethodResult], None] | None = None,
 ) -> dict[str, Any]:
     """Evaluate every method on every dataset; returns the run record (see :func:`write_run`).
@@ -223,11 +254,12 @@ def run_evaluation(
     ``test_limit`` scores on a seeded sample of the test split only (training stays
     whole): how slow methods such as LLM prompting are compared on the same reviews;
     ``detection=False`` scores aspect tasks on the gold aspects only (one pass, not two).
+    ``calibration_sample`` validation reviews calibrate each method's confidence (0: skip).
     ``on_result(run, result)`` is called after each method so callers can save partial
     runs: a crash or Ctrl-C in hour two keeps the first hour's numbers.
     """
     options = {"limit": limit, "seed": seed, "tune": tune, "tune_sample": tune_sample, "test_limit": test_limit,
-               "detection": detection}  # fmt: skip
+               "detection": detection, "calibration_sample": calibration_sample}  # fmt: skip
     with _fresh_embedding_cache():
         return _run(datasets, methods, on_result=on_result, **options)
 
@@ -252,7 +284,9 @@ def _fresh_embedding_cache() -> Iterator[None]:
                     os.environ[name] = value
 
 
-def _run(datasets, methods, *, limit, seed, tune, tune_sample, test_limit, detection, on_result) -> dict[str, Any]:
+def _run(
+    datasets, methods, *, limit, seed, tune, tune_sample, test_limit, detection, calibration_sample, on_result
+) -> dict[str, Any]:
     started = datetime.now(UTC)
     run: dict[str, Any] = {
         "run": {
@@ -267,6 +301,7 @@ def _run(datasets, methods, *, limit, seed, tune, tune_sample, test_limit, detec
             "tune_sample": tune_sample,
             "test_limit": test_limit,
             "detection": detection,
+            "calibration_sample": calibration_sample,
             "python": platform.python_version(),
             "machine": platform.machine(),
         },
@@ -281,7 +316,10 @@ def _run(datasets, methods, *, limit, seed, tune, tune_sample, test_limit, detec
         for spec in methods:
             if splits.train.task not in method_class(parse_method_spec(spec)[0]).supported_tasks:
                 continue
-            result = evaluate_method(dataset, splits, spec, tune=tune, seed=seed, tune_sample=tune_sample, detection=detection)
+            result = evaluate_method(
+                dataset, splits, spec, tune=tune, seed=seed, tune_sample=tune_sample, detection=detection,
+                calibration_sample=calibration_sample,
+            )  # fmt: skip
             results.append(result)
             add_relative_columns(results)
             run["results"] = [asdict(r) | {"score": r.score} for r in results]

@@ -119,3 +119,14 @@ def primary_metric(task: Task, space: LabelSpace) -> str:
         return "polarity_accuracy"
     low, high = space.rating_scale or (0, 1)
     return "accuracy" if high - low == 1 else "qwk"
+
+
+def expected_calibration_error(confidence, correct, bins: int = 10) -> float:
+    """How far stated confidence is from observed accuracy: the mean over ten equal-width
+    confidence bins of |accuracy - mean confidence|, weighted by the answers in each bin."""
+    confidence, correct = np.asarray(confidence, dtype=float), np.asarray(correct, dtype=float)
+    if not len(confidence):
+        return float("nan")
+    which = np.minimum((confidence * bins).astype(int), bins - 1)
+    gaps = [abs(correct[which == b].mean() - confidence[which == b].mean()) * np.sum(which == b) for b in np.unique(which)]
+    return float(sum(gaps) / len(confidence))

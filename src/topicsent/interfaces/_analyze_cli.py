@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from topicsent.errors import InvalidParameterError
-from topicsent.interfaces._options import IdCol, RatingCol, TextCol, columns, console
+from topicsent.interfaces._options import AbstainBelow, IdCol, RatingCol, TextCol, columns, console
 
 
 class Engine(StrEnum):
@@ -40,6 +40,7 @@ def analyze(
     id_col: IdCol = None,
     rating_col: RatingCol = None,
     max_cost: Annotated[float | None, typer.Option(help="USD budget of an `llm` model's calls.")] = None,
+    abstain_below: AbstainBelow = None,
     engine: Annotated[
         Engine, typer.Option(help="local: chunks in this process, resumable. ray: Ray Data map_batches, here or on a cluster.")
     ] = Engine.local,
@@ -72,7 +73,8 @@ def analyze(
     from topicsent.runs import RunRequest, analyze_to_run, analyze_with_ray, export_run
 
     overrides = {"max_cost": max_cost} if max_cost is not None else {}
-    request = RunRequest(model_dir, str(input_file), out, columns(text_col, id_col, rating_col, None), chunk_size, overrides)
+    cols = columns(text_col, id_col, rating_col, None)
+    request = RunRequest(model_dir, str(input_file), out, cols, chunk_size, overrides, abstain_below)
     if engine is Engine.ray:
         if resume:
             raise InvalidParameterError("--resume is for the local engine; a Ray run starts afresh in a new --out")

@@ -24,6 +24,16 @@ AspectsCol = Annotated[
     ),
 ]
 
+AbstainBelow = Annotated[
+    float | None,
+    typer.Option(
+        min=0.0,
+        max=1.0,
+        help="Reviews whose least confident answer is under P come back with status 'abstained' and no labels "
+        "(confidences are calibrated when the model was trained with a validation split).",
+    ),
+]
+
 
 def columns(text_col: str, id_col: str | None, rating_col: str | None, aspects_col: str | None, date_col: str | None = None):
     from topicsent.data import ColumnMap

@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from topicsent import __version__
 from topicsent.data import FORMATS, ColumnMap, Review, detect_language
-from topicsent.errors import InputDataError
+from topicsent.errors import InputDataError, InvalidParameterError
 from topicsent.interfaces._jobs import JobStore
 from topicsent.methods import BaseMethod
 from topicsent.runs import part_files
@@ -52,6 +52,9 @@ class ReviewIn(BaseModel):
 
 class AnalyzeRequest(BaseModel):
     reviews: list[ReviewIn] = Field(min_length=1)
+    abstain_below: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="Reviews whose least confident answer is under this come back 'abstained'."
+    )
 
     @model_validator(mode="after")
     def _unique_ids(self) -> AnalyzeRequest:
@@ -136,7 +139,10 @@ def create_app(settings: ServerSettings) -> FastAPI:
             raise _invalid(
                 ["body", "reviews"], "review ids must be unique within a request (an id equals another review's number)"
             )
-        return AnalyzeResponse(model=info, results=model.predict(reviews))
+        try:
+            return AnalyzeResponse(model=info, results=model.predict(reviews, abstain_below=request.abstain_below))
+        except InvalidParameterError as error:  # a model without confidences cannot abstain
+            raise _invalid(["body", "abstain_below"], str(error)) from None
 
     @api.post(
         "/jobs",
@@ -236,13 +242,20 @@ def _job(jobs: JobStore, job_id: str) -> dict[str, Any]:
 
 
 def _result_page(parts: list[Path], offset: int, limit: int) -> dict[str, Any]:
+    """Rows ``offset`` to ``offset + limit`` of the run: row counts come from the Parquet
+    footers, and only the parts that hold the page are read."""
     import pandas as pd
+    import pyarrow.parquet as pq
 
-    if not parts:
-        return {"total": 0, "offset": offset, "rows": []}
-    frame = pd.concat(pd.read_parquet(p) for p in parts)
-    page = frame.iloc[offset : offset + limit].astype(object)
-    return {"total": len(frame), "offset": offset, "rows": page.where(page.notna(), None).to_dict("records")}
+    sizes = [pq.ParquetFile(part).metadata.num_rows for part in parts]
+    starts = [sum(sizes[:i]) for i in range(len(parts))]
+    wanted = [(p, s) for p, s, n in zip(parts, starts, sizes, strict=True) if s < offset + limit and s + n > offset]
+    if not wanted:
+        return {"total": sum(sizes), "offset": offset, "rows": []}
+    frame = pd.concat(pd.read_parquet(part) for part, _ in wanted)
+    first = offset - wanted[0][1]
+    page = frame.iloc[first : first + limit].astype(object)
+    return {"total": sum(sizes), "offset": offset, "rows": page.where(page.notna(), None).to_dict("records")}
 
 
 class _BodyLimit:

@@ -21,6 +21,7 @@ from topicsent.interfaces._analyze_cli import analyze, report
 from topicsent.interfaces._llm_cli import llm_app, sft_data
 from topicsent.interfaces._models_cli import models_app
 from topicsent.interfaces._options import (
+    AbstainBelow,
     AspectsCol,
     IdCol,
     RatingCol,
@@ -115,6 +116,14 @@ def eval_command(
     ] = True,
     seed: Annotated[int, typer.Option(help="Seed for sampling and for the methods.")] = 0,
     tune: Annotated[bool, typer.Option(help="Search each method's tuning grid on the validation split.")] = True,
+    calibration_sample: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Validation reviews each method's confidence is calibrated on; test ECE before and after is reported. "
+            "0 skips it (an LLM answers each one).",
+        ),
+    ] = 2_000,
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the JSON and CSV results.")] = Path("results"),
 ) -> None:
     """Compare methods on datasets: train on train, tune on validation, score on test.
@@ -150,8 +159,9 @@ def eval_command(
         )
 
     run = run_evaluation(
-        datasets, chosen, limit=limit, test_limit=test_limit, detection=detection, seed=seed, tune=tune, on_result=save_and_report
-    )
+        datasets, chosen, limit=limit, test_limit=test_limit, detection=detection, seed=seed, tune=tune,
+        calibration_sample=calibration_sample, on_result=save_and_report,
+    )  # fmt: skip
     for name in datasets:
         rows = [r for r in run["results"] if r["dataset"] == name]
         if rows:
@@ -161,9 +171,9 @@ def eval_command(
 
 
 _METRIC_COLUMNS = {
-    "acsa": ["polarity_accuracy", "polarity_macro_f1", "detection_f1", "joint_f1"],
-    "atsa": ["polarity_accuracy", "polarity_macro_f1", "detection_f1", "joint_f1"],
-    "rating": ["accuracy", "macro_f1", "mae", "qwk"],
+    "acsa": ["polarity_accuracy", "polarity_macro_f1", "detection_f1", "joint_f1", "ece", "ece_calibrated"],
+    "atsa": ["polarity_accuracy", "polarity_macro_f1", "detection_f1", "joint_f1", "ece", "ece_calibrated"],
+    "rating": ["accuracy", "macro_f1", "mae", "qwk", "ece", "ece_calibrated"],
 }
 
 
@@ -189,6 +199,8 @@ def _results_table(dataset: str, rows: list[dict]) -> Table:
 
 # ----- train / predict -----------------------------------------------------------------------
 
+CALIBRATION_SAMPLE = 2_000
+
 
 @app.command()
 def train(
@@ -205,8 +217,22 @@ def train(
     taxonomy: Annotated[
         Path | None, typer.Option(help="taxonomy.json (from `topicsent topics`): its topic names are the ACSA categories.")
     ] = None,
+    calibrate: Annotated[
+        bool,
+        typer.Option(
+            help="With --dataset: calibrate the confidence on (up to 2,000 reviews of) its validation split. "
+            "Not for `llm` unless asked with --calibration-file: each review costs a model call."
+        ),
+    ] = True,
+    calibration_file: Annotated[
+        Path | None, typer.Option(help="Labelled reviews not used for training (same columns) to calibrate the confidence on.")
+    ] = None,
 ) -> None:
     """Train a method on labelled reviews and save it.
+
+    Confidences are then calibrated on held-out labelled reviews (a built-in dataset's
+    validation split, or --calibration-file), so a confidence of 0.8 means about 80% of
+    such answers are right; `predict --abstain-below` and the `cascade` method rely on it.
 
     Examples:
 
@@ -223,8 +249,26 @@ def train(
     cols = columns(text_col, id_col, rating_col, aspects_col)
     reviews, task = labelled_input(dataset, input_file, cols, task=task, categories=categories)
     model = make_method(method, **_json_params(params)).fit(reviews, task)
+    use_dataset = dataset if calibrate and model.calibrate_by_default else None
+    held_out = _calibration_reviews(use_dataset, calibration_file, cols, model.task_.value, categories)
+    if held_out is not None:
+        try:
+            model.calibrate(held_out)
+            console.print(f"Confidence calibrated on {len(held_out):,} held-out reviews")
+        except InvalidParameterError as error:
+            console.print(f"[dim]Confidence not calibrated: {error}[/dim]")
     model.save(out)
     console.print(f"Trained {method} for {model.task_.value} on {len(reviews):,} reviews; saved to [bold]{out}[/bold]")
+
+
+def _calibration_reviews(dataset: str | None, calibration_file: Path | None, cols, task: str, categories):
+    """Labelled reviews the model did not train on: --calibration-file, else a seeded
+    sample of the dataset's validation split."""
+    if calibration_file is None and dataset is None:
+        return None
+    source = None if calibration_file else dataset
+    reviews = labelled_input(source, calibration_file, cols, task=task, split="validation", categories=categories)[0]
+    return reviews if calibration_file else reviews.sample(CALIBRATION_SAMPLE)
 
 
 def _json_params(text: str) -> dict:
@@ -251,6 +295,7 @@ def predict(
     max_cost: Annotated[
         float | None, typer.Option(help="USD budget of an `llm` model's calls; rows after it is spent get status 'error'.")
     ] = None,
+    abstain_below: AbstainBelow = None,
 ) -> None:
     """Analyse reviews with a trained model and write one result per review.
 
@@ -260,6 +305,8 @@ def predict(
     Example:
 
       topicsent predict --model models/mams reviews.csv --text-col body -o results.parquet
+
+      topicsent predict --model models/mams reviews.csv --abstain-below 0.7 -o sure.jsonl
     """
     from topicsent.data import read_reviews
     from topicsent.methods import BaseMethod
@@ -270,7 +317,7 @@ def predict(
     if max_cost is not None:
         model.set_params(max_cost=max_cost)
     reviews = read_reviews(str(input_file), columns(text_col, id_col, None, None), require_text=False)
-    analyses = model.predict(reviews)
+    analyses = model.predict(reviews, abstain_below=abstain_below)
     write_analyses(analyses, out)
     statuses = Counter(a.status for a in analyses)
     breakdown = ", ".join(f"{count:,} {status}" for status, count in statuses.most_common())

@@ -29,9 +29,11 @@ from topicsent.errors import (
     NotFittedError,
     UnsupportedTaskError,
 )
+from topicsent.methods._calibration import ConfidenceCalibrator, abstain_when_unsure, answer_correctness
 from topicsent.schema import ReviewAnalysis, Task, Usage
 
 CONFIG_FILE = "topicsent.json"
+CALIBRATION_FILE = "calibration.json"
 FORMAT_VERSION = 1
 
 
@@ -51,6 +53,9 @@ class BaseMethod(ABC):
     batch_size: ClassVar[int] = 2048
     #: Whether a row can come back ``unparsed`` (an LLM's answer that stayed invalid).
     answers_can_fail: ClassVar[bool] = False
+    #: Whether ``topicsent train`` calibrates on the validation split unasked (not when
+    #: every review costs a model call).
+    calibrate_by_default: ClassVar[bool] = True
 
     # ----- parameters -------------------------------------------------------------
 
@@ -119,13 +124,18 @@ class BaseMethod(ABC):
         self._fit(usable)
         return self
 
-    def predict(self, reviews: Sequence[Review], *, given_aspects: bool = False) -> list[ReviewAnalysis]:
+    def predict(
+        self, reviews: Sequence[Review], *, given_aspects: bool = False, abstain_below: float | None = None
+    ) -> list[ReviewAnalysis]:
         """One analysis per review, in input order.
 
         With ``given_aspects=True`` each review's own aspects (names, and spans for
         terms; their labels are ignored) are the ones scored, and exactly those come
         back, in order: the standard ACSA/ATSA evaluation protocol. Otherwise the
         method finds the aspects itself. Empty texts come back with status ``error``.
+        Confidences are calibrated once :meth:`calibrate` has run. With
+        ``abstain_below=P`` a review whose least confident answer is under ``P`` comes
+        back ``abstained``, without labels.
         """
         self._check_fitted()
         results: dict[int, ReviewAnalysis] = {}
@@ -135,13 +145,33 @@ class BaseMethod(ABC):
                 batch = usable[start : start + self.batch_size]
                 began = time.perf_counter()
                 answers = self._predict([reviews[i] for i in batch], given_aspects=given_aspects)
+                if hasattr(self, "calibrator_"):
+                    answers = [self.calibrator_.apply(answer) for answer in answers]
                 per_review_ms = (time.perf_counter() - began) * 1000 / len(batch)
                 for index, answer in zip(batch, answers, strict=True):
                     if answer.usage.latency_ms is None:
                         answer.usage = answer.usage.model_copy(update={"latency_ms": per_review_ms})
                     results[index] = answer
                 advance(len(batch))
-        return [results.get(i) or self._empty_text_row(review) for i, review in enumerate(reviews)]
+        analyses = [results.get(i) or self._empty_text_row(review) for i, review in enumerate(reviews)]
+        return analyses if abstain_below is None else abstain_when_unsure(analyses, abstain_below)
+
+    def calibrate(self, reviews: ReviewSet, *, predictions: Sequence[ReviewAnalysis] | None = None) -> Self:
+        """Learn how often an answer of each confidence is right, on labelled reviews the
+        method did not train on (a validation split); later predictions carry that
+        calibrated confidence, and it is saved with the model. ``predictions``: this
+        method's uncalibrated answers for ``reviews`` (gold aspects given), to save a pass."""
+        self._check_fitted()
+        rating = self.task_ is Task.RATING
+        if predictions is None:
+            self.__dict__.pop("calibrator_", None)
+            predictions = self.predict(reviews.text_only() if rating else reviews.unlabelled(), given_aspects=not rating)
+        answers = answer_correctness(reviews, predictions, rating)
+        if not answers:
+            raise InvalidParameterError(f"{self!r} gives no confidence with its answers; there is nothing to calibrate")
+        confidence, correct = zip(*answers, strict=True)
+        self.calibrator_ = ConfidenceCalibrator.learn(confidence, correct)
+        return self
 
     def predict_proba(self, reviews: Sequence[Review]) -> np.ndarray:
         """Rating-class probabilities, shape ``(n_reviews, len(classes_))``; rows of
@@ -220,6 +250,8 @@ class BaseMethod(ABC):
             "label_space": self.label_space_.to_dict(),
         }
         self._save_state(directory)
+        if hasattr(self, "calibrator_"):
+            (directory / CALIBRATION_FILE).write_text(json.dumps(self.calibrator_.to_dict()), encoding="utf-8")
         (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2, ensure_ascii=False), encoding="utf-8")
         return directory
 
@@ -245,6 +277,9 @@ class BaseMethod(ABC):
             raise ModelFileError(f"{config_path}: model format {format_version}, this topicsent reads {FORMAT_VERSION}")
         try:
             method._load_state(directory)
+            if (directory / CALIBRATION_FILE).is_file():
+                calibration = json.loads((directory / CALIBRATION_FILE).read_text(encoding="utf-8"))
+                method.calibrator_ = ConfidenceCalibrator.from_dict(calibration)
         except (OSError, KeyError, ValueError) as error:
             raise ModelFileError(f"{directory}: incomplete or damaged model files ({error})") from None
         return method

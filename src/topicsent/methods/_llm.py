@@ -81,6 +81,7 @@ class LlmMethod(BaseMethod):
     name = "llm"
     supported_tasks = frozenset({Task.ACSA, Task.ATSA, Task.RATING})
     answers_can_fail = True
+    calibrate_by_default = False  # each validation review would cost a model call
     parameter_constraints: ClassVar[dict[str, tuple | str]] = {
         "strategy": STRATEGIES, "k": "count", "pool_size": "count", "reviews_per_prompt": "count",
         "max_concurrency": "count", "max_tokens": "count", "max_review_chars": "count",

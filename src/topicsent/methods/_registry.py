@@ -57,7 +57,7 @@ def parse_method_spec(spec: str) -> tuple[str, dict[str, Any]]:
         raise InvalidParameterError(f"method spec {spec!r} is not NAME or NAME[key=value,...]")
     name, body = match.group(1), match.group(2)
     params: dict[str, Any] = {}
-    for item in filter(None, (part.strip() for part in (body or "").split(","))):
+    for item in split_method_specs(body or ""):  # a value may be a spec list with its own [...]
         key, equals, value = item.partition("=")
         if not equals or not key.strip():
             raise InvalidParameterError(f"method spec {spec!r}: {item!r} is not key=value")

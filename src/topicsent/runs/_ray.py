@@ -46,7 +46,7 @@ class RunPredictor:
         source = self.request.input_path
         records = batch.to_dict("records")
         reviews = [review_from_record(source, 0, record, self.request.columns) for record in records]
-        return part_frame(reviews, self.model.predict(reviews))
+        return part_frame(reviews, self.model.predict(reviews, abstain_below=self.request.abstain_below))
 
 
 def analyze_with_ray(request: RunRequest, *, address: str | None = None, workers: int | None = None) -> dict[str, Any]:

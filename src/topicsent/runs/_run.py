@@ -39,6 +39,7 @@ class RunRequest:
     columns: ColumnMap = field(default_factory=ColumnMap)
     chunk_size: int = 5_000
     model_params: dict[str, Any] = field(default_factory=dict)  # e.g. an LLM's max_cost
+    abstain_below: float | None = None  # reviews less confident than this come back 'abstained'
 
     def __post_init__(self) -> None:
         if self.chunk_size < 1:
@@ -69,7 +70,7 @@ def analyze_to_run(request: RunRequest, *, resume: bool = False) -> dict[str, An
         for index, reviews in enumerate(_chunks(request)):
             part = parts / f"part-{index:06d}.parquet"
             if not part.exists():
-                _write_part(part, reviews, model.predict(reviews))
+                _write_part(part, reviews, model.predict(reviews, abstain_below=request.abstain_below))
             seen += len(reviews)
             advance(len(reviews))
     manifest |= _counts(request.out, expected=seen) | {"status": "finished", "finished": _now()}
@@ -104,6 +105,7 @@ def _identity(request: RunRequest) -> dict[str, Any]:
         "model": {"path": str(model_dir.resolve()), "sha256": file_sha256(model_dir / "topicsent.json")},
         "columns": asdict(request.columns),
         "chunk_size": request.chunk_size,
+        "abstain_below": request.abstain_below,  # absent from older runs: read as None, as it was
     }
 
 
