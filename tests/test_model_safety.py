@@ -78,3 +78,22 @@ def test_a_tampered_config_is_refused(task_data, tmp_path, config):
     (saved / "topicsent.json").write_text(json.dumps(original | config))
     with pytest.raises(ModelFileError, match="malformed model config"):
         BaseMethod.load(saved)
+
+
+@pytest.mark.parametrize(
+    "calibration",
+    [
+        {"knots": [0.9, 0.1], "values": [0.2, 0.3]},  # not ascending
+        {"knots": [0.1, float("nan")], "values": [0.2, 0.3]},
+        {"knots": [0.1, 0.9], "values": [0.2, 7.0]},  # not a probability
+        {"knots": [0.1], "values": [0.2, 0.3]},
+        {"knots": "import os"},
+    ],
+)
+def test_a_tampered_calibration_is_refused(task_data, tmp_path, calibration):
+    train, test = task_data["acsa"]
+    method = make_method("tfidf-lr").fit(train).calibrate(test)
+    saved = method.save(tmp_path / "model")
+    (saved / "calibration.json").write_text(json.dumps(calibration))
+    with pytest.raises(ModelFileError, match="damaged"):
+        BaseMethod.load(saved)

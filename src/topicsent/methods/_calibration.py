@@ -67,8 +67,10 @@ class ConfidenceCalibrator:
     @classmethod
     def from_dict(cls, data: dict[str, list[float]]) -> ConfidenceCalibrator:
         knots, values = tuple(map(float, data["knots"])), tuple(map(float, data["values"]))
-        if not knots or len(knots) != len(values) or list(knots) != sorted(knots):
-            raise ValueError("calibration knots must be a non-empty ascending list as long as its values")
+        if not knots or len(knots) != len(values) or not np.all(np.diff(knots) >= 0) or not np.isfinite(knots).all():
+            raise ValueError("calibration knots must be a non-empty ascending list of numbers as long as its values")
+        if not all(0.0 <= v <= 1.0 for v in values):
+            raise ValueError("calibrated confidences must lie between 0 and 1")
         return cls(knots, values)
 
 
