@@ -24,6 +24,7 @@ import csv
 import json
 import os
 import tempfile
+import textwrap
 import time
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -194,7 +195,7 @@ def _plot(runs: list[dict], stages: str, stem: Path) -> None:
                  ylabel="polarity accuracy (gold aspects)")  # fmt: skip
         axis.legend(fontsize=8)
         axis.grid(alpha=0.3)
-    figure.suptitle(f"cascade {stages}")
+    figure.suptitle(textwrap.fill(f"cascade {stages}", width=70 * len(runs)), fontsize=10)
     figure.tight_layout()
     figure.savefig(stem.with_suffix(".svg"))
     figure.savefig(stem.with_suffix(".png"), dpi=110)

@@ -33,6 +33,10 @@ CONTRACT_PARAMS: dict[str, dict] = {
 CONTRACT_TEST_SIZE: dict[str, int] = {"llm": 4}
 
 CASES = [(name, task) for name in method_names() for task in sorted(method_class(name).supported_tasks)]
+#: Methods whose second fit (the determinism check) takes most of a minute here: that
+#: check runs in `make test-slow` for them; every other check still runs by default.
+SLOW_REFIT = {"embed-head", "finetune", "llm", "setfit"}
+REFIT_CASES = [pytest.param(*case, marks=pytest.mark.slow) if case[0] in SLOW_REFIT else case for case in CASES]
 
 
 def _skip_if_expected(method: str, check: str) -> None:
@@ -120,7 +124,7 @@ def test_given_aspects_come_back_exactly(name, task, task_data):
         assert all(0.0 <= a.confidence <= 1.0 for a in analysis.aspects)
 
 
-@pytest.mark.parametrize(("name", "task"), CASES)
+@pytest.mark.parametrize(("name", "task"), REFIT_CASES)
 def test_seeded_fits_are_deterministic(name, task, task_data):
     _skip_if_expected(name, "deterministic")
     first, test = _fitted(name, task, task_data)
