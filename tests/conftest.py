@@ -22,6 +22,15 @@ TASK_SAMPLES = {
 }
 
 
+def pytest_configure(config) -> None:
+    """Under xdist, pin each worker to its own core: torch and llama.cpp size their thread
+    pools by the CPUs a process may use, so two workers no longer fight over both cores."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    cpus = sorted(os.sched_getaffinity(0))
+    if worker.startswith("gw") and len(cpus) > 1:
+        os.sched_setaffinity(0, {cpus[int(worker[2:]) % len(cpus)]})
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _embedding_cache(tmp_path_factory):
     """Embeddings go to a per-run cache (shared by the tests of one worker), never the user's."""

@@ -199,8 +199,6 @@ def _results_table(dataset: str, rows: list[dict]) -> Table:
 
 # ----- train / predict -----------------------------------------------------------------------
 
-CALIBRATION_SAMPLE = 2_000
-
 
 @app.command()
 def train(
@@ -264,6 +262,8 @@ def train(
 def _calibration_reviews(dataset: str | None, calibration_file: Path | None, cols, task: str, categories):
     """Labelled reviews the model did not train on: --calibration-file, else a seeded
     sample of the dataset's validation split."""
+    from topicsent.eval._harness import CALIBRATION_SAMPLE
+
     if calibration_file is None and dataset is None:
         return None
     source = None if calibration_file else dataset

@@ -38,7 +38,7 @@ class LlamaCppBackend(Backend):
         super().__init__(model)
         self.path = resolve_gguf(model)
         self.n_ctx = n_ctx
-        self.n_threads = n_threads or os.cpu_count() or 1
+        self.n_threads = n_threads or len(os.sched_getaffinity(0))  # the CPUs this process may use (taskset, containers)
         self._llama = None
         self._lock = threading.Lock()
 

@@ -252,6 +252,8 @@ class BaseMethod(ABC):
         self._save_state(directory)
         if hasattr(self, "calibrator_"):
             (directory / CALIBRATION_FILE).write_text(json.dumps(self.calibrator_.to_dict()), encoding="utf-8")
+        else:
+            (directory / CALIBRATION_FILE).unlink(missing_ok=True)  # an older save's calibration is not this model's
         (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2, ensure_ascii=False), encoding="utf-8")
         return directory
 
