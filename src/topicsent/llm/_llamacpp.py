@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,9 @@ class LlamaCppBackend(Backend):
                 raise InvalidParameterError("the llamacpp backend needs llama-cpp-python: pip install 'topicsent[llm]'") from None
             os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # a busy-waiting thread starves the other core's work
             self._llama = Llama(model_path=str(self.path), n_ctx=self.n_ctx, n_threads=self.n_threads, verbose=False)
+            # freed with this backend, or at exit while llama_cpp still exists (its own __del__ at
+            # interpreter shutdown finds the library gone and prints a TypeError)
+            weakref.finalize(self, self._llama.close)
         return self._llama
 
     def _complete(self, request: ChatRequest) -> RawCompletion:
