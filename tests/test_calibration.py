@@ -111,3 +111,13 @@ def test_cascade_stages_must_be_able_to_pass_reviews_on(mams):
     ratings = load_dataset("womens-clothing").train.sample(300, seed=1)
     with pytest.raises(InvalidParameterError, match="nothing to calibrate"):  # a regression has no confidence
         make_method("cascade", stages="tfidf-lr[rating_model=regress]>tfidf-lr").fit(ratings)
+
+
+def test_eval_reports_which_stage_answered():
+    from topicsent.eval import run_evaluation
+
+    run = run_evaluation(["semeval14-acsa"], ["majority", "cascade[stages=tfidf-lr>tfidf-lr[C=1.0]]"], limit=600, tune=False)
+    majority, cascade = run["results"]
+    assert majority["answered_by"] is None and set(cascade["answered_by"]) == {"1:tfidf-lr", "2:tfidf-lr"}
+    assert sum(cascade["answered_by"].values()) == pytest.approx(1.0)
+    assert cascade["relative"]["gain_over_majority"] > 0

@@ -16,6 +16,7 @@ import json
 import os
 import platform
 import tempfile
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
@@ -76,6 +77,7 @@ class MethodResult:
     relative: dict[str, float | None] = field(default_factory=dict)
     training: dict[str, Any] | None = None  # the method's own training curve, when it keeps one
     usage: dict[str, float] | None = None  # tokens, cost and cache hits of LLM methods (analysis pass)
+    answered_by: dict[str, float] | None = None  # a cascade: share of test reviews each stage answered
 
     @property
     def score(self) -> float:
@@ -122,6 +124,14 @@ def calibration_scores(method: BaseMethod, test: ReviewSet, scored: Sequence[Rev
     except InvalidParameterError:  # too few validation answers carry a confidence
         return scores
     return scores | {"ece_calibrated": expected_calibration_error(method.calibrator_(confidence), correct)}
+
+
+def answered_by(analyses: Sequence[ReviewAnalysis]) -> dict[str, float] | None:
+    """Share of reviews per answering model, when several answered (a cascade's stages)."""
+    counts = Counter(a.model for a in analyses if a.status == "ok")
+    if len(counts) < 2:
+        return None
+    return {str(model): count / len(analyses) for model, count in sorted(counts.items(), key=lambda kv: str(kv[0]))}
 
 
 def usage_summary(analyses: Sequence[ReviewAnalysis]) -> dict[str, float] | None:
@@ -209,7 +219,7 @@ def evaluate_method(
         peak_rss_mb=max(filter(None, (fitting.peak_rss_mb, testing.peak_rss_mb)), default=None),
         extra_peak_mb=max(filter(None, (fitting.extra_peak_mb, testing.extra_peak_mb)), default=None),
         n_train=len(splits.train), n_test=len(splits.test), statuses=statuses,
-        training=_training_report(method), usage=usage,
+        training=_training_report(method), usage=usage, answered_by=answered_by(scored),
     )  # fmt: skip
 
 

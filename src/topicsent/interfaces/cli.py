@@ -155,7 +155,7 @@ def eval_command(
         write_run(run, out)  # after every method: an interrupted run keeps what it measured
         console.print(
             f"[dim]{result.dataset} / {escape(result.method)}: {result.primary_metric} {result.score:.3f}, "
-            f"train {result.train_seconds:.1f}s, {fmt(result.reviews_per_second)} reviews/s[/dim]"
+            f"train {result.train_seconds:.1f}s, {fmt(result.reviews_per_second)} reviews/s{_stage_shares(result)}[/dim]"
         )
 
     run = run_evaluation(
@@ -168,6 +168,13 @@ def eval_command(
             console.print(_results_table(name, rows))
     json_path, csv_path = write_run(run, out)
     console.print(f"Results: {json_path} and {csv_path} (commit {run['run']['commit']})")
+
+
+def _stage_shares(result) -> str:
+    """For a cascade: ', answered by 1:tfidf-lr 80%, 2:embed-head 20%'; else nothing."""
+    if not result.answered_by:
+        return ""
+    return ", answered by " + ", ".join(f"{escape(model)} {share:.0%}" for model, share in result.answered_by.items())
 
 
 _METRIC_COLUMNS = {
