@@ -89,6 +89,20 @@ def log(
         console.print(recent)
 
 
+def _teacher_labelled(reviews, teacher_dirs: list[Path], min_confidence: float, agree_on: str, max_cost: float | None):
+    from topicsent.llm._teacher import teacher_labels
+    from topicsent.methods import BaseMethod
+
+    teachers = [BaseMethod.load(path) for path in teacher_dirs]
+    for model in teachers:
+        if max_cost is not None and "max_cost" in model.get_params():
+            model.set_params(max_cost=max_cost)
+    result = teacher_labels(teachers, reviews, min_confidence=min_confidence, agree_on=agree_on)
+    reasons = "; ".join(f"{count:,} {reason}" for reason, count in result.dropped.most_common()) or "none"
+    console.print(f"Teacher labels kept for {len(result.reviews):,} of {result.asked:,} reviews (dropped: {reasons})")
+    return result.reviews
+
+
 def sft_data(
     out: Annotated[Path, typer.Option("--out", "-o", help="JSONL file of chat examples to write.")],
     dataset: Annotated[str | None, typer.Option("--dataset", "-d", help="A built-in dataset.")] = None,
@@ -99,6 +113,24 @@ def sft_data(
         str, typer.Option(help="detect (model finds aspects), given (it rates given aspects), or both.")
     ] = "detect,given",
     evidence: Annotated[bool, typer.Option(help="Include evidence quotes where the labels have spans (terms).")] = False,
+    teacher: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="A trained model (e.g. an `llm` model) that labels the reviews instead of their own labels; "
+            "repeat it to keep only reviews all teachers agree on."
+        ),
+    ] = None,
+    min_confidence: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="With --teacher: keep a review only if every answer is this sure.")
+    ] = 0.0,
+    agree_on: Annotated[
+        str,
+        typer.Option(
+            help="With several teachers: 'review' keeps a review whose whole answer they share; 'aspect' keeps the "
+            "aspects they share (an incomplete aspect list, so only the 'given' form is written)."
+        ),
+    ] = "review",
+    max_cost: Annotated[float | None, typer.Option(help="With --teacher: USD budget of each `llm` teacher's calls.")] = None,
     text_col: TextCol = "text",
     id_col: IdCol = None,
     rating_col: RatingCol = None,
@@ -112,13 +144,25 @@ def sft_data(
       topicsent sft-data --dataset mams-acsa -o sft/mams.jsonl
 
       topicsent sft-data reviews.csv --rating-col stars -o sft/stars.jsonl
+
+    With teachers, unlabelled reviews get the labels of trained models (an `llm` model's
+    cache, budget and unparsed handling included); only answers every teacher gives,
+    agrees on and is sure of are kept:
+
+      topicsent sft-data new.csv --teacher models/qwen --teacher models/finetune --min-confidence 0.7 -o sft/distilled.jsonl
     """
     from topicsent.llm._sft import FORMS, sft_examples, write_sft
     from topicsent.schema import Task
 
     cols = columns(text_col, id_col, rating_col, aspects_col)
     reviews, found_task = labelled_input(dataset, input_file, cols, task=task, split=split)
+    chosen_forms = split_names(forms, list(FORMS), "form")
+    if teacher:
+        reviews = _teacher_labelled(reviews, teacher, min_confidence, agree_on, max_cost)
+        found_task = reviews.task.value
+        if agree_on == "aspect":
+            chosen_forms = ["given"]
     chosen = Task(found_task or "acsa")
-    examples = sft_examples(reviews, chosen, forms=split_names(forms, list(FORMS), "form"), evidence=evidence)
+    examples = sft_examples(reviews, chosen, forms=chosen_forms, evidence=evidence)
     count = write_sft(examples, out)
     console.print(f"Wrote {count:,} chat examples from {len(reviews):,} reviews ({chosen.value}) to [bold]{out}[/bold]")
