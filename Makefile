@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 
 KOREAN_LLM := $(VENV)/.korean-llm
 
-.PHONY: demo test test-slow lint format bench bench-baselines bench-encoders bench-topics bench-llm bench-cascade bench-scale stress clean
+.PHONY: demo test test-slow lint format bench bench-baselines bench-encoders bench-topics bench-llm bench-cascade bench-distill bench-scale stress clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -50,7 +50,7 @@ format: $(STAMP)
 
 ## bench: every method on the full datasets; tables on screen, JSON/CSV in results/bench.
 ## Hours on 2 cores; each eval saves after every method, so an interrupted bench keeps its numbers.
-bench: bench-baselines bench-encoders bench-topics bench-llm bench-cascade bench-scale
+bench: bench-baselines bench-encoders bench-topics bench-llm bench-cascade bench-distill bench-scale
 
 ## bench-baselines: baselines and embed-head on the English sets; baselines on full NSMC
 bench-baselines: export COLUMNS = 200
@@ -108,6 +108,11 @@ CASCADE_TEST_LIMIT ?= 0
 bench-cascade: $(STAMP)
 	$(BIN)/python benchmarks/cascade.py --dataset mams-acsa,semeval14-acsa --stages "$(CASCADE_STAGES)" \
 		--test-limit $(CASCADE_TEST_LIMIT) --out results/bench-cascade
+
+## bench-distill: students (tfidf-lr, embed-head on multilingual-e5) trained on a teacher's labels of
+## unlabelled NSMC reviews vs on their gold labels, beside the teacher; table, JSON/CSV
+bench-distill: $(STAMP)
+	$(BIN)/python benchmarks/distill.py --dataset nsmc-binary --out results/bench-distill
 
 ## bench-scale: all ~712k NSMC reviews through `analyze` (tfidf-lr): local vs --engine ray, and a
 ## run killed with SIGKILL then resumed; time, reviews/s, peak memory of the process tree
