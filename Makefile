@@ -113,6 +113,7 @@ bench-cascade: $(STAMP)
 ## unlabelled NSMC reviews vs on their gold labels, beside the teacher; table, JSON/CSV
 bench-distill: $(STAMP)
 	$(BIN)/python benchmarks/distill.py --dataset nsmc-binary --out results/bench-distill
+	$(BIN)/python benchmarks/distill.py --dataset nsmc-binary --min-confidence 0.8 --out results/bench-distill
 
 ## bench-scale: all ~712k NSMC reviews through `analyze` (tfidf-lr): local vs --engine ray, and a
 ## run killed with SIGKILL then resumed; time, reviews/s, peak memory of the process tree
