@@ -101,10 +101,11 @@ class JobStore:
         each part is read once, so polling a long job stays cheap."""
         import pyarrow.parquet as pq
 
-        for part in part_files(self.run_dir(job_id)):
+        parts = part_files(self.run_dir(job_id))
+        for part in parts:
             if part not in self._part_reviews:
                 self._part_reviews[part] = len(pq.read_table(part, columns=["review_id"]).column(0).unique())
-        return sum(count for part, count in self._part_reviews.items() if part.parent.parent == self.run_dir(job_id))
+        return sum(self._part_reviews[part] for part in parts)
 
     def _ids(self) -> list[str]:
         return sorted(p.parent.name for p in self.root.glob(f"*/{JOB_FILE}"))

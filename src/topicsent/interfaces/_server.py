@@ -13,6 +13,7 @@ before they are read into memory; batches over the limit get 413 with the way ou
 
 from __future__ import annotations
 
+import itertools
 import secrets
 from dataclasses import dataclass
 from importlib.resources import files
@@ -248,7 +249,7 @@ def _result_page(parts: list[Path], offset: int, limit: int) -> dict[str, Any]:
     import pyarrow.parquet as pq
 
     sizes = [pq.ParquetFile(part).metadata.num_rows for part in parts]
-    starts = [sum(sizes[:i]) for i in range(len(parts))]
+    starts = [0, *itertools.accumulate(sizes)][:-1]
     wanted = [(p, s) for p, s, n in zip(parts, starts, sizes, strict=True) if s < offset + limit and s + n > offset]
     if not wanted:
         return {"total": sum(sizes), "offset": offset, "rows": []}
