@@ -38,7 +38,7 @@ from topicsent.encoders._cache import CACHE_DIR_ENV
 from topicsent.eval import expected_calibration_error, polarity_scores
 from topicsent.methods import make_method
 from topicsent.methods._calibration import answer_correctness
-from topicsent.methods._cascade import StageOutcomes, answers_per_review, route, routed_accuracy
+from topicsent.methods._cascade import StageOutcomes, answers_per_review, confidence_levels, route, routed_accuracy
 
 
 def main() -> None:
@@ -129,9 +129,8 @@ def _curve(outcomes, thresholds, stages, totals) -> list[dict]:
     """Sweep the last hop's threshold (earlier ones as fitted): accuracy, share reaching
     the last stage, seconds per 1,000 reviews and dollars per 1,000 reviews."""
     last_hop = outcomes[-2].confidence
-    levels = sorted({*np.unique(last_hop[~np.isnan(last_hop)]).round(6).tolist(), 0.0, 1.000001})
     points = []
-    for level in levels:
+    for level in sorted({0.0, *confidence_levels(last_hop)}):
         stage = route([o.confidence for o in outcomes[:-1]], [*thresholds[:-1], level])
         reaching = [float(np.mean(stage >= k)) for k in range(len(stages))]
         points.append({

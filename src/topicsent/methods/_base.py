@@ -156,17 +156,23 @@ class BaseMethod(ABC):
         analyses = [results.get(i) or self._empty_text_row(review) for i, review in enumerate(reviews)]
         return analyses if abstain_below is None else abstain_when_unsure(analyses, abstain_below)
 
+    def predict_labelled(self, reviews: Sequence[Review]) -> list[ReviewAnalysis]:
+        """Answers for labelled reviews as they are scored: their aspects given (labels
+        hidden), or the text alone for ratings; for calibrating and routing."""
+        if self.task_ is Task.RATING:
+            return self.predict([review.text_only() for review in reviews])
+        return self.predict([review.unlabelled() for review in reviews], given_aspects=True)
+
     def calibrate(self, reviews: ReviewSet, *, predictions: Sequence[ReviewAnalysis] | None = None) -> Self:
         """Learn how often an answer of each confidence is right, on labelled reviews the
         method did not train on (a validation split); later predictions carry that
         calibrated confidence, and it is saved with the model. ``predictions``: this
         method's uncalibrated answers for ``reviews`` (gold aspects given), to save a pass."""
         self._check_fitted()
-        rating = self.task_ is Task.RATING
         if predictions is None:
             self.__dict__.pop("calibrator_", None)
-            predictions = self.predict(reviews.text_only() if rating else reviews.unlabelled(), given_aspects=not rating)
-        answers = answer_correctness(reviews, predictions, rating)
+            predictions = self.predict_labelled(reviews)
+        answers = answer_correctness(reviews, predictions, self.task_ is Task.RATING)
         if not answers:
             raise InvalidParameterError(f"{self!r} gives no confidence with its answers; there is nothing to calibrate")
         confidence, correct = zip(*answers, strict=True)

@@ -31,6 +31,7 @@ from topicsent.schema import ReviewAnalysis, Task
 
 STATE_FILE = "cascade.json"
 STAGE_SEPARATOR = ">"
+PASS_ALL = 1.000001  # a threshold no confidence reaches
 
 
 @dataclass
@@ -79,8 +80,13 @@ def routed_accuracy(outcomes: Sequence[StageOutcomes], stage: np.ndarray, totals
 def threshold_grid(confidences: Sequence[np.ndarray]) -> list[tuple[float, ...]]:
     """Every combination of thresholds worth trying: per stage, each distinct confidence
     it gave (isotonic calibration leaves few) plus one above all (pass everything on)."""
-    levels = [sorted({*np.unique(c[~np.isnan(c)]).round(6).tolist(), 1.000001}) for c in confidences]
-    return list(itertools.product(*levels))
+    return list(itertools.product(*map(confidence_levels, confidences)))
+
+
+def confidence_levels(confidence: np.ndarray) -> list[float]:
+    """The thresholds worth trying for one stage: each distinct confidence it gave, and
+    one above all of them (pass every review on)."""
+    return sorted({*np.unique(confidence[~np.isnan(confidence)]).round(6).tolist(), PASS_ALL})
 
 
 class CascadeMethod(BaseMethod):
@@ -180,17 +186,13 @@ class CascadeMethod(BaseMethod):
             stage.set_params(random_state=self.random_state)
         return stage
 
-    def _asked(self, reviews: ReviewSet) -> ReviewSet:
-        return reviews.text_only() if self.task_ is Task.RATING else reviews.unlabelled()
-
     def _outcomes(self, stage: BaseMethod, held_out: ReviewSet, asked: np.ndarray) -> StageOutcomes:
         gold = [review for review, ask in zip(held_out, asked, strict=True) if ask]
-        analyses = stage.predict(self._asked(held_out.with_reviews(gold)), given_aspects=self.task_ is not Task.RATING)
-        return StageOutcomes.of(gold, analyses, self.task_, asked)
+        return StageOutcomes.of(gold, stage.predict_labelled(gold), self.task_, asked)
 
     def _calibrated_outcomes(self, stage: BaseMethod, held_out: ReviewSet) -> StageOutcomes:
         """Calibrate the stage on the held-out reviews, then its calibrated outcomes there."""
-        analyses = stage.predict(self._asked(held_out), given_aspects=self.task_ is not Task.RATING)
+        analyses = stage.predict_labelled(held_out)
         stage.calibrate(held_out, predictions=analyses)
         calibrated = [stage.calibrator_.apply(a) for a in analyses]
         return StageOutcomes.of(list(held_out), calibrated, self.task_, np.ones(len(held_out), dtype=bool))
