@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 
 KOREAN_LLM := $(VENV)/.korean-llm
 
-.PHONY: demo test test-slow lint format bench bench-baselines bench-encoders bench-topics bench-llm bench-cascade bench-distill bench-scale stress clean
+.PHONY: demo test test-slow lint format bench bench-baselines bench-encoders bench-topics bench-llm bench-sft bench-cascade bench-distill bench-scale stress clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -50,7 +50,7 @@ format: $(STAMP)
 
 ## bench: every method on the full datasets; tables on screen, JSON/CSV in results/bench.
 ## Hours on 2 cores; each eval saves after every method, so an interrupted bench keeps its numbers.
-bench: bench-baselines bench-encoders bench-topics bench-llm bench-cascade bench-distill bench-scale
+bench: bench-baselines bench-encoders bench-topics bench-llm bench-sft bench-cascade bench-distill bench-scale
 
 ## bench-baselines: baselines and embed-head on the English sets; baselines on full NSMC
 bench-baselines: export COLUMNS = 200
@@ -99,6 +99,19 @@ bench-llm: $(KOREAN_LLM)
 	$(BIN)/topicsent models install qwen2.5-coder-1.5b-instruct
 	$(BIN)/topicsent eval --dataset $(LLM_DATASETS) --test-limit $(LLM_TEST_LIMIT) --no-detection --calibration-sample 0 \
 		--out results/bench-llm --methods "majority,tfidf-lr,$(llm_specs)"
+
+## bench-sft: LoRA instruction tuning of SmolLM2-135M on MAMS-ACSA (~50 min on 2 cores) against the
+## same base prompted zero-shot and with retrieved examples, on the same 200 seeded test reviews;
+## the validation curve (accuracy of real answers vs steps) is in the JSON and plotted.
+## Another base: make bench-sft SFT_BASE=qwen2.5-coder-0.5b-instruct
+SFT_BASE ?= smollm2-135m-instruct
+SFT_PARAMS ?=
+bench-sft: export COLUMNS = 200
+bench-sft: export OMP_WAIT_POLICY = PASSIVE
+bench-sft: $(STAMP)
+	$(BIN)/topicsent eval --dataset mams-acsa --test-limit 200 --no-detection --calibration-sample 0 --out results/bench-sft \
+		--methods "majority,tfidf-lr,llm[model=$(SFT_BASE),evidence=False],llm[model=$(SFT_BASE),strategy=retrieval,evidence=False],sft[base=$(SFT_BASE)$(SFT_PARAMS)]"
+	$(BIN)/python benchmarks/sft_curve.py results/bench-sft --out results/bench-sft
 
 ## bench-cascade: a cheap stage answers what it is sure of, the costlier one the rest (at most 30%):
 ## accuracy vs share to the last stage and cost, per-stage calibration error; table, JSON/CSV, plot.

@@ -219,6 +219,10 @@ def train(
     rating_col: RatingCol = None,
     aspects_col: AspectsCol = None,
     params: Annotated[str, typer.Option(help="Method parameters as JSON, e.g. '{\"C\": 0.5}'.")] = "{}",
+    base: Annotated[
+        str | None,
+        typer.Option(help="Base model of `finetune` or `sft`: a packaged model (`topicsent models list`), a folder, a .gguf."),
+    ] = None,
     taxonomy: Annotated[
         Path | None, typer.Option(help="taxonomy.json (from `topicsent topics`): its topic names are the ACSA categories.")
     ] = None,
@@ -246,6 +250,8 @@ def train(
       topicsent train reviews.csv --rating-col stars -o models/stars
 
       topicsent train topics/labelled.jsonl --aspects-col aspects --taxonomy topics/taxonomy.json -o models/topics
+
+      topicsent train --dataset mams-acsa --method sft --base smollm2-135m-instruct --params '{"max_steps": 300}' -o models/sft
     """
     from topicsent.methods import make_method
     from topicsent.topics import Taxonomy
@@ -253,7 +259,7 @@ def train(
     categories = Taxonomy.load(taxonomy).categories if taxonomy and input_file else None
     cols = columns(text_col, id_col, rating_col, aspects_col)
     reviews, task = labelled_input(dataset, input_file, cols, task=task, categories=categories)
-    model = make_method(method, **_json_params(params)).fit(reviews, task)
+    model = make_method(method, **_json_params(params) | ({"base": base} if base else {})).fit(reviews, task)
     use_dataset = dataset if calibrate and model.calibrate_by_default else None
     held_out = _calibration_reviews(use_dataset, calibration_file, cols, model.task_.value, categories)
     if held_out is not None:

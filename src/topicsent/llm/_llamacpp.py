@@ -16,6 +16,7 @@ import weakref
 from pathlib import Path
 from typing import Any
 
+from topicsent._provenance import file_sha256
 from topicsent.errors import InvalidParameterError
 from topicsent.llm._backend import Backend, BackendError, ChatRequest, RawCompletion, file_id
 from topicsent.llm._packaged import PACKAGED_LLMS, packaged_model_path
@@ -35,9 +36,12 @@ class LlamaCppBackend(Backend):
     name = "llamacpp"
     parallel_requests = 1
 
-    def __init__(self, model: str, *, n_ctx: int = 4096, n_threads: int | None = None) -> None:
+    def __init__(self, model: str, *, n_ctx: int = 4096, n_threads: int | None = None, lora: str | None = None) -> None:
         super().__init__(model)
         self.path = resolve_gguf(model)
+        self.lora = Path(lora).expanduser() if lora else None  # a llama.cpp LoRA adapter GGUF (e.g. from `sft`)
+        if self.lora is not None and not self.lora.is_file():
+            raise InvalidParameterError(f"LoRA adapter {lora} does not exist")
         self.n_ctx = n_ctx
         self.n_threads = n_threads or len(os.sched_getaffinity(0))  # the CPUs this process may use (taskset, containers)
         self._llama = None
@@ -45,7 +49,7 @@ class LlamaCppBackend(Backend):
 
     @property
     def model_id(self) -> str:
-        return file_id(self.path)
+        return file_id(self.path) + (f"+{file_sha256(self.lora)[:16]}" if self.lora else "")
 
     def _load(self):
         if self._llama is None:
@@ -54,7 +58,10 @@ class LlamaCppBackend(Backend):
             except ImportError:
                 raise InvalidParameterError("the llamacpp backend needs llama-cpp-python: pip install 'topicsent[llm]'") from None
             os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # a busy-waiting thread starves the other core's work
-            self._llama = Llama(model_path=str(self.path), n_ctx=self.n_ctx, n_threads=self.n_threads, verbose=False)
+            self._llama = Llama(
+                model_path=str(self.path), n_ctx=self.n_ctx, n_threads=self.n_threads, verbose=False,
+                lora_path=str(self.lora) if self.lora else None,
+            )  # fmt: skip
             # freed with this backend, or at exit while llama_cpp still exists (its own __del__ at
             # interpreter shutdown finds the library gone and prints a TypeError)
             weakref.finalize(self, self._llama.close)

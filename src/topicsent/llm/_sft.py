@@ -22,12 +22,15 @@ from topicsent.schema import Task
 FORMS = ("detect", "given")
 
 
-def sft_examples(reviews: ReviewSet, task: Task, *, forms: Sequence[str] = FORMS, evidence: bool = False) -> Iterator[dict]:
-    """One chat example per review and form: ``{"messages": [...], "review_id", "form", "prompt_hash"}``."""
+def sft_examples(
+    reviews: ReviewSet, task: Task, *, forms: Sequence[str] = FORMS, evidence: bool = False, prompts: PromptSet | None = None
+) -> Iterator[dict]:
+    """One chat example per review and form: ``{"messages": [...], "review_id", "form", "prompt_hash"}``;
+    ``prompts``: the `llm` method's settings (default: its defaults for the reviews' language)."""
     unknown = set(forms) - set(FORMS)
     if unknown:
         raise InvalidParameterError(f"unknown SFT form(s) {', '.join(sorted(unknown))}; forms are {', '.join(FORMS)}")
-    prompts = PromptSet(prompt_language(reviews.language))
+    prompts = prompts or PromptSet(prompt_language(reviews.language))
     for review in reviews:
         if (task is Task.RATING and review.rating is None) or (task is not Task.RATING and not review.aspects):
             continue

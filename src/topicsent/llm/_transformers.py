@@ -46,10 +46,22 @@ class TransformersBackend(Backend):
         if self.adapter is not None:
             require_safetensors(self.adapter)
         self._loaded = None
+        self._identity: str | None = None
         self._lock = threading.Lock()
+
+    @classmethod
+    def in_memory(cls, model: str, tokenizer, lm, *, identity: str) -> TransformersBackend:
+        """A backend over a model already in memory (e.g. just tuned by ``sft``);
+        ``identity`` names its weights in cache keys."""
+        backend = cls(model)
+        backend._loaded = (tokenizer, lm.eval())
+        backend._identity = identity
+        return backend
 
     @property
     def model_id(self) -> str:
+        if self._identity:
+            return f"{self.model}+{self._identity}"
         weights = file_id(self.directory / self.gguf_file) if self.gguf_file else str(self.directory.resolve())
         return weights + (f"+{file_id(self.adapter / 'adapter_config.json')}" if self.adapter else "")
 

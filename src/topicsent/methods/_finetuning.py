@@ -98,7 +98,7 @@ def _encode(tokenizer, examples: Sequence[Example], max_length: int) -> dict[str
     return tokenizer(firsts, seconds, truncation="only_first", max_length=max_length, padding=True, return_tensors="pt")
 
 
-def _length_batches(lengths: Sequence[int], batch_size: int, rng: random.Random | None) -> list[list[int]]:
+def length_batches(lengths: Sequence[int], batch_size: int, rng: random.Random | None) -> list[list[int]]:
     """Index batches of similar lengths. With ``rng``: shuffled, then sorted by length
     within buckets of ``BUCKET_BATCHES`` batches, and the batches shuffled (training);
     without: globally sorted (prediction)."""
@@ -166,7 +166,7 @@ def train_classifier(
     with progress_bar(description, total=steps_per_epoch * epochs) as advance:
         for epoch in range(1, epochs + 1):
             model.train()
-            for batch in _length_batches(lengths, batch_size, rng):
+            for batch in length_batches(lengths, batch_size, rng):
                 inputs = _encode(tokenizer, [examples[i] for i in batch], max_length)
                 loss = _loss(model(**inputs).logits, torch.from_numpy(targets[batch]), regression)
                 loss.backward()
@@ -227,7 +227,7 @@ def predict_outputs(
 
     outputs: list[np.ndarray | None] = [None] * len(examples)
     with torch.no_grad():
-        for batch in _length_batches(_lengths(examples), batch_size, None):
+        for batch in length_batches(_lengths(examples), batch_size, None):
             logits = model(**_encode(tokenizer, [examples[i] for i in batch], max_length)).logits.numpy()
             for i, row in zip(batch, logits, strict=True):
                 outputs[i] = row
