@@ -18,6 +18,7 @@ EXPECTED_FAILURES: dict[str, dict[str, str]] = {  # method -> {check name: reaso
     "lda": {"proba": "supervised LDA regresses the rating: no class probabilities (supervised=False, classify has them)"},
     "llm": {"proba": "an LLM answers one rating; it gives no class probabilities"},
     "cascade": {"proba": "each review is answered by one stage; there is no one class distribution over all of them"},
+    "sft": {"proba": "a tuned LLM answers one rating; it gives no class probabilities"},
 }
 #: Parameters that make a method quick enough to fit many times here (as scikit-learn's
 #: checks shorten max_iter); quality is tested elsewhere with the defaults.
@@ -28,14 +29,15 @@ CONTRACT_PARAMS: dict[str, dict] = {
     "lda": {"n_topics": 5, "iterations": 30},
     "llm": {"backend": "llamacpp", "model": "smollm2-135m-instruct", "max_tokens": 200},
     "cascade": {"stages": "tfidf-lr[C=1.0]>tfidf-lr"},
+    "sft": {"base": "smollm2-135m-instruct", "max_steps": 1, "eval_every": 1, "validation_reviews": 1},
 }
 #: Test reviews per check for methods where each review costs a model call (LLMs).
-CONTRACT_TEST_SIZE: dict[str, int] = {"llm": 4}
+CONTRACT_TEST_SIZE: dict[str, int] = {"llm": 4, "sft": 4}
 
 CASES = [(name, task) for name in method_names() for task in sorted(method_class(name).supported_tasks)]
 #: Methods whose second fit (the determinism check) takes most of a minute here: that
 #: check runs in `make test-slow` for them; every other check still runs by default.
-SLOW_REFIT = {"embed-head", "finetune", "llm", "setfit"}
+SLOW_REFIT = {"embed-head", "finetune", "llm", "setfit", "sft"}
 REFIT_CASES = [pytest.param(*case, marks=pytest.mark.slow) if case[0] in SLOW_REFIT else case for case in CASES]
 
 

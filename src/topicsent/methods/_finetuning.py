@@ -14,6 +14,8 @@ import copy
 import json
 import math
 import random
+import shutil
+import tempfile
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -63,6 +65,45 @@ def resolve_base(name_or_path: str) -> BaseModel:
     raise InvalidParameterError(f"base {name_or_path!r} is not a packaged model ({known}), a model directory or a .gguf file")
 
 
+def dequantised(base: BaseModel) -> BaseModel:
+    """A GGUF base as an fp32 safetensors folder, written once and kept under the model
+    folder (``$TOPICSENT_MODEL_DIR``): transformers takes about a minute to dequantise a
+    GGUF and build its tokenizer, and reads the copy in ~2 s. Other bases are returned as they are."""
+    if base.gguf_file is None:
+        return base
+    from topicsent.llm import model_dir
+
+    source = base.directory / base.gguf_file
+    target = model_dir() / "dequantised" / f"{source.stem}-{source.stat().st_size}"
+    if not (target / "model.safetensors").is_file():
+        _write_dequantised(base, target)
+    return BaseModel(target)
+
+
+def _write_dequantised(base: BaseModel, target: Path) -> None:
+    """Written into a scratch folder and renamed into place, so a crash or a second
+    process never leaves a half-written copy behind."""
+    prepare_transformers()
+    import torch
+    from safetensors.torch import save_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(dir=target.parent, prefix=".partial-"))
+    try:
+        with progress_bar(f"dequantise {base.gguf_file} once (kept in {target.parent})", total=None):
+            model = AutoModelForCausalLM.from_pretrained(base.directory, dtype=torch.float32, **base.load_kwargs())
+            model.config.save_pretrained(scratch)  # transformers refuses save_pretrained on a GGUF-loaded model
+            save_model(model, str(scratch / "model.safetensors"))
+            AutoTokenizer.from_pretrained(base.directory, **base.load_kwargs()).save_pretrained(scratch)
+        scratch.rename(target)
+    except OSError:
+        if not (target / "model.safetensors").is_file():
+            raise
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 def load_classifier(base: BaseModel, n_outputs: int, *, adaptation: str, lora_rank: int, seed: int):
     """A fresh classification (``n_outputs`` > 1) or regression (1) model and its tokenizer."""
     prepare_transformers()
@@ -70,10 +111,9 @@ def load_classifier(base: BaseModel, n_outputs: int, *, adaptation: str, lora_ra
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     torch.manual_seed(seed)
-    tokenizer = AutoTokenizer.from_pretrained(base.directory, **base.load_kwargs())
-    model = AutoModelForSequenceClassification.from_pretrained(
-        base.directory, num_labels=n_outputs, dtype=torch.float32, **base.load_kwargs()
-    )
+    base = dequantised(base)
+    tokenizer = AutoTokenizer.from_pretrained(base.directory)
+    model = AutoModelForSequenceClassification.from_pretrained(base.directory, num_labels=n_outputs, dtype=torch.float32)
     _ensure_padding(tokenizer, model)
     if adaptation == "lora":
         from peft import LoraConfig, get_peft_model
@@ -265,10 +305,8 @@ def load_checkpoint(directory: Path, base: str, *, adaptation: str, n_outputs: i
     else:
         from peft import PeftModel
 
-        source = resolve_base(base)
-        backbone = AutoModelForSequenceClassification.from_pretrained(
-            source.directory, num_labels=n_outputs, dtype=torch.float32, **source.load_kwargs()
-        )
+        source = dequantised(resolve_base(base))
+        backbone = AutoModelForSequenceClassification.from_pretrained(source.directory, num_labels=n_outputs, dtype=torch.float32)
         _ensure_padding(tokenizer, backbone)
         model = PeftModel.from_pretrained(backbone, target)
     model.config.pad_token_id = tokenizer.pad_token_id

@@ -173,13 +173,13 @@ class SftMethod(LlmMethod):
         self.examples_, self.index_ = [], None
         self._reset_run_state()
         train, held = self._split(reviews)
+        examples = self._chat_examples(train) + (self._file_examples() if self.sft_file else [])  # a bad file fails first
+        if self.max_examples is not None and len(examples) > self.max_examples:
+            examples = random.Random(self.random_state).sample(examples, self.max_examples)
         with progress_bar(f"{self.name}: load {self.base}", total=None):
             self.model_, self.tokenizer_ = load_causal_lm(
                 resolve_base(self.base), lora_rank=self.lora_rank, seed=self.random_state
             )
-        examples = self._chat_examples(train) + (self._file_examples() if self.sft_file else [])
-        if self.max_examples is not None and len(examples) > self.max_examples:
-            examples = random.Random(self.random_state).sample(examples, self.max_examples)
         chats = self._tokenized(examples)
         self.too_long_examples_ = len(examples) - len(chats)
         held_chats = self._tokenized(self._chat_examples(held))
@@ -328,4 +328,3 @@ Use with `topicsent predict --model DIR reviews.csv`, or load the adapter alone 
 
 def _number(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
-

@@ -22,7 +22,7 @@ from typing import Any
 from topicsent._progress import progress_bar
 from topicsent.encoders._transformer import prepare_transformers
 from topicsent.errors import InvalidParameterError
-from topicsent.methods._finetuning import BaseModel, length_batches
+from topicsent.methods._finetuning import BaseModel, dequantised, length_batches
 
 IGNORE_INDEX = -100  # label of a token that is not scored (prompt, padding)
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
@@ -60,8 +60,9 @@ def load_causal_lm(base: BaseModel, *, lora_rank: int, seed: int):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     torch.manual_seed(seed)
-    tokenizer = AutoTokenizer.from_pretrained(base.directory, **base.load_kwargs())
-    model = AutoModelForCausalLM.from_pretrained(base.directory, dtype=torch.float32, **base.load_kwargs())
+    base = dequantised(base)
+    tokenizer = AutoTokenizer.from_pretrained(base.directory)
+    model = AutoModelForCausalLM.from_pretrained(base.directory, dtype=torch.float32)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     config = LoraConfig(
@@ -78,7 +79,7 @@ def load_adapter(base: BaseModel, adapter_directory):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(adapter_directory)
-    model = AutoModelForCausalLM.from_pretrained(base.directory, dtype=torch.float32, **base.load_kwargs())
+    model = AutoModelForCausalLM.from_pretrained(dequantised(base).directory, dtype=torch.float32)
     return PeftModel.from_pretrained(model, adapter_directory).eval(), tokenizer
 
 
