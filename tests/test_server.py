@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 import schemathesis
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 from schemathesis.checks import positive_data_acceptance
 
 from conftest import free_port, wait_until_serving
@@ -188,3 +189,32 @@ def test_generated_requests_never_cause_a_server_error(served, tmp_path):
             case.call_and_validate(excluded_checks=[positive_data_acceptance])
 
         no_server_error()
+
+
+_CELL = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=40)
+_CSV_LIKE = st.builds(
+    lambda header, rows, sep: "\n".join([sep.join(header), *(sep.join(row) for row in rows)]).encode(),
+    st.lists(st.sampled_from(["text", "body", "id", "", '"text"', "text,"]), min_size=1, max_size=3),
+    st.lists(st.lists(_CELL, min_size=1, max_size=3), max_size=8),
+    st.sampled_from([",", "\t", ";"]),
+)
+
+
+@given(
+    content=st.one_of(st.binary(max_size=3000), _CSV_LIKE),
+    suffix=st.sampled_from([".csv", ".tsv", ".jsonl", ".parquet", ".csv.gz", ".json", ""]),
+    text_col=st.sampled_from(["text", "body", ""]),
+)
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+def test_any_upload_is_refused_with_a_reason_or_becomes_a_job_that_ends(client, content, suffix, text_col):
+    """Whatever bytes, name and column a client sends: 202 and a job that finishes or
+    fails with its error, or a 4xx with the reason; never a 5xx, never a stuck job."""
+    answer = client.post("/v1/jobs", files={"file": (f"upload{suffix}", content)}, data={"text_col": text_col}, headers=AUTH)
+    assert answer.status_code in (202, 413, 415, 422), answer.text
+    event(f"HTTP {answer.status_code}")
+    if answer.status_code != 202:
+        assert answer.json()["detail"]
+        return
+    job = _finished(client, answer.json()["id"], timeout=60)
+    event(f"job {job['status']}")
+    assert job["status"] == "finished" or (job["status"] == "failed" and job["error"]), job

@@ -74,8 +74,9 @@ class SftMethod(LlmMethod):
     learning_rate : float, default=3e-4
     max_length : int, default=512
         Tokens per example (prompt and answer); longer examples are left out and counted.
-    forms : list of {"given", "detect"}, default=["given", "detect"]
-        Aspect tasks: rate the aspects it is told, and/or find them itself (see ``sft-data``).
+    form : {"both", "given", "detect"}, default="both"
+        Aspect tasks: train to rate the aspects it is told (``given``), to find them itself
+        (``detect``), or both (see ``sft-data``).
     sft_file : str, optional
         More examples, a JSONL of ``topicsent sft-data`` (e.g. teacher-labelled), trained on too.
     max_examples : int, optional
@@ -93,7 +94,7 @@ class SftMethod(LlmMethod):
     parameter_constraints: ClassVar[dict[str, tuple | str]] = {
         "lora_rank": "count", "max_steps": "count", "train_batch_size": "count", "learning_rate": "positive",
         "max_length": "count", "validation_reviews": "count", "eval_every": "count", "max_tokens": "count",
-        "max_review_chars": "count",
+        "max_review_chars": "count", "form": ("both", *FORMS),
     }  # fmt: skip
 
     # How the tuned model is asked: its own zero-shot prompt, in this process, one at a time.
@@ -120,7 +121,7 @@ class SftMethod(LlmMethod):
         train_batch_size: int = 4,
         learning_rate: float = 3e-4,
         max_length: int = 512,
-        forms: list[str] | tuple[str, ...] = FORMS,
+        form: str = "both",
         sft_file: str | None = None,
         max_examples: int | None = None,
         validation_reviews: int = 40,
@@ -128,7 +129,7 @@ class SftMethod(LlmMethod):
         evidence: bool = False,
         descriptions: dict[str, str] | None = None,
         temperature: float = 0.0,
-        max_tokens: int = 160,
+        max_tokens: int = 256,
         max_review_chars: int = 1000,
         cache: bool = True,
         random_state: int = 0,
@@ -139,7 +140,7 @@ class SftMethod(LlmMethod):
         self.train_batch_size = train_batch_size
         self.learning_rate = learning_rate
         self.max_length = max_length
-        self.forms = forms
+        self.form = form
         self.sft_file = sft_file
         self.max_examples = max_examples
         self.validation_reviews = validation_reviews
@@ -162,8 +163,6 @@ class SftMethod(LlmMethod):
 
     def _validate_params(self) -> None:
         super()._validate_params()
-        if not self.forms or set(self.forms) - set(FORMS):
-            raise InvalidParameterError(f"The 'forms' parameter of SftMethod must list some of {FORMS}. Got {self.forms!r}.")
         if self.sft_file is not None and not Path(self.sft_file).is_file():
             raise InvalidParameterError(f"sft_file {self.sft_file} does not exist")
 
@@ -203,7 +202,8 @@ class SftMethod(LlmMethod):
         return reviews.with_reviews(order[size:]), reviews.with_reviews(order[:size])
 
     def _chat_examples(self, reviews: ReviewSet) -> list[dict]:
-        forms = self.forms if self.task_ is not Task.RATING else ("detect",)
+        forms = FORMS if self.form == "both" else (self.form,)
+        forms = forms if self.task_ is not Task.RATING else ("detect",)
         return list(sft_examples(reviews, self.task_, forms=forms, evidence=self.evidence, prompts=self.prompts))
 
     def _file_examples(self) -> list[dict]:
