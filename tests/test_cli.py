@@ -102,6 +102,8 @@ def test_predict_reads_stdin(tmp_path):
         (["train", "--dataset", "mams-acsa", "--params", "{bad", "-o", "m"], "--params is not valid JSON"),
         (["train", "--dataset", "mams-acsa", "--params", '{"C": -1}', "-o", "m"], "must be a float > 0"),
         (["train", "--dataset", "mams-acsa", "--params", '{"depth": 3}', "-o", "m"], "has no parameter(s) depth"),
+        (["train", "--dataset", "mams-acsa", "--base", "smollm2-135m-instruct", "-o", "m"], "has no parameter(s) base"),
+        (["train", "-d", "mams-acsa", "-m", "sft", "--base", "/nowhere/x.gguf", "-o", "m"], "/nowhere/x.gguf does not exist"),
     ],
 )
 def test_user_errors_are_one_line_and_exit_2(tmp_path, args, message):
