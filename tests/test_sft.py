@@ -106,3 +106,21 @@ def test_the_llama_cpp_adapter_changes_the_model_as_in_transformers(tmp_path):
     with_adapter = np.corrcoef(tuned_logits, llama_cpp_logits(str(adapter)))[0, 1]
     without = np.corrcoef(tuned_logits, llama_cpp_logits(None))[0, 1]
     assert with_adapter > 0.99 and without < 0.95, (with_adapter, without)
+
+
+@pytest.mark.slow
+def test_a_model_folder_base_trains_and_answers_through_transformers(mams, tmp_path):
+    """A base given as a folder (here the dequantised SmolLM2) has no GGUF for llama.cpp:
+    the tuned model answers in process through the transformers backend, saved and loaded too."""
+    from topicsent.methods._finetuning import dequantised
+
+    train, test = mams
+    folder = str(dequantised(resolve_base(BASE)).directory)
+    method = make_method("sft", base=folder, max_steps=2, eval_every=2, validation_reviews=2, learning_rate=1e-3).fit(train)
+    assert method.adapter_gguf_ is None and len(method.training_report_.curve) == 2
+    answers = method.predict_labelled(test[:2])
+    assert all(a.status in ("ok", "unparsed") for a in answers) and answers[0].model == f"{folder}+lora"
+    method.save(tmp_path / "sft")
+    assert not (tmp_path / "sft" / "adapter" / "adapter.gguf").exists()
+    loaded = BaseMethod.load(tmp_path / "sft")
+    assert [a.aspects for a in loaded.predict_labelled(test[:2])] == [a.aspects for a in answers]
