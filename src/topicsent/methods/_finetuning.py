@@ -113,7 +113,9 @@ def load_classifier(base: BaseModel, n_outputs: int, *, adaptation: str, lora_ra
     torch.manual_seed(seed)
     base = dequantised(base)
     tokenizer = AutoTokenizer.from_pretrained(base.directory)
-    model = AutoModelForSequenceClassification.from_pretrained(base.directory, num_labels=n_outputs, dtype=torch.float32)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        base.directory, num_labels=n_outputs, dtype=torch.float32, use_safetensors=True
+    )
     _ensure_padding(tokenizer, model)
     if adaptation == "lora":
         from peft import LoraConfig, get_peft_model
@@ -306,7 +308,9 @@ def load_checkpoint(directory: Path, base: str, *, adaptation: str, n_outputs: i
         from peft import PeftModel
 
         source = dequantised(resolve_base(base))
-        backbone = AutoModelForSequenceClassification.from_pretrained(source.directory, num_labels=n_outputs, dtype=torch.float32)
+        backbone = AutoModelForSequenceClassification.from_pretrained(
+            source.directory, num_labels=n_outputs, dtype=torch.float32, use_safetensors=True
+        )
         _ensure_padding(tokenizer, backbone)
         model = PeftModel.from_pretrained(backbone, target)
     model.config.pad_token_id = tokenizer.pad_token_id

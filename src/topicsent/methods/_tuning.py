@@ -62,7 +62,7 @@ def load_causal_lm(base: BaseModel, *, lora_rank: int, seed: int):
     torch.manual_seed(seed)
     base = dequantised(base)
     tokenizer = AutoTokenizer.from_pretrained(base.directory)
-    model = AutoModelForCausalLM.from_pretrained(base.directory, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(base.directory, dtype=torch.float32, use_safetensors=True)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     config = LoraConfig(
@@ -79,7 +79,7 @@ def load_adapter(base: BaseModel, adapter_directory):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(adapter_directory)
-    model = AutoModelForCausalLM.from_pretrained(dequantised(base).directory, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(dequantised(base).directory, dtype=torch.float32, use_safetensors=True)
     return PeftModel.from_pretrained(model, adapter_directory).eval(), tokenizer
 
 
