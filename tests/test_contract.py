@@ -29,10 +29,10 @@ CONTRACT_PARAMS: dict[str, dict] = {
     "lda": {"n_topics": 5, "iterations": 30},
     "llm": {"backend": "llamacpp", "model": "smollm2-135m-instruct", "max_tokens": 200},
     "cascade": {"stages": "tfidf-lr[C=1.0]>tfidf-lr"},
-    "sft": {"base": "smollm2-135m-instruct", "max_steps": 1, "eval_every": 1, "validation_reviews": 1},
+    "sft": {"base": "smollm2-135m-instruct", "max_steps": 1, "eval_every": 1, "validation_reviews": 1, "max_tokens": 200},
 }
 #: Test reviews per check for methods where each review costs a model call (LLMs).
-CONTRACT_TEST_SIZE: dict[str, int] = {"llm": 4, "sft": 4}
+CONTRACT_TEST_SIZE: dict[str, int] = {"llm": 4, "sft": 2}
 
 CASES = [(name, task) for name in method_names() for task in sorted(method_class(name).supported_tasks)]
 #: Methods whose second fit (the determinism check) takes most of a minute here: that

@@ -26,14 +26,10 @@ def mams():
     return splits.train.sample(40, seed=5), splits.test.sample(4, seed=5)
 
 
-@pytest.fixture(scope="module")
-def tuned(mams):
-    train, _ = mams
-    return make_method("sft", base=BASE, max_steps=4, eval_every=4, validation_reviews=3, learning_rate=1e-3).fit(train)
-
-
-def test_a_few_steps_lower_the_loss_and_answer_in_the_schema(tuned, mams):
-    _, test = mams
+def test_a_tiny_sft_learns_answers_in_the_schema_and_its_saved_adapter_serves_sft_and_llm(mams, tmp_path):
+    """One fit (the costly part) for both checks, so parallel workers never repeat it."""
+    train, test = mams
+    tuned = make_method("sft", base=BASE, max_steps=4, eval_every=4, validation_reviews=3, learning_rate=1e-3).fit(train)
     curve = tuned.training_report_.curve
     assert [point["step"] for point in curve] == [0, 4]
     assert curve[-1]["validation_loss"] < curve[0]["validation_loss"]  # the gold answers became more likely
@@ -45,10 +41,10 @@ def test_a_few_steps_lower_the_loss_and_answer_in_the_schema(tuned, mams):
         assert answer.status in ("ok", "unparsed")
         if answer.status == "ok":
             assert [a.aspect for a in answer.aspects] == [a.name for a in review.aspects]
+    _saved_adapter_serves_sft_and_llm(tuned, test, tmp_path)
 
 
-def test_the_saved_adapter_loads_for_prediction_here_and_in_the_llm_method(tuned, mams, tmp_path):
-    _, test = mams
+def _saved_adapter_serves_sft_and_llm(tuned, test, tmp_path) -> None:
     tuned.save(tmp_path / "sft")
     adapter = tmp_path / "sft" / "adapter"
     saved = {p.name for p in adapter.iterdir()}

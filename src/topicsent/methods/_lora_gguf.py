@@ -12,6 +12,7 @@ undoes that on load), so the B matrices of those adapters get the same permutati
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +22,10 @@ from topicsent.errors import InvalidParameterError
 PERMUTED_ARCHITECTURES = ("llama",)  # query/key rows reordered by llama.cpp's converter
 
 
+@cache
 def base_architecture(gguf_path: Path) -> tuple[str, int, int, int]:
-    """(architecture, blocks, attention heads, key/value heads) of a GGUF model."""
+    """(architecture, blocks, attention heads, key/value heads) of a GGUF model (read once
+    per process: parsing the file's index takes seconds, and every curve point exports)."""
     from gguf import GGUFReader
 
     fields = GGUFReader(gguf_path).fields
