@@ -110,8 +110,11 @@ class SetFitMethod(PairClassifierMethod):
         prepare_transformers()
         from sentence_transformers import SentenceTransformer
         from setfit import SetFitModel, Trainer, TrainingArguments
+        from setfit import logging as setfit_logging
         from sklearn.linear_model import LogisticRegression
-        from transformers import TrainerCallback
+        from transformers import PrinterCallback, ProgressCallback, TrainerCallback
+
+        setfit_logging.set_verbosity_warning()  # its INFO banners would interleave with our progress bar
 
         self.body_ = SentenceTransformer(str(resolve_encoder(self.encoder)), device="cpu")
         self.body_.max_seq_length = self.max_length
@@ -132,6 +135,8 @@ class SetFitMethod(PairClassifierMethod):
                 show_progress_bar=False, save_strategy="no", logging_strategy="no", max_length=self.max_length,
             )  # fmt: skip
             trainer = Trainer(model=SetFitModel(model_body=self.body_, model_head=LogisticRegression()), args=args)
+            for printer in (PrinterCallback, ProgressCallback):  # they print raw loss dicts; the bar shows progress
+                trainer.remove_callback(printer)
             trainer.add_callback(Advance())
             with warnings.catch_warnings():  # its data loader asks for pinned memory, which a CPU ignores
                 warnings.filterwarnings("ignore", message=".*pin_memory.*")
