@@ -1,0 +1,68 @@
+"""Render `topicsent eval` JSON runs as one method x dataset markdown table.
+
+The README's encoder table is produced by this script rather than copied by hand, so
+every number in it can be traced to a run file (and its commit). Each row shows the
+quality metrics of its task, train seconds, reviews/s and the speed ratio against
+`tfidf-lr` of the *same run* (absolute times on a shared machine are noisy; ratios
+are not). Also writes the rows as CSV with ``--csv``.
+
+    python benchmarks/results_table.py results/bench-encoders/*.json --csv table.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from pathlib import Path
+
+#: Metrics shown for each task (a binary rating set has only accuracy / macro-F1).
+TASK_METRICS = {
+    "acsa": ("polarity_accuracy", "polarity_macro_f1", "detection_f1", "joint_f1"),
+    "atsa": ("polarity_accuracy", "polarity_macro_f1"),
+    "rating": ("accuracy", "macro_f1", "mae", "qwk"),
+}
+COLUMNS = ("dataset", "method", "commit", "metrics", "train_s", "reviews_per_s", "speed_vs_tfidf_lr")
+
+
+def table_rows(run: dict) -> list[dict]:
+    """One row per result of a run, metrics formatted as `name value` pairs."""
+    commit = run["run"].get("commit", "")[:7]
+    rows = []
+    for result in run["results"]:
+        metrics = result["metrics"]
+        shown = [f"{name} {metrics[name]:.3f}" for name in TASK_METRICS[result["task"]] if name in metrics]
+        speed = (result.get("relative") or {}).get("speed_vs_tfidf_lr")
+        rows.append({
+            "dataset": result["dataset"], "method": result["method"], "commit": commit, "metrics": ", ".join(shown),
+            "train_s": f"{result['train_seconds']:,.0f}", "reviews_per_s": f"{result['reviews_per_second']:,.0f}",
+            "speed_vs_tfidf_lr": "" if speed is None else f"{speed:.3g}",
+        })  # fmt: skip
+    return rows
+
+
+def markdown(rows: list[dict]) -> str:
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(f"`{row[c]}`" if c == "method" else row[c] for c in COLUMNS) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", type=Path, help="eval-*.json files written by `topicsent eval --out`")
+    parser.add_argument("--csv", type=Path, default=None, help="also write the rows as CSV here")
+    args = parser.parse_args()
+    rows = [row for path in sorted(args.runs) for row in table_rows(json.loads(path.read_text(encoding="utf-8")))]
+    if not rows:
+        raise SystemExit("no results in the given runs")
+    rows.sort(key=lambda row: row["dataset"])  # stable: each dataset keeps its run order
+    print(markdown(rows))
+    if args.csv:
+        with args.csv.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+            writer.writeheader()
+            writer.writerows(rows)
+
+
+if __name__ == "__main__":
+    main()
