@@ -70,9 +70,13 @@ bench-encoders: $(KOREAN_LLM)
 	$(BIN)/topicsent eval --dataset nsmc-binary --limit 2000 --out results/bench --methods "majority,tfidf-lr,\
 		embed-head[encoder=multilingual-e5-small],\
 		finetune[base=qwen2.5-coder-0.5b-instruct,adaptation=lora,max_length=64,examples_per_class=100],\
-		finetune[base=qwen2.5-coder-0.5b-instruct,adaptation=lora,max_length=64,examples_per_class=400]"
+		finetune[base=qwen2.5-coder-0.5b-instruct,adaptation=lora,max_length=64,examples_per_class=400],\
+		setfit[examples_per_class=64]"
+	$(BIN)/topicsent eval --dataset semeval14-acsa --out results/bench --methods "majority,tfidf-lr,setfit[examples_per_class=64]"
 	$(BIN)/topicsent eval --dataset womens-clothing --out results/bench --methods "majority,tfidf-lr,\
-		finetune[examples_per_class=200,epochs=2],finetune[examples_per_class=200,epochs=2,rating_model=regress]"
+		finetune[examples_per_class=200,epochs=2],finetune[examples_per_class=200,epochs=2,rating_model=regress],\
+		setfit[examples_per_class=64],setfit[examples_per_class=64,rating_model=regress]"
+	$(BIN)/python benchmarks/results_table.py results/bench/eval-*.json --csv results/bench/table.csv
 
 ## bench-topics: LDA vs embedding clustering (coherence, gold alignment); lda/sLDA ratings beside tfidf-lr
 bench-topics: export COLUMNS = 200
