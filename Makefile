@@ -59,11 +59,13 @@ bench-baselines: $(STAMP)
 		--methods "majority,tfidf-lr,embed-head,embed-head[quantize=True]" --out results/bench
 	$(BIN)/topicsent eval --dataset nsmc,nsmc-binary --methods majority,tfidf-lr --out results/bench
 
-## bench-encoders: finetune (full, LoRA), setfit and its learning curve, Korean with Qwen LoRA
+## bench-encoders: finetune (full, LoRA), setfit and its learning curve; Korean with the rebuilt e5 and Qwen LoRA
 bench-encoders: export COLUMNS = 200
 bench-encoders: $(KOREAN_LLM)
-	$(BIN)/topicsent eval --dataset mams-acsa,semeval14-acsa --out results/bench \
-		--methods "majority,tfidf-lr,finetune[epochs=2],finetune[adaptation=lora,epochs=2]"
+	$(BIN)/topicsent eval --dataset mams-acsa,semeval14-acsa --out results/bench --methods "majority,tfidf-lr,finetune[epochs=2]"
+	$(BIN)/topicsent eval --dataset semeval14-acsa --out results/bench --methods "majority,tfidf-lr,finetune[adaptation=lora,epochs=2]"
+	$(BIN)/topicsent eval --dataset mams-acsa --out results/bench \
+		--methods "majority,tfidf-lr,finetune[adaptation=lora,epochs=2,examples_per_class=1000]"
 	$(BIN)/topicsent eval --dataset mams-acsa --out results/bench --methods "majority,tfidf-lr,\
 		setfit[examples_per_class=8],setfit[examples_per_class=16],setfit[examples_per_class=32],\
 		setfit[examples_per_class=64],setfit"
@@ -71,11 +73,12 @@ bench-encoders: $(KOREAN_LLM)
 		embed-head[encoder=multilingual-e5-small],\
 		finetune[base=qwen2.5-coder-0.5b-instruct,adaptation=lora,max_length=64,examples_per_class=100],\
 		finetune[base=qwen2.5-coder-0.5b-instruct,adaptation=lora,max_length=64,examples_per_class=400],\
-		setfit[examples_per_class=64]"
+		finetune[base=multilingual-e5-small,freeze_embeddings=True,examples_per_class=400,epochs=2,max_length=64],\
+		setfit[examples_per_class=64],setfit[encoder=multilingual-e5-small,examples_per_class=64]"
 	$(BIN)/topicsent eval --dataset semeval14-acsa --out results/bench --methods "majority,tfidf-lr,setfit[examples_per_class=64]"
 	$(BIN)/topicsent eval --dataset womens-clothing --out results/bench --methods "majority,tfidf-lr,\
 		finetune[examples_per_class=200,epochs=2],finetune[examples_per_class=200,epochs=2,rating_model=regress],\
-		setfit[examples_per_class=64],setfit[examples_per_class=64,rating_model=regress]"
+		setfit[examples_per_class=64]"
 	$(BIN)/python benchmarks/results_table.py results/bench/eval-*.json --csv results/bench/table.csv
 
 ## bench-topics: LDA vs embedding clustering (coherence, gold alignment); lda/sLDA ratings beside tfidf-lr
