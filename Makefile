@@ -74,6 +74,7 @@ bench-encoders: $(KOREAN_LLM)
 		finetune[base=qwen2.5-coder-0.5b-instruct,adaptation=lora,max_length=64,examples_per_class=100],\
 		finetune[base=qwen2.5-coder-0.5b-instruct,adaptation=lora,max_length=64,examples_per_class=400],\
 		finetune[base=multilingual-e5-small,freeze_embeddings=True,examples_per_class=400,epochs=2,max_length=64],\
+		finetune[base=multilingual-e5-small,freeze_embeddings=True,epochs=3,max_length=64],\
 		setfit[examples_per_class=64],setfit[encoder=multilingual-e5-small,examples_per_class=64]"
 	$(BIN)/topicsent eval --dataset semeval14-acsa --out results/bench --methods "majority,tfidf-lr,setfit[examples_per_class=64]"
 	$(BIN)/topicsent eval --dataset womens-clothing --out results/bench --methods "majority,tfidf-lr,\
