@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,13 +61,16 @@ def require_safetensors(directory: Path) -> None:
 
 def prepare_transformers() -> None:
     """Offline, quiet transformers on every core: no hub, no progress bars of its own
-    (ours show the work), no load reports (a new classification head is expected)."""
+    (ours show the work), no load reports (a new classification head is expected), no
+    deprecation notices users cannot act on."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # read at import: set before transformers loads
     import torch
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.disable_progress_bar()
     transformers_logging.set_verbosity_error()
+    # peft 0.21 calls a transformers 5 property marked deprecated, at every LoRA load, step and save
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
     torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
 
 

@@ -16,7 +16,6 @@ import math
 import random
 import shutil
 import tempfile
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -285,9 +284,7 @@ def save_checkpoint(model, tokenizer, directory: Path, card: str, facts: dict[st
     """Weights (full model, or the LoRA adapter only) as safetensors, the tokenizer, a
     JSON of facts and a model card (README.md) in ``directory/model``."""
     target = directory / MODEL_SUBDIR
-    with warnings.catch_warnings():  # peft 0.21 calls a transformers 5 API marked deprecated; saving is unaffected
-        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
-        model.save_pretrained(target, safe_serialization=True)
+    model.save_pretrained(target, safe_serialization=True)
     tokenizer.save_pretrained(target)
     (target / "training.json").write_text(json.dumps(facts, indent=2, ensure_ascii=False), encoding="utf-8")
     (target / "README.md").write_text(card, encoding="utf-8")
