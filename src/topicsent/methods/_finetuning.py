@@ -14,8 +14,6 @@ import copy
 import json
 import math
 import random
-import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from topicsent._folders import folder_written_once
 from topicsent._progress import progress_bar
 from topicsent.encoders._transformer import prepare_transformers, require_safetensors
 from topicsent.errors import InvalidParameterError
@@ -80,27 +79,19 @@ def dequantised(base: BaseModel) -> BaseModel:
 
 
 def _write_dequantised(base: BaseModel, target: Path) -> None:
-    """Written into a scratch folder and renamed into place, so a crash or a second
-    process never leaves a half-written copy behind."""
     prepare_transformers()
     import torch
     from safetensors.torch import save_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(dir=target.parent, prefix=".partial-"))
-    try:
-        with progress_bar(f"dequantise {base.gguf_file} once (kept in {target.parent})", total=None):
-            model = AutoModelForCausalLM.from_pretrained(base.directory, dtype=torch.float32, **base.load_kwargs())
-            model.config.save_pretrained(scratch)  # transformers refuses save_pretrained on a GGUF-loaded model
-            save_model(model, str(scratch / "model.safetensors"))
-            AutoTokenizer.from_pretrained(base.directory, **base.load_kwargs()).save_pretrained(scratch)
-        scratch.rename(target)
-    except OSError:
-        if not (target / "model.safetensors").is_file():
-            raise
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    with (
+        folder_written_once(target) as scratch,
+        progress_bar(f"dequantise {base.gguf_file} once (kept in {target.parent})", total=None),
+    ):
+        model = AutoModelForCausalLM.from_pretrained(base.directory, dtype=torch.float32, **base.load_kwargs())
+        model.config.save_pretrained(scratch)  # transformers refuses save_pretrained on a GGUF-loaded model
+        save_model(model, str(scratch / "model.safetensors"))
+        AutoTokenizer.from_pretrained(base.directory, **base.load_kwargs()).save_pretrained(scratch)
 
 
 def load_classifier(base: BaseModel, n_outputs: int, *, adaptation: str, lora_rank: int, seed: int):
