@@ -92,4 +92,4 @@ def test_korean_ratings_with_a_multilingual_encoder():
 def test_sentence_only_encoders_need_the_pair_design(mams_sample):
     train, _ = mams_sample
     with pytest.raises(InvalidParameterError, match="use design='pair'"):
-        make_method("embed-head", encoder="multilingual-e5-small").fit(train[:20])
+        make_method("embed-head", encoder="multilingual-use").fit(train[:20])
