@@ -73,11 +73,6 @@ class FinetuneMethod(PairClassifierMethod):
         ACSA: ``none`` examples (unmentioned categories) per labelled aspect.
     examples_per_class : int or None, default=None
         Train on at most this many examples of each class (learning curves, large sets).
-    prior_correction : bool, default=True
-        With ``examples_per_class``, rescale predicted probabilities from the sample's
-        even class balance back to the training data's, so rare classes (1-star
-        ratings) are not over-predicted: usually higher accuracy and lower MAE on skewed
-        data, lower recall of rare classes. False keeps the sample's balance.
     rating_model : {"classify", "regress"}, default="classify"
     random_state : int, default=0
     """
@@ -88,7 +83,6 @@ class FinetuneMethod(PairClassifierMethod):
     parameter_constraints: ClassVar[dict[str, tuple | str]] = {
         "adaptation": ADAPTATIONS,
         "freeze_embeddings": (False, True),
-        "prior_correction": (False, True),
         "rating_model": ("classify", "regress"),
         "lora_rank": "count",
         "epochs": "count",
@@ -112,7 +106,6 @@ class FinetuneMethod(PairClassifierMethod):
         max_length: int = 128,
         negative_ratio: float = 0.5,
         examples_per_class: int | None = None,
-        prior_correction: bool = True,
         rating_model: str = "classify",
         random_state: int = 0,
     ) -> None:
@@ -127,7 +120,6 @@ class FinetuneMethod(PairClassifierMethod):
         self.max_length = max_length
         self.negative_ratio = negative_ratio
         self.examples_per_class = examples_per_class
-        self.prior_correction = prior_correction
         self.rating_model = rating_model
         self.random_state = random_state
 
@@ -201,11 +193,12 @@ class FinetuneMethod(PairClassifierMethod):
             return super()._rating_proba(reviews)
         from scipy.special import softmax
 
-        return self._at_data_prior(softmax(self._outputs([(r.text, None) for r in reviews]), axis=1))
+        return softmax(self._outputs([(r.text, None) for r in reviews]), axis=1)
 
     def _predict_rating(self, reviews: Sequence[Review]) -> tuple[np.ndarray, np.ndarray | None]:
         if self.rating_model == "classify":
-            return self._classified_ratings(reviews)
+            proba = self._rating_proba(reviews)
+            return self.classes_[proba.argmax(axis=1)], proba.max(axis=1)
         low, high = self._rating_bounds()
         scaled = self._outputs([(r.text, None) for r in reviews])[:, 0]
         ratings = np.clip(np.rint(low + scaled * (high - low)), low, high)
@@ -218,7 +211,6 @@ class FinetuneMethod(PairClassifierMethod):
             "base": self.base, "adaptation": self.adaptation, "task": self.task_.value, "n_outputs": self.n_outputs_,
             "classes": self.pair_classes_ if self.task_ is not Task.RATING else [int(c) for c in self.classes_],
             "training_examples": self.n_train_examples_, "training_data": self.training_data_, **self.training_report_.to_dict(),
-            "prior_weights": None if self.prior_weights_ is None else self.prior_weights_.tolist(),
         }  # fmt: skip
         save_checkpoint(self.model_, self.tokenizer_, directory, self._model_card(facts), facts)
 
@@ -227,8 +219,6 @@ class FinetuneMethod(PairClassifierMethod):
         self.n_outputs_, self.n_train_examples_ = facts["n_outputs"], facts["training_examples"]
         self.training_data_ = facts["training_data"]
         self.training_report_ = TrainingReport(facts["best_epoch"], facts["curve"])
-        weights = facts.get("prior_weights")  # absent from checkpoints saved before prior correction
-        self.prior_weights_ = None if weights is None else np.array(weights)
         self.model_, self.tokenizer_ = load_checkpoint(
             directory, self.base, adaptation=self.adaptation, n_outputs=self.n_outputs_
         )

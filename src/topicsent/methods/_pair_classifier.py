@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import random
 from abc import abstractmethod
-from collections import Counter, defaultdict
-from collections.abc import Hashable, Sequence
+from collections import defaultdict
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -34,36 +34,16 @@ def auxiliary_sentence(aspect: str, language: str) -> str:
     return _QUESTIONS.get(language, _QUESTIONS["en"]).format(readable)
 
 
-def sample_per_class(labels: Sequence[Hashable], per_class: int | None, seed: int) -> list[int]:
+def sample_per_class(labels: Sequence[str], per_class: int | None, seed: int) -> list[int]:
     """Row indices with at most ``per_class`` rows of each label (seeded), in input order."""
     if per_class is None:
         return list(range(len(labels)))
-    rows_of: dict[Hashable, list[int]] = defaultdict(list)
+    rows_of: dict[str, list[int]] = defaultdict(list)
     for row, label in enumerate(labels):
         rows_of[label].append(row)
     rng = random.Random(seed)
     chosen = [row for rows in rows_of.values() for row in rng.sample(rows, min(per_class, len(rows)))]
     return sorted(chosen)
-
-
-def prior_weights(labels: Sequence[Hashable], kept: Sequence[int], classes: Sequence[Hashable]) -> np.ndarray:
-    """Per class, its share of all ``labels`` over its share of the ``kept`` rows.
-
-    A model trained on a class-balanced sample learns the sample's class balance as its
-    prior. Multiplying its probabilities by these weights and renormalising (Bayes' rule
-    under label shift, Saerens et al. 2002) gives the probabilities a model of the whole
-    data would give, so a rare class is not over-predicted. A class with no rows keeps 1.
-    """
-    everywhere, sampled = Counter(labels), Counter(labels[row] for row in kept)
-    return np.array([(everywhere[c] / len(labels)) / (sampled[c] / len(kept)) if sampled[c] else 1.0 for c in classes])
-
-
-def reweighted(proba: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
-    """``proba`` rows multiplied by class ``weights`` and renormalised (None: unchanged)."""
-    if weights is None:
-        return proba
-    shifted = proba * weights
-    return shifted / np.clip(shifted.sum(axis=1, keepdims=True), 1e-12, None)
 
 
 def held_out_rows(review_ids: Sequence[str], seed: int) -> tuple[list[int], list[int]]:
@@ -78,15 +58,12 @@ class PairClassifierMethod(AspectPipelineMethod):
     """Aspect methods built on one (review, aspect question) classifier.
 
     Subclasses define the parameters ``negative_ratio`` (``none`` examples per labelled
-    aspect, ACSA), ``examples_per_class`` (few-shot cap, None = all), ``prior_correction``
-    (give probabilities at the data's class balance, not the sample's) and
+    aspect, ACSA), ``examples_per_class`` (few-shot cap, None = all) and
     ``random_state``, and implement :meth:`_fit_pair_model` and :meth:`_pair_model_proba`.
-    Probabilities of classes (pair or rating) go through :meth:`_at_data_prior`.
     """
 
     negative_ratio: float
     examples_per_class: int | None
-    prior_correction: bool
     random_state: int
 
     @abstractmethod
@@ -102,28 +79,10 @@ class PairClassifierMethod(AspectPipelineMethod):
         """What the pair model predicts: the polarities, plus ``none`` for ACSA."""
         return [*self.polarity_classes_, NONE] if self.task_ is Task.ACSA else list(self.polarity_classes_)
 
-    def _sample(self, labels: Sequence[Hashable], classes: Sequence[Hashable]) -> list[int]:
-        """Rows to train on, at most ``examples_per_class`` per label (seeded); sets
-        ``prior_weights_``, the correction from the sample's class balance back to the data's
-        (None when nothing was sampled away or ``prior_correction`` is off)."""
-        keep = sample_per_class(labels, self.examples_per_class, self.random_state)
-        corrected = self.prior_correction and len(keep) < len(labels)
-        self.prior_weights_ = prior_weights(labels, keep, classes) if corrected else None
-        return keep
-
-    def _at_data_prior(self, proba: np.ndarray) -> np.ndarray:
-        """Class probabilities of the model, moved to the training data's class balance."""
-        return reweighted(proba, self.prior_weights_)
-
     def _rating_sample(self, reviews: Sequence[Review], ratings: np.ndarray) -> tuple[list[Review], np.ndarray]:
         """The rating-training reviews, at most ``examples_per_class`` per rating (seeded)."""
-        keep = self._sample(ratings.tolist(), self.classes_.tolist())
+        keep = sample_per_class([str(r) for r in ratings], self.examples_per_class, self.random_state)
         return [reviews[i] for i in keep], ratings[keep]
-
-    def _classified_ratings(self, reviews: Sequence[Review]) -> tuple[np.ndarray, np.ndarray]:
-        """The most probable rating of each review and its probability."""
-        proba = self._rating_proba(reviews)
-        return self.classes_[proba.argmax(axis=1)], proba.max(axis=1)
 
     def _examples(self, pairs: Sequence[Pair]) -> list[Example]:
         return [(review.text, auxiliary_sentence(aspect.name, self.language_)) for review, aspect in pairs]
@@ -150,21 +109,18 @@ class PairClassifierMethod(AspectPipelineMethod):
         if self.task_ is Task.ACSA:
             negatives = self._unmentioned_pairs(pairs)
             pairs, labels = pairs + negatives, labels + [NONE] * len(negatives)
-        keep = self._sample(labels, self.pair_classes_)
+        keep = sample_per_class(labels, self.examples_per_class, self.random_state)
         index = {name: i for i, name in enumerate(self.pair_classes_)}
         chosen = [pairs[i] for i in keep]
         targets = np.array([index[labels[i]] for i in keep])
         self._fit_pair_model(self._examples(chosen), targets, [review.id for review, _ in chosen])
-
-    def _pair_proba(self, examples: list[Example]) -> np.ndarray:
-        return self._at_data_prior(self._pair_model_proba(examples))
 
     def _fit_detector(self, reviews: Sequence[Review], mentioned: np.ndarray) -> None:
         """Nothing to learn: the pair model's ``none`` class is the detector."""
 
     def _detect_proba(self, reviews: Sequence[Review]) -> np.ndarray:
         pairs = [(review, AspectLabel(name, "category")) for review in reviews for name in self.categories]
-        proba = self._pair_proba(self._examples(pairs))
+        proba = self._pair_model_proba(self._examples(pairs))
         # remembered for the polarity of the detected pairs, asked for next in the same batch
         self._recent_proba = {_pair_key(pair): row for pair, row in zip(pairs, proba, strict=True)}
         return 1.0 - proba[:, -1].reshape(len(reviews), len(self.categories))
@@ -173,7 +129,7 @@ class PairClassifierMethod(AspectPipelineMethod):
         recent = getattr(self, "_recent_proba", {})
         missing = [pair for pair in pairs if _pair_key(pair) not in recent]
         if missing:
-            recent = recent | dict(zip(map(_pair_key, missing), self._pair_proba(self._examples(missing)), strict=True))
+            recent = recent | dict(zip(map(_pair_key, missing), self._pair_model_proba(self._examples(missing)), strict=True))
         joint = np.stack([recent[_pair_key(pair)] for pair in pairs])
         polarity = joint[:, : len(self.polarity_classes_)]  # drop ``none``: the aspect is given
         return polarity / np.clip(polarity.sum(axis=1, keepdims=True), 1e-12, None)

@@ -30,7 +30,6 @@ from topicsent.schema import Task
 
 BODY_DIR = "body"
 HEAD_FILE = "head.npz"
-PRIOR_WEIGHTS = "prior_weights"
 ENCODE_BATCH = 64
 
 
@@ -49,11 +48,6 @@ class SetFitMethod(PairClassifierMethod):
         Packaged encoder name or local sentence-transformers / transformers directory.
     examples_per_class : int or None, default=None
         Few-shot: train on at most this many examples of each class (8, 16, 32, 64...).
-    prior_correction : bool, default=True
-        With ``examples_per_class``, rescale predicted probabilities from the sample's
-        even class balance back to the training data's, so rare classes (1-star
-        ratings) are not over-predicted: usually higher accuracy and lower MAE on skewed
-        data, lower recall of rare classes. False keeps the sample's balance.
     negative_ratio : float, default=0.5
         ACSA: ``none`` examples (unmentioned categories) per labelled aspect.
     num_iterations : int, default=20
@@ -73,7 +67,6 @@ class SetFitMethod(PairClassifierMethod):
     batch_size = 512
     parameter_constraints: ClassVar[dict[str, tuple | str]] = {
         "rating_model": ("classify", "regress"),
-        "prior_correction": (False, True),
         "num_iterations": "count",
         "max_steps": "count",
         "train_batch_size": "count",
@@ -87,7 +80,6 @@ class SetFitMethod(PairClassifierMethod):
         *,
         encoder: str = "all-MiniLM-L6-v2",
         examples_per_class: int | None = None,
-        prior_correction: bool = True,
         negative_ratio: float = 0.5,
         num_iterations: int = 20,
         max_steps: int = 500,
@@ -99,7 +91,6 @@ class SetFitMethod(PairClassifierMethod):
     ) -> None:
         self.encoder = encoder
         self.examples_per_class = examples_per_class
-        self.prior_correction = prior_correction
         self.negative_ratio = negative_ratio
         self.num_iterations = num_iterations
         self.max_steps = max_steps
@@ -185,19 +176,16 @@ class SetFitMethod(PairClassifierMethod):
     def _rating_proba(self, reviews: Sequence[Review]) -> np.ndarray:
         if self.rating_model == "regress":
             return super()._rating_proba(reviews)
-        return self._at_data_prior(rating_proba(self.head_, self._embed([r.text for r in reviews]), self.classes_))
+        return rating_proba(self.head_, self._embed([r.text for r in reviews]), self.classes_)
 
     def _predict_rating(self, reviews: Sequence[Review]) -> tuple[np.ndarray, np.ndarray | None]:
-        if self.rating_model == "regress":
-            return predict_ratings(self.head_, self._embed([r.text for r in reviews]), self.classes_)
-        return self._classified_ratings(reviews)
+        return predict_ratings(self.head_, self._embed([r.text for r in reviews]), self.classes_)
 
     # ----- persistence: the body as safetensors, the head as arrays ----------------------------
 
     def _save_models(self, directory: Path) -> None:
         self.body_.save(str(directory / BODY_DIR), safe_serialization=True)
-        weights = {} if self.prior_weights_ is None else {PRIOR_WEIGHTS: self.prior_weights_}
-        save_models(directory / HEAD_FILE, {"head": self.head_}, **weights)
+        save_models(directory / HEAD_FILE, {"head": self.head_})
 
     def _load_models(self, directory: Path) -> None:
         prepare_transformers()
@@ -207,5 +195,4 @@ class SetFitMethod(PairClassifierMethod):
         if not list(body_dir.glob("*.safetensors")):
             raise ValueError(f"{body_dir}: no safetensors weights")
         self.body_ = SentenceTransformer(str(body_dir), device="cpu").eval()
-        models, arrays = load_models(directory / HEAD_FILE)
-        self.head_, self.prior_weights_ = models["head"], arrays.get(PRIOR_WEIGHTS)
+        self.head_ = load_models(directory / HEAD_FILE)[0]["head"]
