@@ -75,11 +75,15 @@ bench-encoders: $(KOREAN_LLM)
 		finetune[base=qwen2.5-coder-0.5b-instruct,adaptation=lora,max_length=64,examples_per_class=400],\
 		finetune[base=multilingual-e5-small,freeze_embeddings=True,examples_per_class=400,epochs=2,max_length=64],\
 		finetune[base=multilingual-e5-small,freeze_embeddings=True,epochs=3,max_length=64],\
-		setfit[examples_per_class=64],setfit[encoder=multilingual-e5-small,examples_per_class=64]"
+		setfit[examples_per_class=64],setfit[encoder=multilingual-e5-small,examples_per_class=32,max_length=64]"
+	$(BIN)/topicsent eval --dataset nsmc --limit 2000 --out results/bench --methods "majority,tfidf-lr,\
+		embed-head[encoder=multilingual-e5-small],finetune[base=multilingual-e5-small,freeze_embeddings=True,epochs=3,max_length=64]"
 	$(BIN)/topicsent eval --dataset semeval14-acsa --out results/bench --methods "majority,tfidf-lr,setfit[examples_per_class=64]"
 	$(BIN)/topicsent eval --dataset womens-clothing --out results/bench --methods "majority,tfidf-lr,\
 		finetune[examples_per_class=200,epochs=2],finetune[examples_per_class=200,epochs=2,rating_model=regress],\
-		setfit[examples_per_class=64]"
+		finetune[adaptation=lora,examples_per_class=200,epochs=3],\
+		finetune[adaptation=lora,examples_per_class=200,epochs=3,rating_model=regress,learning_rate=0.002],\
+		setfit[examples_per_class=32,max_length=64]"
 	$(BIN)/python benchmarks/results_table.py results/bench/eval-*.json --csv results/bench/table.csv
 
 ## bench-topics: LDA vs embedding clustering (coherence, gold alignment); lda/sLDA ratings beside tfidf-lr
