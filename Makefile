@@ -82,7 +82,7 @@ bench-encoders: $(KOREAN_LLM)
 	$(BIN)/topicsent eval --dataset womens-clothing --out results/bench --methods "majority,tfidf-lr,\
 		finetune[examples_per_class=200,epochs=2],finetune[examples_per_class=200,epochs=2,rating_model=regress],\
 		finetune[adaptation=lora,examples_per_class=200,epochs=3],\
-		finetune[adaptation=lora,examples_per_class=200,epochs=3,rating_model=regress,learning_rate=0.002],\
+		finetune[adaptation=lora,examples_per_class=200,epochs=3,rating_model=regress],\
 		setfit[examples_per_class=32,max_length=64]"
 	$(BIN)/python benchmarks/results_table.py results/bench/eval-*.json --csv results/bench/table.csv
 
