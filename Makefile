@@ -77,7 +77,8 @@ bench-encoders: $(KOREAN_LLM)
 		finetune[base=multilingual-e5-small,freeze_embeddings=True,epochs=3,max_length=64],\
 		setfit[examples_per_class=64],setfit[encoder=multilingual-e5-small,examples_per_class=32,max_length=64]"
 	$(BIN)/topicsent eval --dataset nsmc --limit 2000 --out results/bench --methods "majority,tfidf-lr,\
-		embed-head[encoder=multilingual-e5-small],finetune[base=multilingual-e5-small,freeze_embeddings=True,epochs=3,max_length=64]"
+		embed-head[encoder=multilingual-e5-small],finetune[base=multilingual-e5-small,freeze_embeddings=True,epochs=3,max_length=64],\
+		finetune[base=multilingual-e5-small,freeze_embeddings=True,epochs=3,max_length=64,rating_model=regress]"
 	$(BIN)/topicsent eval --dataset semeval14-acsa --out results/bench --methods "majority,tfidf-lr,setfit[examples_per_class=64]"
 	$(BIN)/topicsent eval --dataset womens-clothing --out results/bench --methods "majority,tfidf-lr,\
 		finetune[examples_per_class=200,epochs=2],finetune[examples_per_class=200,epochs=2,rating_model=regress],\
