@@ -125,5 +125,5 @@ def test_bad_bases_fail_clearly(tmp_path):
         resolve_base("no-such-model")
     with pytest.raises(InvalidParameterError, match="does not exist"):
         resolve_base(str(tmp_path / "missing.gguf"))
-    with pytest.raises(InvalidParameterError, match="must be None or > 0"):
+    with pytest.raises(InvalidParameterError, match="must be None or a float > 0"):
         make_method("finetune", learning_rate=-1).fit(load_dataset("mams-acsa").train[:20])

@@ -92,7 +92,8 @@ class BaseMethod(ABC):
         return cls.tuning_grid
 
     #: Declarative checks run in ``fit``: a tuple of allowed values, ``"positive"`` (a
-    #: number > 0) or ``"count"`` (an int >= 1).
+    #: number > 0), ``"non-negative"`` (a number >= 0) or ``"count"`` (an int >= 1); a
+    #: string constraint starting with ``"optional "`` also allows None.
     parameter_constraints: ClassVar[dict[str, tuple | str]] = {}
 
     def _validate_params(self) -> None:
@@ -101,10 +102,10 @@ class BaseMethod(ABC):
             value = getattr(self, param)
             if isinstance(constraint, tuple):
                 valid, expected = value in constraint, f"one of {constraint}"
-            elif constraint == "positive":
-                valid, expected = isinstance(value, int | float) and not isinstance(value, bool) and value > 0, "a float > 0"
             else:
-                valid, expected = isinstance(value, int) and not isinstance(value, bool) and value >= 1, "an int >= 1"
+                valid, expected = _satisfies(value, constraint.removeprefix("optional "))
+                if constraint.startswith("optional "):
+                    valid, expected = valid or value is None, f"None or {expected}"
             if not valid:
                 raise InvalidParameterError(
                     f"The {param!r} parameter of {type(self).__name__} must be {expected}. Got {value!r} instead."
@@ -325,3 +326,13 @@ def _check_training_labels(reviews: ReviewSet, task: Task) -> None:
                 raise InputDataError(f"{reviews.name}: review {review.id!r} category {aspect.name!r} is not in the taxonomy")
     if task is not Task.RATING and not any(r.aspects for r in reviews):
         raise InputDataError(f"{reviews.name}: no review has labelled aspects; {task.value} training needs them")
+
+
+def _satisfies(value: Any, constraint: str) -> tuple[bool, str]:
+    """Whether ``value`` meets a named constraint, and the constraint in words."""
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if constraint == "positive":
+        return number and value > 0, "a float > 0"
+    if constraint == "non-negative":
+        return number and value >= 0, "a number >= 0"
+    return number and isinstance(value, int) and value >= 1, "an int >= 1"

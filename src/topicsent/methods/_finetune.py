@@ -1,7 +1,10 @@
 """Fine-tuning a transformer end to end: full, or LoRA adapters (peft).
 
-Aspects use the BERT-pair recipe (:mod:`topicsent.methods._pair_classifier`):
-(review, "what do you think of the food?") -> polarity or ``none``. Ratings use the
+Aspects use one of two designs. ``pair``: the BERT-pair recipe
+(:mod:`topicsent.methods._pair_classifier`), (review, "what do you think of the food?")
+-> polarity or ``none``, one encoder pass per (review, aspect). ``attention``: one
+encoder pass per review with per-aspect attention heads on its token vectors
+(:mod:`topicsent.methods._one_pass`), trained end to end. Ratings use the
 review alone, as classification over the scale's ratings or as regression. The base
 is a packaged encoder (``all-MiniLM-L6-v2``), a packaged GGUF instruction LLM
 (``qwen2.5-coder-0.5b-instruct`` reads Korean; LoRA keeps it trainable on CPU), or a
@@ -22,19 +25,31 @@ from topicsent.data import Review
 from topicsent.errors import InvalidParameterError
 from topicsent.methods._finetuning import (
     ADAPTATIONS,
+    DEVICES,
     MODEL_SUBDIR,
+    PRECISIONS,
     BaseModel,
+    Batches,
     Example,
+    Objective,
     TrainingReport,
+    autocast_dtype,
+    fit_torch,
     load_checkpoint,
     load_classifier,
+    outputs_in_order,
     predict_outputs,
     resolve_base,
+    resolve_device,
     save_checkpoint,
     train_classifier,
 )
 from topicsent.methods._pair_classifier import PairClassifierMethod, held_out_rows
 from topicsent.schema import Task
+
+HEADS_FILE = "heads.safetensors"
+#: Texts per prediction batch (length-sorted, so little padding).
+PREDICT_BATCH = 64
 
 FULL_LEARNING_RATE = 5e-5
 #: LoRA on MiniLM at 5e-4 barely moved (Women's clothing regression QWK 0.042); 2e-3 learned
@@ -58,8 +73,27 @@ class FinetuneMethod(PairClassifierMethod):
         ``multilingual-e5-small`` (with ``freeze_embeddings=True``),
         ``qwen2.5-coder-0.5b-instruct`` (with ``adaptation="lora"``) or your own
         Korean encoder directory (e.g. a KLUE or KcELECTRA checkpoint).
+    design : {"pair", "attention"}, default="pair"
+        Aspects (ACSA, ATSA): ``pair`` runs the encoder once per (review, aspect
+        question) (BERT-pair); ``attention`` once per review, with per-category (or
+        per-term) attention heads on its token vectors, trained end to end: every
+        category's polarity and mention from one pass. Ratings read the review alone
+        either way.
     adaptation : {"full", "lora"}, default="full"
-        Train every weight, or only rank-``lora_rank`` adapters and the new head.
+        Train every weight, or only rank-``lora_rank`` adapters and the new head
+        (``design="pair"`` and ratings).
+    train_layers : int or None, default=None
+        ``design="attention"``: train only the top ``train_layers`` transformer layers
+        (and the heads); the layers below run without gradients, which makes a step
+        cheaper. None trains every layer and the embeddings.
+    layer_decay : float, default=1.0
+        ``design="attention"``: each layer's learning rate is ``layer_decay`` times the
+        one above (layer-wise learning-rate decay); the heads train at 1e-3.
+    class_weight_power : float, default=0.0
+        ``design="attention"``: polarity classes weighted by ``frequency ** -power``
+        (0.5 lifts the rare ``neutral``/``conflict``; 0: unweighted).
+    hidden : int, default=256
+        ``design="attention"``: hidden units of the attention heads.
     freeze_embeddings : bool, default=False
         Full fine-tuning without updating the token embeddings: for multilingual bases
         (``multilingual-e5-small``: 96M of its 118M weights are a 250k-token table, most
@@ -80,6 +114,14 @@ class FinetuneMethod(PairClassifierMethod):
     examples_per_class : int or None, default=None
         Train on at most this many examples of each class (learning curves, large sets).
     rating_model : {"classify", "regress"}, default="classify"
+    device : {"auto", "cpu", "cuda"} or "cuda:N", default="auto"
+        ``auto``: a CUDA GPU when torch sees one, else the CPU.
+    precision : {"auto", "fp32", "bf16"}, default="auto"
+        ``auto``: bfloat16 autocast where the hardware has it (a recent GPU, or a CPU
+        with AVX512-BF16/AMX), else fp32. Weights stay fp32.
+    checkpoint_dir : str or None, default=None
+        A folder for the training state after every epoch; training with the same folder
+        again continues from the last finished epoch (a killed run loses at most one).
     random_state : int, default=0
     """
 
@@ -87,6 +129,10 @@ class FinetuneMethod(PairClassifierMethod):
     supported_tasks = frozenset({Task.ACSA, Task.ATSA, Task.RATING})
     batch_size = 256
     parameter_constraints: ClassVar[dict[str, tuple | str]] = {
+        "design": ("pair", "attention"),
+        "precision": PRECISIONS,
+        "layer_decay": "positive",
+        "hidden": "count",
         "adaptation": ADAPTATIONS,
         "freeze_embeddings": (False, True),
         "rating_model": ("classify", "regress"),
@@ -96,13 +142,22 @@ class FinetuneMethod(PairClassifierMethod):
         "train_batch_size": "count",
         "max_length": "count",
         "negative_ratio": "positive",
+        "learning_rate": "optional positive",
+        "examples_per_class": "optional count",
+        "train_layers": "optional count",
+        "class_weight_power": "non-negative",
     }
 
     def __init__(
         self,
         *,
         base: str = "all-MiniLM-L6-v2",
+        design: str = "pair",
         adaptation: str = "full",
+        train_layers: int | None = None,
+        layer_decay: float = 1.0,
+        class_weight_power: float = 0.0,
+        hidden: int = 256,
         freeze_embeddings: bool = False,
         lora_rank: int = 8,
         epochs: int = 3,
@@ -113,10 +168,18 @@ class FinetuneMethod(PairClassifierMethod):
         negative_ratio: float = 0.5,
         examples_per_class: int | None = None,
         rating_model: str = "classify",
+        device: str = "auto",
+        precision: str = "auto",
+        checkpoint_dir: str | None = None,
         random_state: int = 0,
     ) -> None:
         self.base = base
+        self.design = design
         self.adaptation = adaptation
+        self.train_layers = train_layers
+        self.layer_decay = layer_decay
+        self.class_weight_power = class_weight_power
+        self.hidden = hidden
         self.freeze_embeddings = freeze_embeddings
         self.lora_rank = lora_rank
         self.epochs = epochs
@@ -127,20 +190,28 @@ class FinetuneMethod(PairClassifierMethod):
         self.negative_ratio = negative_ratio
         self.examples_per_class = examples_per_class
         self.rating_model = rating_model
+        self.device = device
+        self.precision = precision
+        self.checkpoint_dir = checkpoint_dir
         self.random_state = random_state
 
     @property
     def model_name(self) -> str:
+        if self.design == "attention":
+            layers = "all layers" if self.train_layers is None else f"top {self.train_layers} layers"
+            return f"{self.base} (one pass, {layers})"
         return f"{self.base} ({self.adaptation})"
 
     def _validate_params(self) -> None:
         super()._validate_params()
-        for name in ("learning_rate", "examples_per_class"):
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or value <= 0):
-                raise InvalidParameterError(
-                    f"The {name!r} parameter of {type(self).__name__} must be None or > 0. Got {value!r}."
-                )
+        if self.device not in DEVICES and not str(self.device).startswith("cuda:"):
+            raise InvalidParameterError(
+                f"The 'device' parameter of {type(self).__name__} must be one of {DEVICES} or 'cuda:N'. Got {self.device!r}."
+            )
+        if self.design == "attention" and self.adaptation != "full":
+            raise InvalidParameterError(
+                "design='attention' trains the encoder's top layers (train_layers); adaptation='lora' is for design='pair'"
+            )
 
     # ----- training ----------------------------------------------------------------------------
 
@@ -166,8 +237,19 @@ class FinetuneMethod(PairClassifierMethod):
             learning_rate=self.learning_rate or self._default_learning_rate(base),
             max_length=self.max_length, patience=self.patience, seed=self.random_state,
             description=f"{self.name}: {self.adaptation} fine-tuning on {len(train_rows):,} examples",
+            checkpoint=self._checkpoint(), **self._placement(),
         )  # fmt: skip
         self.n_train_examples_ = len(examples)
+
+    def _placement(self) -> dict[str, Any]:
+        """Where the model runs (device) and the autocast dtype (precision) of fit_torch."""
+        device = resolve_device(self.device)
+        if getattr(self, "model_", None) is not None:
+            self.model_.to(device)
+        return {"device": device, "precision": autocast_dtype(self.precision, device)}
+
+    def _checkpoint(self) -> Path | None:
+        return None if self.checkpoint_dir is None else Path(self.checkpoint_dir) / self.task_.value
 
     def _default_learning_rate(self, base: BaseModel) -> float:
         if self.adaptation == "full":
@@ -175,7 +257,152 @@ class FinetuneMethod(PairClassifierMethod):
         return LORA_LEARNING_RATE["llm" if base.gguf_file else "encoder"]
 
     def _outputs(self, examples: list[Example]) -> np.ndarray:
-        return predict_outputs(self.model_, self.tokenizer_, examples, batch_size=64, max_length=self.max_length)
+        return predict_outputs(
+            self.model_, self.tokenizer_, examples, batch_size=PREDICT_BATCH, max_length=self.max_length, **self._placement()
+        )
+
+    # ----- the one-pass design (design="attention") --------------------------------------------
+
+    def _fit_polarity(self, pairs, labels: list[str]) -> None:
+        if self.design == "pair":
+            super()._fit_polarity(pairs, labels)
+            return
+        self.polarity_classes_ = sorted(set(labels))
+        label_ids = np.array([self.polarity_classes_.index(label) for label in labels])
+        if self.task_ is Task.ATSA:
+            rows = [(review.text, _span(aspect)) for review, aspect in pairs]
+            self._train_one_pass(rows, {"polarity": label_ids}, [review.id for review, _ in pairs])
+        else:  # trained with the mention targets in _fit_detector, which sees every review
+            self._pending_acsa = (pairs, label_ids)
+
+    def _fit_detector(self, reviews: Sequence[Review], mentioned: np.ndarray) -> None:
+        if self.design == "pair":
+            return
+        from topicsent.methods._one_pass import IGNORE
+
+        pairs, label_ids = self.__dict__.pop("_pending_acsa")
+        row_of = {review.id: row for row, review in enumerate(reviews)}
+        index = self.category_index
+        polarity = np.full(mentioned.shape, IGNORE)
+        for (review, aspect), label in zip(pairs, label_ids, strict=True):
+            polarity[row_of[review.id], index[aspect.name]] = label
+        targets = {"polarity": polarity, "detection": mentioned.astype(np.float32)}
+        self._train_one_pass([(review.text, None) for review in reviews], targets, [review.id for review in reviews])
+
+    def _train_one_pass(
+        self, rows: list[tuple[str, tuple[int, int] | None]], targets: dict[str, np.ndarray], review_ids: list[str]
+    ) -> None:
+        """Train the encoder (top ``train_layers``) and heads on ``rows`` of (text, term
+        span or None), holding out 10% of the reviews for early stopping."""
+        import torch
+
+        from topicsent.methods import _one_pass
+
+        train_rows, held_rows = held_out_rows(review_ids, self.random_state)
+        self._load_one_pass(resolve_base(self.base).directory, fresh=True)
+        groups = _one_pass.layerwise_groups(
+            self.model_, learning_rate=self.learning_rate or FULL_LEARNING_RATE,
+            train_layers=self.train_layers, layer_decay=self.layer_decay,
+        )  # fmt: skip
+        self._require_training_memory(groups)
+        weights = _one_pass.class_weights(targets["polarity"], len(self.polarity_classes_), self.class_weight_power)
+        loss = _one_pass.term_loss(weights) if self.task_ is Task.ATSA else _one_pass.acsa_loss(1.0, weights)
+
+        def batches(subset: list[int]) -> Batches:
+            texts = [rows[i][0] for i in subset]
+            spans = [rows[i][1] for i in subset] if self.task_ is Task.ATSA else None
+            return Batches(
+                [len(text) for text in texts],
+                lambda batch: self._one_pass_inputs([texts[i] for i in batch], spans and [spans[i] for i in batch]),
+                lambda batch: {k: torch.from_numpy(v[[subset[i] for i in batch]]) for k, v in targets.items()},
+            )
+
+        trained = "every layer" if self.train_layers is None else f"the top {self.train_layers} layers"
+        self.training_report_ = fit_torch(
+            self.model_, batches(train_rows), batches(held_rows), Objective(loss, _one_pass.polarity_hits), groups,
+            epochs=self.epochs, batch_size=self.train_batch_size, patience=self.patience, seed=self.random_state,
+            description=f"{self.name}: one-pass fine-tuning of {trained} on {len(train_rows):,} reviews",
+            checkpoint=self._checkpoint(), **self._placement(),
+        )  # fmt: skip
+        self.n_outputs_ = len(self.polarity_classes_)
+        self.n_train_examples_ = len(rows)
+
+    def _load_one_pass(self, directory: Path, *, fresh: bool) -> None:
+        """The encoder from ``directory`` and new heads (seeded) around it."""
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+
+        from topicsent.encoders._transformer import prepare_transformers
+        from topicsent.methods._one_pass import OnePassAspectModel
+
+        prepare_transformers()
+        with progress_bar(f"{self.name}: load {self.base}", total=None):
+            self.tokenizer_ = AutoTokenizer.from_pretrained(directory)
+            encoder = AutoModel.from_pretrained(directory, dtype=torch.float32, use_safetensors=True)
+        torch.manual_seed(self.random_state)
+        n_categories = len(self.categories) if self.task_ is Task.ACSA else 0
+        self.model_ = OnePassAspectModel(encoder, len(self.polarity_classes_), n_categories, hidden=self.hidden)
+        if not fresh:
+            self.model_.eval()
+
+    def _require_training_memory(self, groups: list[dict[str, Any]]) -> None:
+        """Refuse before training when weights, gradients, AdamW moments and the
+        activations of the trained layers would not fit in memory."""
+        from topicsent.encoders._assembled import require_memory
+
+        weights = sum(p.numel() for p in self.model_.parameters())
+        trained = sum(p.numel() for group in groups for p in group["params"])
+        layers = len(groups) - 1
+        activations = self.train_batch_size * self.max_length * self.model_.encoder.config.hidden_size * layers * 4 * 24
+        require_memory(f"fine-tuning {self.base} ({trained / 1e6:,.0f}M of {weights / 1e6:,.0f}M weights trained)",
+                       weights * 4 + trained * 12 + activations + 2**30)  # fmt: skip
+
+    def _one_pass_inputs(self, texts: list[str], spans: list | None) -> dict[str, Any]:
+        from topicsent.methods._one_pass import encode_texts
+
+        return encode_texts(self.tokenizer_, texts, spans, self.max_length)
+
+    def _one_pass_outputs(self, texts: list[str], spans: list | None = None) -> dict[str, np.ndarray]:
+        """Polarity probabilities (and ACSA mention probabilities) for each text."""
+        from scipy.special import expit, softmax
+
+        outputs = outputs_in_order(
+            self.model_, [len(text) for text in texts],
+            lambda batch: self._one_pass_inputs([texts[i] for i in batch], spans and [spans[i] for i in batch]),
+            batch_size=PREDICT_BATCH, **self._placement(),
+        )  # fmt: skip
+        found = {"polarity": softmax(outputs["polarity"], axis=-1)}
+        if "detection" in outputs:
+            found["detection"] = expit(outputs["detection"])
+        return found
+
+    def _review_outputs(self, reviews: Sequence[Review]) -> dict[str, np.ndarray]:
+        """ACSA outputs per distinct review text, remembered for the next call in the same
+        batch (detection, then the polarity of the detected categories)."""
+        texts = list(dict.fromkeys(review.text for review in reviews))
+        recent = getattr(self, "_recent_outputs", {})
+        missing = [text for text in texts if text not in recent]
+        if missing:
+            found = self._one_pass_outputs(missing)
+            recent = recent | {text: {k: v[i] for k, v in found.items()} for i, text in enumerate(missing)}
+        self._recent_outputs = {text: recent[text] for text in texts}
+        return {k: np.stack([self._recent_outputs[r.text][k] for r in reviews]) for k in ("polarity", "detection")}
+
+    def _detect_proba(self, reviews: Sequence[Review]) -> np.ndarray:
+        if self.design == "pair":
+            return super()._detect_proba(reviews)
+        return self._review_outputs(reviews)["detection"]
+
+    def _polarity_proba(self, pairs) -> np.ndarray:
+        if self.design == "pair":
+            return super()._polarity_proba(pairs)
+        if self.task_ is Task.ATSA:
+            return self._one_pass_outputs([review.text for review, _ in pairs], [_span(aspect) for _, aspect in pairs])[
+                "polarity"
+            ]
+        polarity = self._review_outputs([review for review, _ in pairs])["polarity"]
+        index = self.category_index
+        return polarity[np.arange(len(pairs)), [index[aspect.name] for _, aspect in pairs]]
 
     def _fit_pair_model(self, examples: list[Example], targets: np.ndarray, review_ids: list[str]) -> None:
         self._train(examples, targets, review_ids, len(self.pair_classes_))
@@ -220,28 +447,52 @@ class FinetuneMethod(PairClassifierMethod):
 
     def _save_models(self, directory: Path) -> None:
         facts = {
-            "base": self.base, "adaptation": self.adaptation, "task": self.task_.value, "n_outputs": self.n_outputs_,
+            "base": self.base, "design": self.design, "adaptation": self.adaptation, "task": self.task_.value,
+            "n_outputs": self.n_outputs_,
             "classes": self.pair_classes_ if self.task_ is not Task.RATING else [int(c) for c in self.classes_],
             "training_examples": self.n_train_examples_, "training_data": self.training_data_, **self.training_report_.to_dict(),
         }  # fmt: skip
+        if self._is_one_pass():
+            from safetensors.torch import save_file
+
+            heads = {k: v.contiguous() for k, v in self.model_.state_dict().items() if not k.startswith("encoder.")}
+            save_checkpoint(self.model_.encoder, self.tokenizer_, directory, self._model_card(facts), facts)
+            save_file(heads, directory / MODEL_SUBDIR / HEADS_FILE)
+            return
         save_checkpoint(self.model_, self.tokenizer_, directory, self._model_card(facts), facts)
+
+    def _is_one_pass(self) -> bool:
+        return self.design == "attention" and self.task_ is not Task.RATING
 
     def _load_models(self, directory: Path) -> None:
         facts = json.loads((directory / MODEL_SUBDIR / "training.json").read_text(encoding="utf-8"))
         self.n_outputs_, self.n_train_examples_ = facts["n_outputs"], facts["training_examples"]
         self.training_data_ = facts["training_data"]
         self.training_report_ = TrainingReport(facts["best_epoch"], facts["curve"])
+        if self._is_one_pass():
+            from safetensors.torch import load_file
+
+            from topicsent.encoders._transformer import require_safetensors
+
+            require_safetensors(directory / MODEL_SUBDIR)
+            self._load_one_pass(directory / MODEL_SUBDIR, fresh=False)
+            self.model_.load_state_dict(load_file(directory / MODEL_SUBDIR / HEADS_FILE), strict=False)
+            self.model_.eval()
+            return
         self.model_, self.tokenizer_ = load_checkpoint(
             directory, self.base, adaptation=self.adaptation, n_outputs=self.n_outputs_
         )
 
     def _model_card(self, facts: dict[str, Any]) -> str:
+        from topicsent.encoders import ASSEMBLED_ENCODERS
+
+        licence = ASSEMBLED_ENCODERS[self.base].licence if self.base in ASSEMBLED_ENCODERS else BASE_LICENCES.get(self.base)
         curve = "\n".join(
             f"| {row['epoch']} | {row['validation_loss']:.4f} | {row['validation_accuracy']:.4f} |" for row in facts["curve"]
         )
         return f"""# topicsent `finetune` model
 
-- Base model: `{self.base}` (licence: {BASE_LICENCES.get(self.base, "see the base model's own licence")}),
+- Base model: `{self.base}` (licence: {licence or "see the base model's own licence"}),
   {"all weights fine-tuned" if self.adaptation == "full" else f"LoRA adapters (rank {self.lora_rank}) and a new head"}.
 - Task: `{facts["task"]}`; classes: {", ".join(map(str, facts["classes"]))}.
 - Training data: {facts["training_data"]}, {facts["training_examples"]:,} examples,
@@ -257,3 +508,7 @@ class FinetuneMethod(PairClassifierMethod):
 Load with `topicsent predict --model DIR reviews.csv` or
 `topicsent.methods.BaseMethod.load(DIR)`.
 """
+
+
+def _span(aspect) -> tuple[int, int] | None:
+    return (aspect.start, aspect.end) if aspect.start is not None and aspect.end is not None else None
