@@ -27,12 +27,6 @@ Pair = tuple[Review, AspectLabel]
 STATE_FILE = "pipeline.json"
 DETECTION_THRESHOLD = 0.5
 NO_KNOWN_WORDS = "no known words: not one word of the review is in the model's vocabulary"
-NO_KNOWN_TERMS = "no known aspect terms: none of the terms learned in training occurs in the review"
-
-
-def merge_reasons(*per_review: list[str | None]) -> list[str | None]:
-    """The first reason per review among several checks (None when none has one)."""
-    return [next((reason for reason in reasons if reason), None) for reasons in zip(*per_review, strict=True)]
 
 
 def overall_from_aspects(aspects: Sequence[AspectSentiment]) -> str | None:
@@ -134,13 +128,6 @@ class AspectPipelineMethod(BaseMethod):
             overall = Overall(polarity=overall_from_aspects(found))
             analyses.append(self._analysis(review, overall=overall, aspects=found))
         return analyses
-
-    def _nothing_to_go_on(self, reviews: Sequence[Review], *, given_aspects: bool) -> list[str | None]:
-        """ATSA without given terms: a review where the term lexicon finds nothing has no
-        aspect to score; it is abstained rather than answered "no aspects" with full status."""
-        if self.task_ is not Task.ATSA or given_aspects:
-            return [None] * len(reviews)
-        return [None if self.term_lexicon_.extract(review.text) else NO_KNOWN_TERMS for review in reviews]
 
     def _detected_categories(self, reviews: Sequence[Review]) -> list[list[AspectLabel]]:
         mention = self._detect_proba(reviews)

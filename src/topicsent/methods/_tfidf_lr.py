@@ -29,7 +29,7 @@ from topicsent.methods._linear import (
     restore_pipeline_models,
     save_models,
 )
-from topicsent.methods._pipeline import NO_KNOWN_WORDS, AspectPipelineMethod, Pair, merge_reasons
+from topicsent.methods._pipeline import NO_KNOWN_WORDS, AspectPipelineMethod, Pair
 from topicsent.schema import Task
 
 ARRAYS_FILE = "tfidf_lr.npz"
@@ -131,9 +131,7 @@ class TfidfLRMethod(AspectPipelineMethod):
     def _nothing_to_go_on(self, reviews: Sequence[Review], *, given_aspects: bool) -> list[str | None]:
         """A review without one n-gram of the vocabulary would get the intercept: the
         training prior. It is abstained instead."""
-        known = self._texts(reviews).getnnz(axis=1)
-        reasons = [None if count else NO_KNOWN_WORDS for count in known]
-        return merge_reasons(reasons, super()._nothing_to_go_on(reviews, given_aspects=given_aspects))
+        return [None if count else NO_KNOWN_WORDS for count in self._texts(reviews).getnnz(axis=1)]
 
     def _pair_features(self, pairs: list[Pair]) -> sp.csr_matrix:
         shared = self._texts([review for review, _ in pairs])
