@@ -10,10 +10,11 @@ from topicsent.data._files import (
     review_batches,
     review_from_record,
 )
+from topicsent.data._labels import label_problem, one_class_problem, span_problem
 from topicsent.data._reviews import AspectLabel, LabelSpace, Review, ReviewSet, Splits
 
 __all__ = [
     "DATASETS", "FORMATS", "AspectLabel", "ColumnMap", "DatasetInfo", "LabelSpace", "Review", "ReviewSet", "Splits",
-    "count_rows", "data_dir", "dataset_info", "detect_language", "load_dataset", "read_reviews", "review_batches",
-    "review_from_record",
+    "count_rows", "data_dir", "dataset_info", "detect_language", "label_problem", "load_dataset", "one_class_problem",
+    "read_reviews", "review_batches", "review_from_record", "span_problem",
 ]  # fmt: skip

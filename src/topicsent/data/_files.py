@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
+from topicsent.data._labels import label_problem
 from topicsent.data._reviews import AspectLabel, LabelSpace, Review, ReviewSet
 from topicsent.errors import InputDataError
 from topicsent.schema import POLARITIES, Task
@@ -66,17 +67,28 @@ def read_reviews(
         the 1-based row number is the id.
     require_text : when True (training), an empty text is an error; when False
         (prediction) the row is kept and the method reports it with status ``error``.
-    rating_scale : inclusive rating range; inferred from the data when None.
-    categories : the taxonomy; inferred from the aspect names when None.
+    rating_scale : inclusive rating range; inferred from the data when None. When
+        given, a rating outside it is an error naming its row.
+    categories : the taxonomy; inferred from the aspect names when None. When given, a
+        category outside it is an error naming its row, the category and the known ones.
+
+    Raises
+    ------
+    InputDataError
+        One line naming the file, the row and the problem: unreadable file, missing
+        column, duplicate id, or a label that contradicts the text (a term's span holding
+        other words) or the given taxonomy or scale.
 
     Examples
     --------
     >>> reviews = read_reviews("reviews.csv", ColumnMap(text="body", rating="stars"))  # doctest: +SKIP
     """
     source = str(path)
-    reviews = [
-        review for batch in review_batches(source, columns, language=language, require_text=require_text) for review in batch
-    ]
+    given = None  # what the caller fixed; every label is checked against it, naming its row
+    if categories is not None or rating_scale is not None:
+        given = LabelSpace(polarities=POLARITIES, categories=categories, rating_scale=rating_scale)
+    batches = review_batches(source, columns, language=language, require_text=require_text, space=given)
+    reviews = [review for batch in batches for review in batch]
     if not reviews:
         raise InputDataError(f"{source}: no reviews in the file (it is empty or has only a header)")
     observed = [r.rating for r in reviews if r.rating is not None]
@@ -101,9 +113,11 @@ def review_batches(
     batch_size: int = 50_000,
     language: str = "auto",
     require_text: bool = False,
+    space: LabelSpace | None = None,
 ) -> Iterator[list[Review]]:
     """The file's reviews in lists of ``batch_size``, read lazily: a file larger than
     memory streams through, and an input problem is still reported with its row.
+    Labels are checked against the text and, when given, against ``space``.
 
     Ids are checked for uniqueness across the whole file (only the ids are kept)."""
     source = str(path)
@@ -111,7 +125,7 @@ def review_batches(
     for batch in _record_batches(source, batch_size):
         if not first_row:
             _check_columns(source, set(batch[0][1]), columns)
-        reviews = [review_from_record(source, row, record, columns, language, require_text) for row, record in batch]
+        reviews = [review_from_record(source, row, record, columns, language, require_text, space) for row, record in batch]
         for (row, _), review in zip(batch, reviews, strict=True):
             if review.id in first_row:
                 raise InputDataError(
@@ -285,9 +299,16 @@ def _parquet_batches(path: Path, size: int) -> Iterator[list[tuple[int, dict[str
 
 
 def review_from_record(
-    source: str, row: int, record: dict[str, Any], columns: ColumnMap, language: str = "auto", require_text: bool = False
+    source: str,
+    row: int,
+    record: dict[str, Any],
+    columns: ColumnMap,
+    language: str = "auto",
+    require_text: bool = False,
+    space: LabelSpace | None = None,
 ) -> Review:
-    """One input row as a :class:`Review`, with errors naming the source and row."""
+    """One input row as a :class:`Review`, with errors naming the source and row
+    (labels checked by :func:`~topicsent.data.label_problem`, against ``space`` when given)."""
     where = f"{source}: row {row}"
     text = record.get(columns.text)
     if text is None:
@@ -299,20 +320,17 @@ def review_from_record(
     review_id = str(record[columns.id]).strip() if columns.id else str(row)
     if not review_id:
         raise InputDataError(f"{where}: empty id in column {columns.id!r}")
-    aspects = _aspects(where, record.get(columns.aspects)) if columns.aspects else ()
-    for aspect in aspects:
-        if aspect.start is not None and not (
-            isinstance(aspect.start, int) and isinstance(aspect.end, int) and 0 <= aspect.start <= aspect.end <= len(text)
-        ):
-            raise InputDataError(f"{where}: span {aspect.start}-{aspect.end} of term {aspect.name!r} is outside the text")
-    return Review(
+    review = Review(
         id=review_id,
         text=text,
         language=detect_language(text) if language == "auto" else language,
         rating=_rating(where, record.get(columns.rating)) if columns.rating else None,
-        aspects=aspects,
+        aspects=_aspects(where, record.get(columns.aspects)) if columns.aspects else (),
         meta={"date": str(record[columns.date])} if columns.date and record.get(columns.date) is not None else {},
     )
+    if problem := label_problem(review, space):
+        raise InputDataError(f"{where}: {problem}")
+    return review
 
 
 def _rating(where: str, value: Any) -> int | None:

@@ -60,9 +60,11 @@ def fmt(value: object) -> str:
 SPLITS = ("train", "validation", "test")
 
 
-def labelled_input(dataset: str | None, input_file, cols, *, task: str | None, split: str = "train", categories=None):
+def labelled_input(dataset: str | None, input_file, cols, *, task: str | None, split: str = "train", categories=None, space=None):
     """Labelled reviews from a built-in dataset's split or a file (exactly one of them),
-    and the task: the one given, the dataset's, or what the file's columns imply."""
+    and the task: the one given, the dataset's, or what the file's columns imply.
+    ``space`` (a :class:`~topicsent.data.LabelSpace`, e.g. the training data's) fixes the
+    file's taxonomy and rating scale, so a label outside them is an error naming its row."""
     from topicsent.data import load_dataset, read_reviews
 
     if (dataset is None) == (input_file is None):
@@ -72,5 +74,8 @@ def labelled_input(dataset: str | None, input_file, cols, *, task: str | None, s
             raise InvalidParameterError(f"--split must be train, validation or test, got {split!r}")
         reviews = getattr(load_dataset(dataset), split)
     else:
-        reviews = read_reviews(input_file, cols, task=task, categories=categories)
+        if space is not None:
+            categories = space.categories
+        rating_scale = space.rating_scale if space is not None else None
+        reviews = read_reviews(input_file, cols, task=task, categories=categories, rating_scale=rating_scale)
     return reviews, task or reviews.task or ("rating" if cols.rating else "acsa" if cols.aspects else None)

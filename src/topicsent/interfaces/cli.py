@@ -259,28 +259,34 @@ def train(
     categories = Taxonomy.load(taxonomy).categories if taxonomy and input_file else None
     cols = columns(text_col, id_col, rating_col, aspects_col)
     reviews, task = labelled_input(dataset, input_file, cols, task=task, categories=categories)
-    model = make_method(method, **_json_params(params) | ({"base": base} if base else {})).fit(reviews, task)
+    model = make_method(method, **_json_params(params) | ({"base": base} if base else {}))
     use_dataset = dataset if calibrate and model.calibrate_by_default else None
-    held_out = _calibration_reviews(use_dataset, calibration_file, cols, model.task_.value, categories)
+    # read and check the calibration reviews against the training labels now: a category the
+    # model will not know fails in one line before training, not after it
+    held_out = _calibration_reviews(use_dataset, calibration_file, cols, task, reviews.label_space)
+    model.fit(reviews, task)
+    model.save(out)  # before the optional calibration: whatever happens there, the trained model is kept
+    console.print(f"Trained {method} for {model.task_.value} on {len(reviews):,} reviews; saved to [bold]{out}[/bold]")
     if held_out is not None:
         try:
             model.calibrate(held_out)
-            console.print(f"Confidence calibrated on {len(held_out):,} held-out reviews")
         except InvalidParameterError as error:
             console.print(f"[dim]Confidence not calibrated: {error}[/dim]")
-    model.save(out)
-    console.print(f"Trained {method} for {model.task_.value} on {len(reviews):,} reviews; saved to [bold]{out}[/bold]")
+            return
+        model.save_calibration(out)
+        console.print(f"Confidence calibrated on {len(held_out):,} held-out reviews")
 
 
-def _calibration_reviews(dataset: str | None, calibration_file: Path | None, cols, task: str, categories):
-    """Labelled reviews the model did not train on: --calibration-file, else a seeded
-    sample of the dataset's validation split."""
+def _calibration_reviews(dataset: str | None, calibration_file: Path | None, cols, task: str | None, space):
+    """Labelled reviews the model did not train on: --calibration-file (its categories
+    and ratings checked against the training data's ``space``, naming the row), else a
+    seeded sample of the dataset's validation split."""
     from topicsent.eval._harness import CALIBRATION_SAMPLE
 
     if calibration_file is None and dataset is None:
         return None
     source = None if calibration_file else dataset
-    reviews = labelled_input(source, calibration_file, cols, task=task, split="validation", categories=categories)[0]
+    reviews = labelled_input(source, calibration_file, cols, task=task, split="validation", space=space)[0]
     return reviews if calibration_file else reviews.sample(CALIBRATION_SAMPLE)
 
 

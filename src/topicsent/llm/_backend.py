@@ -67,11 +67,20 @@ class ChatRequest:
         return sum(len(content) for _, content in self.messages)
 
 
+#: Why a generation stopped, as OpenAI-compatible servers say it: ``stop`` (the model
+#: ended its answer), ``length`` (cut off at ``max_tokens``), ``content_filter``.
+FINISH_REASONS = ("stop", "length", "content_filter")
+
+
 @dataclass(frozen=True)
 class RawCompletion:
+    """A backend's answer: the text, token counts, and ``finish_reason`` (why the
+    generation stopped, see :data:`FINISH_REASONS`; None when the backend cannot tell)."""
+
     text: str
     input_tokens: int = 0
     output_tokens: int = 0
+    finish_reason: str | None = None
 
 
 class Backend(ABC):
@@ -93,7 +102,8 @@ class Backend(ABC):
 
     @abstractmethod
     async def complete(self, request: ChatRequest) -> RawCompletion:
-        """One completion; raises :class:`BackendError` on failure."""
+        """One completion, saying why it stopped (``finish_reason``); raises
+        :class:`BackendError` on failure."""
 
     async def aclose(self) -> None:  # noqa: B027 (optional hook, not abstract)
         """Release connections or memory (default: nothing to release)."""

@@ -50,6 +50,7 @@ class Completion:
     latency_ms: float
     cost_usd: float | None
     cache_hit: bool
+    finish_reason: str | None = None  # see topicsent.llm._backend.FINISH_REASONS
 
 
 @dataclass
@@ -134,7 +135,8 @@ class LlmClient:
         if cached is not None:
             self.stats.cache_hits += 1
             self._log(prompt_hash, cached.input_tokens, cached.output_tokens, 0.0, 0.0, cache_hit=True, outcome="ok")
-            return Completion(cached.text, cached.input_tokens, cached.output_tokens, 0.0, 0.0, cache_hit=True)
+            reason = cached.finish_reason
+            return Completion(cached.text, cached.input_tokens, cached.output_tokens, 0.0, 0.0, True, reason)
         estimate = self._reserve(request)
         try:
             async with self._semaphore:
@@ -174,7 +176,9 @@ class LlmClient:
         if self.store:
             self.store.put(key, raw)
         self._log(prompt_hash, raw.input_tokens, raw.output_tokens, latency_ms, cost, cache_hit=False, outcome="ok")
-        return Completion(raw.text, raw.input_tokens, raw.output_tokens, latency_ms, cost, cache_hit=False)
+        return Completion(
+            raw.text, raw.input_tokens, raw.output_tokens, latency_ms, cost, cache_hit=False, finish_reason=raw.finish_reason
+        )
 
     def _count_retry(self, state: RetryCallState) -> None:
         self.stats.retries += 1
@@ -212,6 +216,25 @@ class Checked(Generic[T]):
     def raw(self) -> str:
         return self.completions[-1].text
 
+    @property
+    def repaired(self) -> bool:
+        """Whether a repair turn was asked (not when the answer was cut off or filtered)."""
+        return len(self.completions) > 1
+
+
+def stop_problem(completion: Completion, max_tokens: int) -> str | None:
+    """Why an answer that failed its check cannot be repaired by asking again: cut off
+    at the token limit (a repair at the same limit is cut off too) or stopped by the
+    server's content filter. None when the model ended the answer itself."""
+    if completion.finish_reason == "length":
+        return (
+            f"the answer was cut off at the token limit (max_tokens={max_tokens}) before it was complete; "
+            "raise max_tokens (or shorten the prompt) and run again"
+        )
+    if completion.finish_reason == "content_filter":
+        return "the server's content filter stopped the answer; a repair turn would be filtered too"
+    return None
+
 
 async def ask_checked(
     client: LlmClient,
@@ -222,15 +245,20 @@ async def ask_checked(
     prompt_hash: str,
 ) -> Checked[T]:
     """Ask, check the answer (``check`` raises ``ValueError`` saying what is wrong), and
-    when it fails ask once more with the problem spelled out. Backend failures and the
-    budget propagate as :class:`BackendError` / :class:`BudgetExceededError`."""
-    completions = [await client.complete(make_request(messages), prompt_hash=prompt_hash)]
+    when it fails ask once more with the problem spelled out, unless the generation was
+    cut off at the token limit or filtered (:func:`stop_problem`): then the problem says
+    so and no useless repair call is made. Backend failures and the budget propagate as
+    :class:`BackendError` / :class:`BudgetExceededError`."""
+    request = make_request(messages)
+    completions = [await client.complete(request, prompt_hash=prompt_hash)]
     try:
         return Checked(check(completions[-1].text), completions)
     except ValueError as problem:
+        if stopped := stop_problem(completions[-1], request.max_tokens):
+            return Checked(None, completions, stopped)
         turn = [{"role": "assistant", "content": completions[-1].text}, {"role": "user", "content": repair_message(str(problem))}]
         completions.append(await client.complete(make_request(messages + turn), prompt_hash=prompt_hash))
     try:
         return Checked(check(completions[-1].text), completions)
     except ValueError as still:
-        return Checked(None, completions, str(still))
+        return Checked(None, completions, stop_problem(completions[-1], request.max_tokens) or str(still))

@@ -81,10 +81,12 @@ class LlamaCppBackend(Backend):
             except ValueError as error:  # e.g. the prompt does not fit the context window
                 raise BackendError(f"llama.cpp refused the request: {error}", retryable=False) from None
         usage = result.get("usage") or {}
+        choice = result["choices"][0]
         return RawCompletion(
-            text=result["choices"][0]["message"]["content"] or "",
+            text=choice["message"]["content"] or "",
             input_tokens=int(usage.get("prompt_tokens") or 0),
             output_tokens=int(usage.get("completion_tokens") or 0),
+            finish_reason=choice.get("finish_reason"),  # llama.cpp says "length" when max_tokens cut it off
         )
 
     async def complete(self, request: ChatRequest) -> RawCompletion:

@@ -124,10 +124,14 @@ def _completion(response: httpx.Response) -> RawCompletion:
     retryable error (a proxy or server hiccup), not an answer."""
     try:
         data = response.json()
-        text = data["choices"][0]["message"]["content"]
+        choice = data["choices"][0]
+        text = choice["message"]["content"]
     except (ValueError, KeyError, IndexError, TypeError):
         raise BackendError(f"malformed response body: {response.text[:200]!r}", retryable=True) from None
     usage = data.get("usage") or {}
     return RawCompletion(
-        text=text or "", input_tokens=int(usage.get("prompt_tokens") or 0), output_tokens=int(usage.get("completion_tokens") or 0)
+        text=text or "",
+        input_tokens=int(usage.get("prompt_tokens") or 0),
+        output_tokens=int(usage.get("completion_tokens") or 0),
+        finish_reason=choice.get("finish_reason"),
     )

@@ -25,7 +25,8 @@ LLM_CACHE_ENV = "TOPICSENT_LLM_CACHE"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (
-    key TEXT PRIMARY KEY, text TEXT NOT NULL, input_tokens INTEGER, output_tokens INTEGER, created REAL
+    key TEXT PRIMARY KEY, text TEXT NOT NULL, input_tokens INTEGER, output_tokens INTEGER, created REAL,
+    finish_reason TEXT
 );
 CREATE TABLE IF NOT EXISTS calls (
     timestamp REAL, backend TEXT, model TEXT, prompt_hash TEXT, input_tokens INTEGER, output_tokens INTEGER,
@@ -61,6 +62,9 @@ class LlmStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as db:
             db.executescript(_SCHEMA)
+            columns = {row[1] for row in db.execute("PRAGMA table_info(responses)")}
+            if "finish_reason" not in columns:  # a cache written before answers said why they stopped
+                db.execute("ALTER TABLE responses ADD COLUMN finish_reason TEXT")
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -74,14 +78,19 @@ class LlmStore:
 
     def get(self, key: str) -> RawCompletion | None:
         with self._connect() as db:
-            row = db.execute("SELECT text, input_tokens, output_tokens FROM responses WHERE key = ?", (key,)).fetchone()
-        return RawCompletion(text=row[0], input_tokens=row[1] or 0, output_tokens=row[2] or 0) if row else None
+            row = db.execute(
+                "SELECT text, input_tokens, output_tokens, finish_reason FROM responses WHERE key = ?", (key,)
+            ).fetchone()
+        if row is None:
+            return None
+        return RawCompletion(text=row[0], input_tokens=row[1] or 0, output_tokens=row[2] or 0, finish_reason=row[3])
 
     def put(self, key: str, completion: RawCompletion) -> None:
         with self._connect() as db:
             db.execute(
-                "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?)",
-                (key, completion.text, completion.input_tokens, completion.output_tokens, time.time()),
+                "INSERT OR REPLACE INTO responses (key, text, input_tokens, output_tokens, created, finish_reason) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (key, completion.text, completion.input_tokens, completion.output_tokens, time.time(), completion.finish_reason),
             )
 
     def log(self, record: CallRecord) -> None:

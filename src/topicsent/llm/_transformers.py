@@ -100,10 +100,12 @@ class TransformersBackend(Backend):
                     **prompt, max_new_tokens=request.max_tokens, pad_token_id=tokenizer.eos_token_id, **sampling
                 )
         new_tokens = output[0, prompt["input_ids"].shape[1] :]
+        ended = len(new_tokens) < request.max_tokens or int(new_tokens[-1]) == tokenizer.eos_token_id
         return RawCompletion(
             text=tokenizer.decode(new_tokens, skip_special_tokens=True),
             input_tokens=int(prompt["input_ids"].shape[1]),
             output_tokens=len(new_tokens),
+            finish_reason="stop" if ended else "length",  # generate() stops early only at the end-of-sequence token
         )
 
     async def complete(self, request: ChatRequest) -> RawCompletion:

@@ -21,7 +21,7 @@ import numpy as np
 
 from topicsent import __version__
 from topicsent._progress import progress_bar
-from topicsent.data import LabelSpace, Review, ReviewSet
+from topicsent.data import LabelSpace, Review, ReviewSet, label_problem, one_class_problem
 from topicsent.errors import (
     InputDataError,
     InvalidParameterError,
@@ -132,11 +132,15 @@ class BaseMethod(ABC):
 
         With ``given_aspects=True`` each review's own aspects (names, and spans for
         terms; their labels are ignored) are the ones scored, and exactly those come
-        back, in order: the standard ACSA/ATSA evaluation protocol. Otherwise the
-        method finds the aspects itself. Empty texts come back with status ``error``.
-        Confidences are calibrated once :meth:`calibrate` has run. With
-        ``abstain_below=P`` a review whose least confident answer is under ``P`` comes
-        back ``abstained``, without labels.
+        back, in order: the standard ACSA/ATSA evaluation protocol; a review whose
+        given aspect the model cannot score (a category outside its taxonomy, a term
+        whose span holds other words) comes back ``error`` naming it, and the other
+        reviews are answered. Otherwise the method finds the aspects itself. Empty
+        texts come back with status ``error``; a review the method has nothing to go
+        on for (no word it knows) comes back ``abstained`` saying so, not with an
+        answer from its training prior. Confidences are calibrated once
+        :meth:`calibrate` has run. With ``abstain_below=P`` a review whose least
+        confident answer is under ``P`` comes back ``abstained``, without labels.
         """
         self._check_fitted()
         results: dict[int, ReviewAnalysis] = {}
@@ -145,11 +149,14 @@ class BaseMethod(ABC):
             for start in range(0, len(usable), self.batch_size):
                 batch = usable[start : start + self.batch_size]
                 began = time.perf_counter()
-                answers = self._predict([reviews[i] for i in batch], given_aspects=given_aspects)
+                refused = self._refused([(i, reviews[i]) for i in batch], given_aspects)
+                results |= refused
+                asked = [i for i in batch if i not in refused]
+                answers = self._predict([reviews[i] for i in asked], given_aspects=given_aspects) if asked else []
                 if hasattr(self, "calibrator_"):
                     answers = [self.calibrator_.apply(answer) for answer in answers]
                 per_review_ms = (time.perf_counter() - began) * 1000 / len(batch)
-                for index, answer in zip(batch, answers, strict=True):
+                for index, answer in zip(asked, answers, strict=True):
                     if answer.usage.latency_ms is None:
                         answer.usage = answer.usage.model_copy(update={"latency_ms": per_review_ms})
                     results[index] = answer
@@ -170,6 +177,7 @@ class BaseMethod(ABC):
         calibrated confidence, and it is saved with the model. ``predictions``: this
         method's uncalibrated answers for ``reviews`` (gold aspects given), to save a pass."""
         self._check_fitted()
+        check_labels(reviews, self.label_space_, self.task_)  # a category the model does not know is one clear error
         if predictions is None:
             self.__dict__.pop("calibrator_", None)
             predictions = self.predict_labelled(reviews)
@@ -199,10 +207,35 @@ class BaseMethod(ABC):
         raise InvalidParameterError(f"{self!r} predicts ratings without class probabilities")
 
     def _empty_text_row(self, review: Review) -> ReviewAnalysis:
+        return self._unanswered(review, "error", "empty or whitespace-only text")
+
+    def _unanswered(self, review: Review, status: str, reason: str) -> ReviewAnalysis:
         return ReviewAnalysis.failed(
-            review.id, status="error", reason="empty or whitespace-only text", method=self.name,
-            language=review.language, model=self.model_name, usage=Usage(),
+            review.id, status=status, reason=reason, method=self.name, language=review.language, model=self.model_name,
+            usage=Usage(),
         )  # fmt: skip
+
+    def _refused(self, batch: list[tuple[int, Review]], given_aspects: bool) -> dict[int, ReviewAnalysis]:
+        """Rows answered without asking the method: ``error`` for a given aspect it
+        cannot score, ``abstained`` for a review it has nothing to go on for."""
+        refused: dict[int, ReviewAnalysis] = {}
+        if given_aspects and self.task_ is not Task.RATING:
+            for index, review in batch:
+                if problem := label_problem(review.unlabelled(), self.label_space_, self.task_):
+                    refused[index] = self._unanswered(review, "error", problem)
+        waiting = [(index, review) for index, review in batch if index not in refused]
+        reasons = self._nothing_to_go_on([review for _, review in waiting], given_aspects=given_aspects) if waiting else []
+        for (index, review), reason in zip(waiting, reasons, strict=True):
+            if reason:
+                refused[index] = self._unanswered(review, "abstained", reason)
+        return refused
+
+    def _nothing_to_go_on(self, reviews: Sequence[Review], *, given_aspects: bool) -> list[str | None]:
+        """Per review, why the method has no evidence to answer from (e.g. "no word
+        of the review is in the model's vocabulary"), or None. Methods whose features
+        can come out empty override it, so such reviews are ``abstained`` instead of
+        answered from the training prior with status ``ok``."""
+        return [None] * len(reviews)
 
     def _analysis(self, review: Review, **fields: Any) -> ReviewAnalysis:
         """An ``ok`` analysis of ``review`` carrying this method's names."""
@@ -257,12 +290,19 @@ class BaseMethod(ABC):
             "label_space": self.label_space_.to_dict(),
         }
         self._save_state(directory)
-        if hasattr(self, "calibrator_"):
-            (directory / CALIBRATION_FILE).write_text(json.dumps(self.calibrator_.to_dict()), encoding="utf-8")
-        else:
-            (directory / CALIBRATION_FILE).unlink(missing_ok=True)  # an older save's calibration is not this model's
+        self.save_calibration(directory)
         (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2, ensure_ascii=False), encoding="utf-8")
         return directory
+
+    def save_calibration(self, directory: str | Path) -> Path:
+        """Write (or remove, when not calibrated) only the calibration beside a model
+        already saved in ``directory``: calibrating after saving needs no second full save."""
+        path = Path(directory) / CALIBRATION_FILE
+        if hasattr(self, "calibrator_"):
+            path.write_text(json.dumps(self.calibrator_.to_dict()), encoding="utf-8")
+        else:
+            path.unlink(missing_ok=True)  # an older save's calibration is not this model's
+        return path
 
     @classmethod
     def load(cls, directory: str | Path) -> BaseMethod:
@@ -302,30 +342,43 @@ class BaseMethod(ABC):
         """Restore what :meth:`_save_state` wrote."""
 
 
+def check_labels(reviews: ReviewSet, space: LabelSpace, task: Task) -> None:
+    """Refuse labelled reviews whose labels contradict their text or ``space`` (the same
+    check as for files, :func:`~topicsent.data.label_problem`), or that lack the label
+    ``task`` learns from; raises :class:`InputDataError` naming the first bad review."""
+    for review in reviews:
+        if task is Task.RATING and review.rating is None:
+            raise InputDataError(f"{reviews.name}: review {review.id!r} has no rating; rating training needs one per review")
+        unlabelled = next((a for a in review.aspects if a.polarity is None), None)
+        if task is not Task.RATING and unlabelled is not None:
+            raise InputDataError(
+                f"{reviews.name}: review {review.id!r} aspect {unlabelled.name!r} has no polarity; "
+                f"expected one of {', '.join(space.polarities)}"
+            )
+        if problem := label_problem(review, space, task):
+            raise InputDataError(f"{reviews.name}: review {review.id!r}: {problem}")
+
+
 def _check_training_labels(reviews: ReviewSet, task: Task) -> None:
-    """Refuse training data that cannot teach ``task``, naming the first bad review."""
+    """Refuse training data that cannot teach ``task`` before any work starts: a bad
+    label (named by its review), no labels, or labels that never differ (one rating,
+    one polarity), which no method can learn from."""
     if not len(reviews):
         raise InputDataError(f"{reviews.name}: no reviews to train on")
-    space = reviews.label_space
-    for review in reviews:
-        if task is Task.RATING:
-            if review.rating is None:
-                raise InputDataError(f"{reviews.name}: review {review.id!r} has no rating; rating training needs one per review")
-            if space.rating_scale and not space.rating_scale[0] <= review.rating <= space.rating_scale[1]:
-                raise InputDataError(
-                    f"{reviews.name}: review {review.id!r} rating {review.rating} is outside {space.rating_scale}"
-                )
-            continue
-        for aspect in review.aspects:
-            if aspect.polarity not in space.polarities:
-                raise InputDataError(
-                    f"{reviews.name}: review {review.id!r} aspect {aspect.name!r} has polarity {aspect.polarity!r}; "
-                    f"expected one of {', '.join(space.polarities)}"
-                )
-            if task is Task.ACSA and space.categories is not None and aspect.name not in space.categories:
-                raise InputDataError(f"{reviews.name}: review {review.id!r} category {aspect.name!r} is not in the taxonomy")
+    check_labels(reviews, reviews.label_space, task)
     if task is not Task.RATING and not any(r.aspects for r in reviews):
         raise InputDataError(f"{reviews.name}: no review has labelled aspects; {task.value} training needs them")
+    needed_by = "a rating model" if task is Task.RATING else "a polarity model"
+    if problem := one_class_problem(reviews, task, needed_by):
+        raise InputDataError(f"{reviews.name}: {problem}")
+    categories = reviews.label_space.categories
+    if task is Task.ACSA and categories:
+        seen = {a.name for r in reviews for a in r.aspects}
+        if missing := [c for c in categories if c not in seen]:
+            raise InputDataError(
+                f"{reviews.name}: no review is labelled with the taxonomy's {', '.join(map(repr, missing))}; "
+                "a model cannot learn a category it never saw: label some reviews with it or drop it from the taxonomy"
+            )
 
 
 def _satisfies(value: Any, constraint: str) -> tuple[bool, str]:

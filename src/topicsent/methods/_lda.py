@@ -40,7 +40,7 @@ from topicsent.methods._linear import (
     restore_pipeline_models,
     save_models,
 )
-from topicsent.methods._pipeline import AspectPipelineMethod, Pair
+from topicsent.methods._pipeline import NO_KNOWN_WORDS, AspectPipelineMethod, Pair
 from topicsent.schema import AspectSentiment, Overall, ReviewAnalysis, Task
 from topicsent.text import content_words
 
@@ -163,6 +163,12 @@ class LdaMethod(AspectPipelineMethod):
         if present:
             self.topic_model_.infer(present, iterations=INFER_ITERATIONS, workers=1)
         return documents
+
+    def _nothing_to_go_on(self, reviews: Sequence[Review], *, given_aspects: bool) -> list[str | None]:
+        """A review with no word of the topic model's vocabulary has no topic mixture (it
+        would be uniform, its argmax topic 0) and no rating but the training mean."""
+        known = [any(w in self.vocabulary_ for w in words) for words in self._words(reviews)]
+        return [None if found else NO_KNOWN_WORDS for found in known]
 
     def topic_mixture(self, reviews: Sequence[Review]) -> np.ndarray:
         """Topic shares per review, shape ``(n, n_topics)``; uniform for a review with no known word."""

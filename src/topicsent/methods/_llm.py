@@ -260,7 +260,7 @@ class LlmMethod(BaseMethod):
             return self._failed(review, "error", str(error))
         if checked.value is None:
             self.unparsed_ += 1
-            reason = f"invalid after one repair: {checked.problem}"
+            reason = f"invalid after one repair: {checked.problem}" if checked.repaired else checked.problem
             return self._failed(review, "unparsed", reason, checked.completions, raw=checked.raw)
         return self._answered(review, checked.value, checked.completions)
 

@@ -26,6 +26,7 @@ from topicsent.schema import AspectSentiment, Overall, ReviewAnalysis, Span, Tas
 Pair = tuple[Review, AspectLabel]
 STATE_FILE = "pipeline.json"
 DETECTION_THRESHOLD = 0.5
+NO_KNOWN_WORDS = "no known words: not one word of the review is in the model's vocabulary"
 
 
 def overall_from_aspects(aspects: Sequence[AspectSentiment]) -> str | None:

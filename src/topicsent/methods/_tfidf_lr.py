@@ -29,7 +29,7 @@ from topicsent.methods._linear import (
     restore_pipeline_models,
     save_models,
 )
-from topicsent.methods._pipeline import AspectPipelineMethod, Pair
+from topicsent.methods._pipeline import NO_KNOWN_WORDS, AspectPipelineMethod, Pair
 from topicsent.schema import Task
 
 ARRAYS_FILE = "tfidf_lr.npz"
@@ -119,7 +119,19 @@ class TfidfLRMethod(AspectPipelineMethod):
         self.vectorizer_ = self._new_vectorizer().fit(texts)
 
     def _texts(self, reviews: Sequence[Review]) -> sp.csr_matrix:
-        return self.vectorizer_.transform([r.text for r in reviews])
+        texts = [r.text for r in reviews]
+        # the batch whose vocabulary was just checked (_nothing_to_go_on) is transformed once
+        last = getattr(self, "_last_features", None)
+        if last is not None and last[0] == texts:
+            return last[1]
+        features = self.vectorizer_.transform(texts)
+        self._last_features = (texts, features)
+        return features
+
+    def _nothing_to_go_on(self, reviews: Sequence[Review], *, given_aspects: bool) -> list[str | None]:
+        """A review without one n-gram of the vocabulary would get the intercept: the
+        training prior. It is abstained instead."""
+        return [None if count else NO_KNOWN_WORDS for count in self._texts(reviews).getnnz(axis=1)]
 
     def _pair_features(self, pairs: list[Pair]) -> sp.csr_matrix:
         shared = self._texts([review for review, _ in pairs])

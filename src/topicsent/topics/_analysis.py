@@ -23,6 +23,7 @@ from topicsent.data import Review, ReviewSet
 from topicsent.errors import InvalidParameterError
 from topicsent.topics._discover import UNITS, Discovery, discover_topics
 from topicsent.topics._drivers import (
+    check_rating_supervision,
     driver_sentences,
     key_drivers,
     review_polarity,
@@ -82,6 +83,9 @@ def analyze_topics(
     if unit not in UNITS:
         raise InvalidParameterError(f"unit must be one of {', '.join(UNITS)}; got {unit!r}")
     language = reviews.language or "en"
+    has_ratings = all(r.rating is not None for r in reviews)
+    if sentiment_method is None and has_ratings:
+        check_rating_supervision(reviews)  # before the expensive discovery, not after it
     discovery = discover_topics(
         list(reviews), language=language, unit=unit, encoder=encoder, min_topic_size=min_topic_size, n_topics=n_topics,
         outlier_threshold=outlier_threshold, seed=seed,
@@ -91,7 +95,6 @@ def analyze_topics(
 
         discovery = replace(discovery, taxonomy=name_topics(discovery.taxonomy, namer)[0])
     segments = discovery.assignments()
-    has_ratings = all(r.rating is not None for r in reviews)
     if sentiment_method is None and not has_ratings:
         return TopicAnalysis(discovery, segments)
     segments["polarity"] = segment_polarities(discovery.segments, reviews, method=sentiment_method, seed=seed)

@@ -25,8 +25,9 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from topicsent.data import Review, ReviewSet
+from topicsent.data import Review, ReviewSet, one_class_problem
 from topicsent.errors import InputDataError
+from topicsent.schema import Task
 from topicsent.topics._discover import Segment
 from topicsent.topics._taxonomy import OUTLIER
 
@@ -44,10 +45,7 @@ def segment_polarities(segments: Sequence[Segment], reviews: ReviewSet, *, metho
         pseudo = [Review(id=f"{s.review_id}:{s.start}", text=s.text, language=language) for s in segments]
         space = method.label_space_
         return [space.rating_polarity(a.overall.rating) if a.status == "ok" else None for a in method.predict(pseudo)]
-    if any(r.rating is None for r in reviews) or len(reviews) < 2 * MIN_SUPPORT:
-        raise InputDataError(
-            "per-topic sentiment needs a rating per review (--rating-col) or a trained rating model (--sentiment-model)"
-        )
+    check_rating_supervision(reviews)
     fold_of = {r.id: i % 2 for i, r in enumerate(reviews.sample(None, seed=seed))}
     polarities: list[str | None] = [None] * len(segments)
     for fold in (0, 1):
@@ -59,6 +57,21 @@ def segment_polarities(segments: Sequence[Segment], reviews: ReviewSet, *, metho
         for row, polarity in zip(rows, classifier.predict([segments[i].text for i in rows]), strict=True):
             polarities[row] = str(polarity)
     return polarities
+
+
+def check_rating_supervision(reviews: ReviewSet) -> None:
+    """Raise :class:`InputDataError` unless the reviews' own ratings can teach sentiment
+    and drive the key-driver regression: one per review, at least ``2 * MIN_SUPPORT``
+    reviews, and at least two different values (the polarity of a rating is its place
+    between the lowest and highest rating, which one value does not have). Cheap, so
+    callers run it before topic discovery."""
+    if any(r.rating is None for r in reviews) or len(reviews) < 2 * MIN_SUPPORT:
+        raise InputDataError(
+            f"per-topic sentiment needs a rating on each of at least {2 * MIN_SUPPORT} reviews (--rating-col) "
+            "or a trained rating model (--sentiment-model)"
+        )
+    if problem := one_class_problem(reviews, Task.RATING, "per-topic sentiment and key drivers from ratings"):
+        raise InputDataError(f"{reviews.name}: {problem}; give a trained rating model (--sentiment-model) or drop --rating-col")
 
 
 def _polarity_classifier(language: str, seed: int):
