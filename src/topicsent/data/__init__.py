@@ -10,10 +10,13 @@ from topicsent.data._files import (
     review_batches,
     review_from_record,
 )
+from topicsent.data._frames import as_review_set, as_reviews
 from topicsent.data._reviews import AspectLabel, LabelSpace, Review, ReviewSet, Splits
+from topicsent.data._splits import TEST_SHARE, check_labels, file_splits, infer_task, stratified_split
 
 __all__ = [
-    "DATASETS", "FORMATS", "AspectLabel", "ColumnMap", "DatasetInfo", "LabelSpace", "Review", "ReviewSet", "Splits",
-    "count_rows", "data_dir", "dataset_info", "detect_language", "load_dataset", "read_reviews", "review_batches",
-    "review_from_record",
+    "DATASETS", "FORMATS", "TEST_SHARE", "AspectLabel", "ColumnMap", "DatasetInfo", "LabelSpace", "Review", "ReviewSet", "Splits",
+    "as_review_set", "as_reviews", "check_labels", "count_rows", "data_dir", "dataset_info", "detect_language",
+    "file_splits", "infer_task", "load_dataset", "read_reviews", "review_batches", "review_from_record",
+    "stratified_split",
 ]  # fmt: skip

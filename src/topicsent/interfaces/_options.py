@@ -63,7 +63,7 @@ SPLITS = ("train", "validation", "test")
 def labelled_input(dataset: str | None, input_file, cols, *, task: str | None, split: str = "train", categories=None):
     """Labelled reviews from a built-in dataset's split or a file (exactly one of them),
     and the task: the one given, the dataset's, or what the file's columns imply."""
-    from topicsent.data import load_dataset, read_reviews
+    from topicsent.data import infer_task, load_dataset, read_reviews
 
     if (dataset is None) == (input_file is None):
         raise InvalidParameterError("give either a labelled file or --dataset NAME, not both")
@@ -73,4 +73,5 @@ def labelled_input(dataset: str | None, input_file, cols, *, task: str | None, s
         reviews = getattr(load_dataset(dataset), split)
     else:
         reviews = read_reviews(input_file, cols, task=task, categories=categories)
-    return reviews, task or reviews.task or ("rating" if cols.rating else "acsa" if cols.aspects else None)
+    found = reviews.task or infer_task(reviews, cols)
+    return reviews, task or (found.value if found else None)
