@@ -28,7 +28,7 @@ _PUBLIC: dict[str, tuple[str, ...]] = {
     "topicsent.methods": ("BaseMethod", "AspectPipelineMethod", "make_method", "method_class", "method_names",
                           "parse_method_spec"),
     "topicsent.data": ("DATASETS", "AspectLabel", "ColumnMap", "LabelSpace", "Review", "ReviewSet", "Splits", "dataset_info",
-                       "file_splits", "load_dataset", "read_reviews"),
+                       "file_splits", "load_dataset", "read_reviews", "sample_path"),
     "topicsent.schema": ("AspectSentiment", "Overall", "Predictions", "ReviewAnalysis", "Span", "Task", "Usage", "json_schema",
                          "read_jsonl", "to_dataframe", "write_analyses"),
     "topicsent.eval": ("evaluate_method", "run_evaluation", "score", "write_run"),

@@ -1,6 +1,6 @@
 """Reviews in memory, the built-in datasets and readers for users' own files."""
 
-from topicsent.data._builtin import DATASETS, DatasetInfo, data_dir, dataset_info, load_dataset
+from topicsent.data._builtin import DATASETS, DatasetInfo, data_dir, dataset_info, load_dataset, sample_path
 from topicsent.data._files import (
     FORMATS,
     ColumnMap,
@@ -18,5 +18,5 @@ __all__ = [
     "DATASETS", "FORMATS", "TEST_SHARE", "AspectLabel", "ColumnMap", "DatasetInfo", "LabelSpace", "Review", "ReviewSet", "Splits",
     "as_review_set", "as_reviews", "check_labels", "count_rows", "data_dir", "dataset_info", "detect_language",
     "file_splits", "infer_task", "load_dataset", "read_reviews", "review_batches", "review_from_record",
-    "stratified_split",
+    "sample_path", "stratified_split",
 ]  # fmt: skip
