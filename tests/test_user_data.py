@@ -7,6 +7,7 @@ clothing reviews with stars); the bad inputs are made from them.
 from __future__ import annotations
 
 import doctest
+import importlib
 import json
 import os
 import subprocess
@@ -76,13 +77,15 @@ def test_eval_on_a_rating_csv_with_a_test_file(tmp_path):
     frame.iloc[:60].to_csv(tmp_path / "train.csv", index=False)
     frame.iloc[60:].to_csv(tmp_path / "test.csv", index=False)
     result = run("eval", "--train", str(tmp_path / "train.csv"), "--test", str(tmp_path / "test.csv"), "--id-col", "id",
-                 "--rating-col", "stars", "-m", "majority,tfidf-lr", "--no-tune", "-o", str(tmp_path / "out"))  # fmt: skip
+                 "--rating-col", "stars", "-m", "majority,tfidf-lr,tfidf-lr[C=0.5]", "--no-tune",
+                 "-o", str(tmp_path / "out"))  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "train (test: 20 reviews, train: 54)" in result.stdout and "qwk" in result.stdout  # 10% of train validates
     [json_path] = (tmp_path / "out").glob("eval-*.json")
     run_record = json.loads(json_path.read_text(encoding="utf-8"))
     assert run_record["run"]["sources"]["train"]["label_space"]["rating_scale"] == [1, 5]
-    assert {r["method"]: r["task"] for r in run_record["results"]} == {"majority": "rating", "tfidf-lr": "rating"}
+    tasks = {r["method"]: r["task"] for r in run_record["results"]}
+    assert tasks == {"majority": "rating", "tfidf-lr": "rating", "tfidf-lr[C=0.5]": "rating"}  # variants too
     assert all(r["n_test"] == 20 for r in run_record["results"])
 
 
@@ -232,6 +235,12 @@ def test_everything_users_need_is_importable_from_topicsent():
         assert getattr(topicsent, name) is not None and name in dir(topicsent)
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
         topicsent.Nope  # noqa: B018
+
+
+@pytest.mark.parametrize("module", ["topicsent", "topicsent.methods._base", "topicsent.schema"])
+def test_the_api_docstring_examples_run(module):
+    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted >= 2 and result.failed == 0
 
 
 def test_the_tutorial_runs():

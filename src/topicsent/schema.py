@@ -185,7 +185,7 @@ class Predictions(list[ReviewAnalysis]):
     --------
     >>> rows = Predictions([ReviewAnalysis(review_id="0", method="majority")])
     >>> rows.to_dataframe()[["review_id", "status", "aspect"]].to_dict("records")
-    [{'review_id': '0', 'status': 'ok', 'aspect': <NA>}]
+    [{'review_id': '0', 'status': 'ok', 'aspect': None}]
     """
 
     def to_dataframe(self):  # -> pandas.DataFrame
