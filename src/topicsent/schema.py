@@ -177,6 +177,27 @@ def to_dataframe(analyses: Iterable[ReviewAnalysis]):  # -> pandas.DataFrame
     return pd.DataFrame(list(flat_rows(analyses)), columns=list(FLAT_COLUMNS)).astype(FLAT_TYPES)
 
 
+class Predictions(list[ReviewAnalysis]):
+    """What ``predict`` returns: a plain list of :class:`ReviewAnalysis`, one per input
+    review in input order, that also converts itself to a table or a file.
+
+    Examples
+    --------
+    >>> rows = Predictions([ReviewAnalysis(review_id="0", method="majority")])
+    >>> rows.to_dataframe()[["review_id", "status", "aspect"]].to_dict("records")
+    [{'review_id': '0', 'status': 'ok', 'aspect': None}]
+    """
+
+    def to_dataframe(self):  # -> pandas.DataFrame
+        """The flat table (:func:`to_dataframe`): one row per review x aspect, a review
+        without aspects as one row, columns :data:`FLAT_COLUMNS` with nullable types."""
+        return to_dataframe(self)
+
+    def write(self, path: str | Path) -> Path:
+        """Write to ``.jsonl`` (nested), ``.parquet`` or ``.csv`` (flat); see :func:`write_analyses`."""
+        return write_analyses(self, Path(path))
+
+
 def write_jsonl(analyses: Iterable[ReviewAnalysis], path: Path) -> int:
     """Write one JSON object per line (UTF-8, Korean kept readable); returns the count."""
     count = 0

@@ -1,6 +1,6 @@
 """Reviews in memory, the built-in datasets and readers for users' own files."""
 
-from topicsent.data._builtin import DATASETS, DatasetInfo, data_dir, dataset_info, load_dataset
+from topicsent.data._builtin import DATASETS, DatasetInfo, data_dir, dataset_info, load_dataset, sample_path
 from topicsent.data._files import (
     FORMATS,
     ColumnMap,
@@ -10,11 +10,14 @@ from topicsent.data._files import (
     review_batches,
     review_from_record,
 )
-from topicsent.data._labels import label_problem, one_class_problem, span_problem
+from topicsent.data._frames import as_review_set, as_reviews
+from topicsent.data._labels import check_labels, label_problem, one_class_problem, span_problem
 from topicsent.data._reviews import AspectLabel, LabelSpace, Review, ReviewSet, Splits
+from topicsent.data._splits import TEST_SHARE, file_splits, infer_task, stratified_split
 
 __all__ = [
-    "DATASETS", "FORMATS", "AspectLabel", "ColumnMap", "DatasetInfo", "LabelSpace", "Review", "ReviewSet", "Splits",
-    "count_rows", "data_dir", "dataset_info", "detect_language", "label_problem", "load_dataset", "one_class_problem",
-    "read_reviews", "review_batches", "review_from_record", "span_problem",
+    "DATASETS", "FORMATS", "TEST_SHARE", "AspectLabel", "ColumnMap", "DatasetInfo", "LabelSpace", "Review", "ReviewSet", "Splits",
+    "as_review_set", "as_reviews", "check_labels", "count_rows", "data_dir", "dataset_info", "detect_language",
+    "file_splits", "infer_task", "label_problem", "load_dataset", "one_class_problem", "read_reviews", "review_batches",
+    "review_from_record", "sample_path", "span_problem", "stratified_split",
 ]  # fmt: skip

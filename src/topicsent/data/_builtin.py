@@ -41,6 +41,25 @@ def data_dir() -> Path:
     raise InputDataError(f"dataset folder not found (tried {tried}); set {DATA_DIR_ENV} to the folder holding mams/, nsmc/, ...")
 
 
+def sample_path(name: str) -> Path:
+    """A small public review file bundled with the package (``data/samples``, listed in its
+    README): ``mams_acsa_train.jsonl.gz``, ``mams_acsa_test.jsonl.gz``, ``nsmc_train.csv.gz``,
+    ``nsmc_test.csv.gz``. Works without the shared data folder.
+
+    Raises
+    ------
+    InputDataError
+        No bundled file of that name.
+    """
+    from importlib.resources import files
+
+    path = Path(str(files("topicsent.data") / "samples" / name))
+    if not path.is_file():
+        known = sorted(p.name for p in path.parent.iterdir() if p.name.endswith(".gz"))
+        raise InputDataError(f"no bundled sample {name!r}; samples: {', '.join(known)}")
+    return path
+
+
 @dataclass(frozen=True)
 class DatasetInfo:
     name: str

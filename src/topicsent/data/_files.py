@@ -84,13 +84,33 @@ def read_reviews(
     >>> reviews = read_reviews("reviews.csv", ColumnMap(text="body", rating="stars"))  # doctest: +SKIP
     """
     source = str(path)
-    given = None  # what the caller fixed; every label is checked against it, naming its row
-    if categories is not None or rating_scale is not None:
-        given = LabelSpace(polarities=POLARITIES, categories=categories, rating_scale=rating_scale)
+    given = given_space(categories, rating_scale)
     batches = review_batches(source, columns, language=language, require_text=require_text, space=given)
     reviews = [review for batch in batches for review in batch]
     if not reviews:
         raise InputDataError(f"{source}: no reviews in the file (it is empty or has only a header)")
+    return labelled_set(reviews, Path(source).stem, task=task, rating_scale=rating_scale, categories=categories)
+
+
+def given_space(categories: tuple[str, ...] | None, rating_scale: tuple[int, int] | None) -> LabelSpace | None:
+    """The label space a caller fixed (a taxonomy, a rating scale), to check every row's
+    labels against while reading; None when nothing is fixed (the labels define it)."""
+    if categories is None and rating_scale is None:
+        return None
+    return LabelSpace(polarities=POLARITIES, categories=categories, rating_scale=rating_scale)
+
+
+def labelled_set(
+    reviews: list[Review],
+    name: str,
+    *,
+    task: Task | None = None,
+    rating_scale: tuple[int, int] | None = None,
+    categories: tuple[str, ...] | None = None,
+) -> ReviewSet:
+    """Reviews read from a user's file or table as a :class:`ReviewSet`: the rating scale
+    and the taxonomy are the ones given, else what the labels show; polarities include
+    ``conflict`` only when a label uses it."""
     observed = [r.rating for r in reviews if r.rating is not None]
     if rating_scale is None and observed:
         rating_scale = (min(observed), max(observed))
@@ -103,7 +123,7 @@ def read_reviews(
     )
     set_language = Counter(r.language for r in reviews).most_common(1)[0][0]
     space = LabelSpace(polarities=polarities, categories=categories, rating_scale=rating_scale)
-    return ReviewSet(tuple(reviews), label_space=space, task=task, name=Path(source).stem, language=set_language)
+    return ReviewSet(tuple(reviews), label_space=space, task=task, name=name, language=set_language)
 
 
 def review_batches(
@@ -121,19 +141,39 @@ def review_batches(
 
     Ids are checked for uniqueness across the whole file (only the ids are kept)."""
     source = str(path)
-    first_row: dict[str, int] = {}
+    first_row: dict[str, Any] = {}
     for batch in _record_batches(source, batch_size):
         if not first_row:
-            _check_columns(source, set(batch[0][1]), columns)
-        reviews = [review_from_record(source, row, record, columns, language, require_text, space) for row, record in batch]
-        for (row, _), review in zip(batch, reviews, strict=True):
-            if review.id in first_row:
-                raise InputDataError(
-                    f"{source}: row {row}: duplicate id {review.id!r} (first seen in row {first_row[review.id]}); "
-                    "ids must be unique"
-                )
-            first_row[review.id] = row
-        yield reviews
+            check_columns(source, set(batch[0][1]), columns)
+        yield records_to_reviews(
+            source, batch, columns, language=language, require_text=require_text, space=space, first_row=first_row
+        )
+
+
+def records_to_reviews(
+    source: str,
+    records: Iterable[tuple[Any, dict[str, Any]]],
+    columns: ColumnMap,
+    *,
+    language: str = "auto",
+    require_text: bool = False,
+    space: LabelSpace | None = None,
+    first_row: dict[str, Any] | None = None,
+) -> list[Review]:
+    """(row, column -> value) records as reviews, ids checked for uniqueness and labels
+    as by :func:`review_from_record` (against ``space`` when given); ``first_row``
+    (id -> row) carries the ids seen in earlier batches of the same source."""
+    first_row = {} if first_row is None else first_row
+    reviews = []
+    for row, record in records:
+        review = review_from_record(source, row, record, columns, language, require_text, space)
+        if review.id in first_row:
+            raise InputDataError(
+                f"{source}: row {row}: duplicate id {review.id!r} (first seen in row {first_row[review.id]}); ids must be unique"
+            )
+        first_row[review.id] = row
+        reviews.append(review)
+    return reviews
 
 
 def count_rows(path: str | Path) -> int | None:
@@ -154,7 +194,9 @@ def count_rows(path: str | Path) -> int | None:
         return max(sum(1 for _ in csv.reader(text, **dialect)) - 1, 0)
 
 
-def _check_columns(source: str, available: set[str], columns: ColumnMap) -> None:
+def check_columns(source: str, available: set[str], columns: ColumnMap, *, option: str = "--{role}-col") -> None:
+    """Refuse a column map naming a column the input lacks, listing the ones it has and
+    the ``option`` that chooses another (the CLI's ``--text-col``, the API's ``text=``)."""
     roles = (
         ("text", columns.text),
         ("id", columns.id),
@@ -165,8 +207,8 @@ def _check_columns(source: str, available: set[str], columns: ColumnMap) -> None
     for role, name in roles:
         if name is not None and name not in available:
             raise InputDataError(
-                f"{source}: no column {name!r} for the {role} (columns: {', '.join(sorted(available))}); "
-                f"choose one with --{role}-col"
+                f"{source}: no column {name!r} for the {role} (columns: {', '.join(sorted(map(str, available)))}); "
+                f"choose one with {option.format(role=role)}"
             )
 
 
@@ -300,7 +342,7 @@ def _parquet_batches(path: Path, size: int) -> Iterator[list[tuple[int, dict[str
 
 def review_from_record(
     source: str,
-    row: int,
+    row: Any,
     record: dict[str, Any],
     columns: ColumnMap,
     language: str = "auto",

@@ -2,16 +2,18 @@
 
 A term's span must hold the term, a category must belong to the taxonomy, a rating
 must lie on the scale, a polarity must be one the label space knows. Training files,
-calibration files, ``--aspects-col`` input and the Python API (``fit``, ``calibrate``,
-``predict`` with given aspects) all ask :func:`label_problem`, so one wrong label is
-refused with the same sentence wherever it comes from.
+calibration files, test and validation files of an evaluation, ``--aspects-col`` input
+and the Python API (``fit``, ``calibrate``, ``predict`` with given aspects) all ask
+:func:`label_problem` (row by row while reading, or :func:`check_labels` for a whole
+set), so one wrong label is refused with the same sentence wherever it comes from.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from topicsent.data._reviews import AspectLabel, LabelSpace, Review
+from topicsent.data._reviews import AspectLabel, LabelSpace, Review, ReviewSet
+from topicsent.errors import InputDataError
 from topicsent.schema import Task
 
 
@@ -34,7 +36,9 @@ def span_problem(text: str, aspect: AspectLabel) -> str | None:
     return None
 
 
-def label_problem(review: Review, space: LabelSpace | None = None, task: Task | None = None) -> str | None:
+def label_problem(
+    review: Review, space: LabelSpace | None = None, task: Task | None = None, *, reference: str | None = None
+) -> str | None:
     """The first label of ``review`` that contradicts its text or ``space``, as a
     sentence for an error message; None when every label agrees.
 
@@ -48,6 +52,10 @@ def label_problem(review: Review, space: LabelSpace | None = None, task: Task | 
     task : Task, optional
         With ``Task.ACSA`` every aspect (not only those marked as categories) must be a
         category of the taxonomy: an ACSA model knows nothing else.
+    reference : str, optional
+        Where ``space`` comes from when it is another file's (e.g. ``"the training file
+        train.csv"``): the sentence names it, so the user knows which two files disagree.
+        None: ``space`` is the taxonomy and scale given for this data.
     """
     for aspect in review.aspects:
         if problem := span_problem(review.text, aspect):
@@ -56,14 +64,59 @@ def label_problem(review: Review, space: LabelSpace | None = None, task: Task | 
             continue
         is_category = aspect.kind == "category" or task is Task.ACSA
         if is_category and space.categories is not None and aspect.name not in space.categories:
-            return f"category {aspect.name!r} is not in the taxonomy (known: {', '.join(space.categories)})"
+            known = ", ".join(space.categories)
+            if reference is None:
+                return f"category {aspect.name!r} is not in the taxonomy (known: {known})"
+            return (
+                f"category {aspect.name!r} is not among the categories of {reference} ({known}); "
+                "label it there too, or fix the name"
+            )
         if aspect.polarity is not None and aspect.polarity not in space.polarities:
-            return f"aspect {aspect.name!r} has polarity {aspect.polarity!r}; expected one of {', '.join(space.polarities)}"
+            of = f" (the polarities of {reference})" if reference else ""
+            return f"aspect {aspect.name!r} has polarity {aspect.polarity!r}; expected one of {', '.join(space.polarities)}{of}"
     if space is not None and space.rating_scale and review.rating is not None:
         low, high = space.rating_scale
         if not low <= review.rating <= high:
-            return f"rating {review.rating} is outside the scale {low}-{high}"
+            of = f" of {reference}; are the files on different rating scales?" if reference else ""
+            return f"rating {review.rating} is outside the scale {low}-{high}{of}"
     return None
+
+
+def check_labels(
+    reviews: ReviewSet, space: LabelSpace, task: Task, *, source: str | None = None, reference: str | None = None
+) -> None:
+    """Refuse a labelled set that cannot teach or evaluate ``task``: a review without the
+    label ``task`` needs (a rating; a polarity per aspect), or a label that contradicts
+    its text or ``space`` (:func:`label_problem`).
+
+    Parameters
+    ----------
+    reviews : ReviewSet
+    space : LabelSpace
+        The labels allowed: the set's own, a fitted model's, or the training file's.
+    task : Task
+    source : str, optional
+        Named at the start of the message (default: the set's name).
+    reference : str, optional
+        Where ``space`` comes from, as for :func:`label_problem`.
+
+    Raises
+    ------
+    InputDataError
+        One line naming ``source``, the first bad review's id and its problem.
+    """
+    source = reviews.name if source is None else source
+    for review in reviews:
+        where = f"{source}: review {review.id!r}"
+        if task is Task.RATING and review.rating is None:
+            raise InputDataError(f"{where} has no rating; rating training and evaluation need one per review")
+        unlabelled = next((a for a in review.aspects if a.polarity is None), None)
+        if task is not Task.RATING and unlabelled is not None:
+            raise InputDataError(
+                f"{where} aspect {unlabelled.name!r} has no polarity; expected one of {', '.join(space.polarities)}"
+            )
+        if problem := label_problem(review, space, task, reference=reference):
+            raise InputDataError(f"{where}: {problem}")
 
 
 def one_class_problem(reviews: Iterable[Review], task: Task, needed_by: str) -> str | None:

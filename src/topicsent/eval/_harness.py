@@ -17,7 +17,7 @@ import os
 import platform
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -258,8 +258,15 @@ def run_evaluation(
     detection: bool = True,
     calibration_sample: int = CALIBRATION_SAMPLE,
     on_result: Callable[[dict[str, Any], MethodResult], None] | None = None,
+    splits: Mapping[str, Splits] | None = None,
+    sources: Mapping[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Evaluate every method on every dataset; returns the run record (see :func:`write_run`).
+
+    ``datasets`` are built-in dataset names or keys of ``splits``: ready splits such as
+    :func:`~topicsent.data.file_splits` makes of a user's files, evaluated exactly like
+    the built-in ones; ``sources`` says where each came from (file paths, columns), and
+    the run record keeps it under ``run.sources``.
 
     ``test_limit`` scores on a seeded sample of the test split only (training stays
     whole): how slow methods such as LLM prompting are compared on the same reviews;
@@ -271,7 +278,7 @@ def run_evaluation(
     options = {"limit": limit, "seed": seed, "tune": tune, "tune_sample": tune_sample, "test_limit": test_limit,
                "detection": detection, "calibration_sample": calibration_sample}  # fmt: skip
     with _fresh_embedding_cache():
-        return _run(datasets, methods, on_result=on_result, **options)
+        return _run(datasets, methods, on_result=on_result, splits=splits or {}, sources=sources or {}, **options)
 
 
 @contextmanager
@@ -295,7 +302,7 @@ def _fresh_embedding_cache() -> Iterator[None]:
 
 
 def _run(
-    datasets, methods, *, limit, seed, tune, tune_sample, test_limit, detection, calibration_sample, on_result
+    datasets, methods, *, limit, seed, tune, tune_sample, test_limit, detection, calibration_sample, on_result, splits, sources
 ) -> dict[str, Any]:
     started = datetime.now(UTC)
     run: dict[str, Any] = {
@@ -314,20 +321,21 @@ def _run(
             "calibration_sample": calibration_sample,
             "python": platform.python_version(),
             "machine": platform.machine(),
+            "sources": {name: dict(source) for name, source in sources.items()},
         },
         "results": [],
     }
     results: list[MethodResult] = []
     for dataset in datasets:
         with progress_bar(f"load {dataset}", total=None):
-            splits = load_dataset(dataset).limited(limit, seed)
+            chosen = (splits[dataset] if dataset in splits else load_dataset(dataset)).limited(limit, seed)
             if test_limit:
-                splits = replace(splits, test=splits.test.sample(test_limit, seed + 2))
+                chosen = replace(chosen, test=chosen.test.sample(test_limit, seed + 2))
         for spec in methods:
-            if splits.train.task not in method_class(parse_method_spec(spec)[0]).supported_tasks:
+            if chosen.train.task not in method_class(parse_method_spec(spec)[0]).supported_tasks:
                 continue
             result = evaluate_method(
-                dataset, splits, spec, tune=tune, seed=seed, tune_sample=tune_sample, detection=detection,
+                dataset, chosen, spec, tune=tune, seed=seed, tune_sample=tune_sample, detection=detection,
                 calibration_sample=calibration_sample,
             )  # fmt: skip
             results.append(result)

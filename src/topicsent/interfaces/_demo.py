@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass
-from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from topicsent.data import ColumnMap, ReviewSet, read_reviews
+from topicsent.data import ColumnMap, ReviewSet, read_reviews, sample_path
 from topicsent.eval import detection_scores, polarity_scores, rating_scores
 from topicsent.methods import make_method
 from topicsent.schema import ReviewAnalysis, Task, to_dataframe, write_analyses
@@ -30,10 +29,6 @@ class DemoPart:
     output: Path
     agreement: dict[str, float]
     summary: Any
-
-
-def sample_path(name: str) -> Path:
-    return Path(str(files("topicsent.data") / "samples" / name))
 
 
 def _read(name: str, columns: ColumnMap, task: Task) -> ReviewSet:

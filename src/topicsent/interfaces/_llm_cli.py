@@ -135,6 +135,13 @@ def sft_data(
     id_col: IdCol = None,
     rating_col: RatingCol = None,
     aspects_col: AspectsCol = None,
+    file_format: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="topicsent (for the `sft` method's sft_file) or openai (the chat JSONL of OpenAI's fine-tuning API).",
+        ),
+    ] = "topicsent",
 ) -> None:
     """Build instruction-tuning data (chat format) from labelled reviews, with the `llm`
     method's own prompt templates, so a tuned model answers the way the parser expects.
@@ -145,15 +152,21 @@ def sft_data(
 
       topicsent sft-data reviews.csv --rating-col stars -o sft/stars.jsonl
 
+    For OpenAI's hosted fine-tuning (then use the tuned model through the `llm` method
+    with backend=openai and evidence=false; see docs/hosted-fine-tuning.md):
+
+      topicsent sft-data labels.csv --aspects-col aspects --format openai -o sft/openai-train.jsonl
+
     With teachers, unlabelled reviews get the labels of trained models (an `llm` model's
     cache, budget and unparsed handling included); only answers every teacher gives,
     agrees on and is sure of are kept:
 
       topicsent sft-data new.csv --teacher models/qwen --teacher models/finetune --min-confidence 0.7 -o sft/distilled.jsonl
     """
-    from topicsent.llm._sft import FORMS, sft_examples, write_sft
+    from topicsent.llm._sft import FILE_FORMATS, FORMS, OPENAI_MIN_EXAMPLES, sft_examples, write_sft
     from topicsent.schema import Task
 
+    split_names(file_format, list(FILE_FORMATS), "format")  # a typo fails before any teacher call
     cols = columns(text_col, id_col, rating_col, aspects_col)
     reviews, found_task = labelled_input(dataset, input_file, cols, task=task, split=split)
     chosen_forms = split_names(forms, list(FORMS), "form")
@@ -164,5 +177,9 @@ def sft_data(
             chosen_forms = ["given"]
     chosen = Task(found_task or "acsa")
     examples = sft_examples(reviews, chosen, forms=chosen_forms, evidence=evidence)
-    count = write_sft(examples, out)
+    count = write_sft(examples, out, file_format=file_format)
     console.print(f"Wrote {count:,} chat examples from {len(reviews):,} reviews ({chosen.value}) to [bold]{out}[/bold]")
+    if file_format == "openai" and count < OPENAI_MIN_EXAMPLES:
+        console.print(
+            f"[yellow]OpenAI's fine-tuning API needs at least {OPENAI_MIN_EXAMPLES} examples; label more reviews[/yellow]"
+        )

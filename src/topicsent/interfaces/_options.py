@@ -65,7 +65,7 @@ def labelled_input(dataset: str | None, input_file, cols, *, task: str | None, s
     and the task: the one given, the dataset's, or what the file's columns imply.
     ``space`` (a :class:`~topicsent.data.LabelSpace`, e.g. the training data's) fixes the
     file's taxonomy and rating scale, so a label outside them is an error naming its row."""
-    from topicsent.data import load_dataset, read_reviews
+    from topicsent.data import infer_task, load_dataset, read_reviews
 
     if (dataset is None) == (input_file is None):
         raise InvalidParameterError("give either a labelled file or --dataset NAME, not both")
@@ -78,4 +78,5 @@ def labelled_input(dataset: str | None, input_file, cols, *, task: str | None, s
             categories = space.categories
         rating_scale = space.rating_scale if space is not None else None
         reviews = read_reviews(input_file, cols, task=task, categories=categories, rating_scale=rating_scale)
-    return reviews, task or reviews.task or ("rating" if cols.rating else "acsa" if cols.aspects else None)
+    found = reviews.task or infer_task(reviews, cols)
+    return reviews, task or (found.value if found else None)

@@ -103,7 +103,10 @@ def demo(
 
 @app.command("eval")
 def eval_command(
-    dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset name(s), comma-separated, or 'all'.")] = "mams-acsa",
+    dataset: Annotated[
+        str | None,
+        typer.Option("--dataset", "-d", help="Dataset name(s), comma-separated, or 'all' (default: mams-acsa, unless --train)."),
+    ] = None,
     methods: Annotated[
         str, typer.Option("--methods", "-m", help="Method name(s), comma-separated, or 'all'.")
     ] = "majority,tfidf-lr",
@@ -125,8 +128,33 @@ def eval_command(
         ),
     ] = 2_000,
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the JSON and CSV results.")] = Path("results"),
+    train_file: Annotated[
+        Path | None, typer.Option("--train", help="Your labelled reviews (CSV, TSV, JSONL or Parquet) to train on.")
+    ] = None,
+    test_file: Annotated[Path | None, typer.Option("--test", help="With --train: labelled reviews to score on.")] = None,
+    validation_file: Annotated[
+        Path | None,
+        typer.Option("--validation", help="With --train: labelled reviews to tune and calibrate on (default: 10% of --train)."),
+    ] = None,
+    test_size: Annotated[
+        float | None,
+        typer.Option(help="With --train and no --test: the seeded, stratified share of --train scored on (default 0.2)."),
+    ] = None,
+    task: Annotated[str | None, typer.Option(help="With --train: acsa, atsa or rating (default: from the data).")] = None,
+    text_col: TextCol = "text",
+    id_col: IdCol = None,
+    rating_col: RatingCol = None,
+    aspects_col: AspectsCol = None,
+    taxonomy: Annotated[
+        Path | None,
+        typer.Option(help="With --train: taxonomy.json (from `topicsent topics`): its topic names are the categories."),
+    ] = None,
 ) -> None:
     """Compare methods on datasets: train on train, tune on validation, score on test.
+
+    Your own labelled files are evaluated the same way (--train, and --test or a seeded
+    stratified --test-size share; the categories and the rating scale are the training
+    file's, or --taxonomy's).
 
     Prints one table per dataset (quality, training time, throughput, peak memory,
     gain over majority and speed relative to tfidf-lr, both from this same run) and
@@ -141,15 +169,28 @@ def eval_command(
       topicsent eval -d mams-acsa -m "tfidf-lr,embed-head,embed-head[design=pair]"
 
       topicsent eval -d semeval14-acsa --test-limit 200 --no-detection -m "tfidf-lr,llm[strategy=retrieval]"
+
+      topicsent eval --train labels.csv --id-col id --aspects-col aspects -m majority,tfidf-lr
+
+      topicsent eval --train stars.csv --test held_out.csv --rating-col stars -m all
     """
     from topicsent.data import DATASETS
     from topicsent.eval import run_evaluation, write_run
     from topicsent.methods import method_names, parse_method_spec, split_method_specs
 
-    datasets = split_names(dataset, list(DATASETS), "dataset")
+    datasets = split_names(dataset or "mams-acsa", list(DATASETS), "dataset") if dataset or not train_file else []
     chosen = method_names() if methods == "all" else split_method_specs(methods)
     for spec in chosen:
         parse_method_spec(spec)  # a typo fails now, not after an hour of training
+    user_splits, sources = {}, {}
+    if train_file is not None:
+        cols = columns(text_col, id_col, rating_col, aspects_col)
+        splits, source = _file_splits(train_file, test_file, validation_file, test_size, cols, task, taxonomy, seed)
+        name = splits.train.name.split("/")[0]
+        datasets.append(name)
+        user_splits[name], sources[name] = splits, source
+    elif any(value is not None for value in (test_file, validation_file, test_size, taxonomy, task)):
+        raise InvalidParameterError("--test, --validation, --test-size, --task and --taxonomy go with --train FILE")
 
     def save_and_report(run: dict, result) -> None:
         write_run(run, out)  # after every method: an interrupted run keeps what it measured
@@ -160,7 +201,7 @@ def eval_command(
 
     run = run_evaluation(
         datasets, chosen, limit=limit, test_limit=test_limit, detection=detection, seed=seed, tune=tune,
-        calibration_sample=calibration_sample, on_result=save_and_report,
+        calibration_sample=calibration_sample, on_result=save_and_report, splits=user_splits, sources=sources,
     )  # fmt: skip
     for name in datasets:
         rows = [r for r in run["results"] if r["dataset"] == name]
@@ -168,6 +209,31 @@ def eval_command(
             console.print(_results_table(name, rows))
     json_path, csv_path = write_run(run, out)
     console.print(f"Results: {json_path} and {csv_path} (commit {run['run']['commit']})")
+
+
+def _file_splits(train_file, test_file, validation_file, test_size, cols, task, taxonomy, seed):
+    """The splits of the user's files and what the run record says about their source."""
+    from topicsent.data import TEST_SHARE, file_splits
+    from topicsent.topics import Taxonomy
+
+    if test_file is not None and test_size is not None:
+        raise InvalidParameterError("give --test FILE or --test-size, not both")
+    categories = Taxonomy.load(taxonomy).categories if taxonomy else None
+    shares = {"test_size": test_size} if test_size is not None else {}
+    splits = file_splits(
+        train_file, test=test_file, validation=validation_file, columns=cols, task=task, categories=categories, seed=seed,
+        **shares,
+    )  # fmt: skip
+    source = {
+        "train": str(train_file), "test": str(test_file) if test_file else None,
+        "validation": str(validation_file) if validation_file else None,
+        "test_size": None if test_file else (test_size if test_size is not None else TEST_SHARE),
+        "columns": {"text": cols.text, "id": cols.id, "rating": cols.rating, "aspects": cols.aspects},
+        "taxonomy": str(taxonomy) if taxonomy else None,
+        "sizes": {"train": len(splits.train), "validation": len(splits.validation), "test": len(splits.test)},
+        "label_space": splits.train.label_space.to_dict(),
+    }  # fmt: skip
+    return splits, source
 
 
 def _stage_shares(result) -> str:

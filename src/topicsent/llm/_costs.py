@@ -23,6 +23,12 @@ DEFAULT_PRICES: dict[str, tuple[float, float]] = {
     "gpt-4.1-nano": (0.10, 0.40),
     "gpt-4.1-mini": (0.40, 1.60),
     "gpt-4.1": (2.00, 8.00),
+    # models fine-tuned on OpenAI (``ft:gpt-4o-mini-2024-07-18:org::id``) cost more to call
+    "ft:gpt-4o-mini": (0.30, 1.20),
+    "ft:gpt-4o": (3.75, 15.00),
+    "ft:gpt-4.1-nano": (0.20, 0.80),
+    "ft:gpt-4.1-mini": (0.80, 3.20),
+    "ft:gpt-4.1": (3.00, 12.00),
     "gemini-2.0-flash": (0.10, 0.40),
     "gemini-2.5-flash": (0.30, 2.50),
 }

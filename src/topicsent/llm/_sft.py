@@ -20,6 +20,12 @@ from topicsent.llm._prompts import PromptSet, prompt_language
 from topicsent.schema import Task
 
 FORMS = ("detect", "given")
+#: ``topicsent``: each chat with its review id, form and prompt hash (what the ``sft``
+#: method's ``sft_file`` reads); ``openai``: the chat alone, the JSONL that OpenAI's
+#: fine-tuning API takes (one ``{"messages": [...]}`` object per line).
+FILE_FORMATS = ("topicsent", "openai")
+#: OpenAI refuses a fine-tuning file with fewer examples than this.
+OPENAI_MIN_EXAMPLES = 10
 
 
 def sft_examples(
@@ -45,12 +51,22 @@ def sft_examples(
             }  # fmt: skip
 
 
-def write_sft(examples: Iterator[dict], path: Path) -> int:
-    """Write examples as JSONL (UTF-8, Korean readable); returns the count."""
+def write_sft(examples: Iterator[dict], path: Path, *, file_format: str = "topicsent") -> int:
+    """Write examples as JSONL (UTF-8, Korean readable) in ``file_format`` (one of
+    :data:`FILE_FORMATS`); returns the count.
+
+    Raises
+    ------
+    InvalidParameterError
+        An unknown ``file_format``.
+    """
+    if file_format not in FILE_FORMATS:
+        raise InvalidParameterError(f"unknown SFT file format {file_format!r}; formats are {', '.join(FILE_FORMATS)}")
     path.parent.mkdir(parents=True, exist_ok=True)
     count = 0
     with path.open("w", encoding="utf-8") as out:
         for example in examples:
-            out.write(json.dumps(example, ensure_ascii=False) + "\n")
+            line = {"messages": example["messages"]} if file_format == "openai" else example
+            out.write(json.dumps(line, ensure_ascii=False) + "\n")
             count += 1
     return count

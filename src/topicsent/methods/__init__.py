@@ -3,10 +3,17 @@
 from topicsent.methods._base import BaseMethod
 from topicsent.methods._majority import MajorityMethod
 from topicsent.methods._pipeline import AspectPipelineMethod
-from topicsent.methods._registry import make_method, method_class, method_names, parse_method_spec, split_method_specs
+from topicsent.methods._registry import (
+    make_method,
+    method_class,
+    method_class_names,
+    method_names,
+    parse_method_spec,
+    split_method_specs,
+)
 from topicsent.methods._tfidf_lr import TfidfLRMethod
 
 __all__ = [
     "AspectPipelineMethod", "BaseMethod", "MajorityMethod", "TfidfLRMethod",
-    "make_method", "method_class", "method_names", "parse_method_spec", "split_method_specs",
+    "make_method", "method_class", "method_class_names", "method_names", "parse_method_spec", "split_method_specs",
 ]  # fmt: skip

@@ -21,7 +21,17 @@ import numpy as np
 
 from topicsent import __version__
 from topicsent._progress import progress_bar
-from topicsent.data import LabelSpace, Review, ReviewSet, label_problem, one_class_problem
+from topicsent.data import (
+    LabelSpace,
+    Review,
+    ReviewSet,
+    as_review_set,
+    as_reviews,
+    check_labels,
+    infer_task,
+    label_problem,
+    one_class_problem,
+)
 from topicsent.errors import (
     InputDataError,
     InvalidParameterError,
@@ -30,7 +40,7 @@ from topicsent.errors import (
     UnsupportedTaskError,
 )
 from topicsent.methods._calibration import ConfidenceCalibrator, abstain_when_unsure, answer_correctness
-from topicsent.schema import ReviewAnalysis, Task, Usage
+from topicsent.schema import Predictions, ReviewAnalysis, Task, Usage
 
 CONFIG_FILE = "topicsent.json"
 CALIBRATION_FILE = "calibration.json"
@@ -113,9 +123,60 @@ class BaseMethod(ABC):
 
     # ----- fit / predict -------------------------------------------------------------
 
-    def fit(self, reviews: ReviewSet, task: Task | str | None = None) -> Self:
-        """Learn from labelled reviews for ``task`` (default: the review set's task)."""
+    def fit(
+        self,
+        reviews: ReviewSet | Any,
+        task: Task | str | None = None,
+        *,
+        text: str = "text",
+        id: str | None = None,
+        aspects: str | None = None,
+        rating: str | None = None,
+    ) -> Self:
+        """Learn from labelled reviews.
+
+        Parameters
+        ----------
+        reviews : ReviewSet, pandas.DataFrame or list of dict
+            Labelled reviews. Rows of a DataFrame or dicts are read by column name
+            (the same rules as files): ``aspects`` cells are a list of
+            ``{"aspect": "food", "polarity": "positive"}`` dicts (terms with
+            ``from``/``to`` offsets), its JSON, or ``"food:positive; service:negative"``;
+            ``rating`` cells are whole numbers on the data's own scale.
+        task : {"acsa", "atsa", "rating"}, optional
+            Default: the review set's task, else what the labels show (ratings, term
+            aspects or category aspects).
+        text, id, aspects, rating : str, optional
+            Column names in ``reviews`` (ignored for a ``ReviewSet``); without ``id`` the
+            index labels (DataFrame) or positions from 0 (list) are the ids.
+
+        Returns
+        -------
+        self
+            Fitted: ``task_``, ``label_space_`` and ``language_`` are set.
+
+        Raises
+        ------
+        InputDataError
+            A missing column, an empty text, a bad label (naming the row), or no labels
+            the task can learn from.
+        InvalidParameterError
+            A parameter outside its constraint, or an unknown task.
+        UnsupportedTaskError
+            The method does not do ``task``.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> from topicsent import MajorityMethod
+        >>> df = pd.DataFrame({"text": ["Great food", "Rude staff"], "aspects": ["food:positive", "staff:negative"]})
+        >>> MajorityMethod().fit(df, aspects="aspects").task_.value
+        'acsa'
+        """
         self._validate_params()
+        reviews = as_review_set(reviews, text=text, id=id, aspects=aspects, rating=rating)
+        if task is None and reviews.task is None:
+            task = infer_task(reviews)
         task = self._resolve_task(reviews, task)
         _check_training_labels(reviews, task)
         usable = reviews.with_reviews([r for r in reviews if r.text.strip()])
@@ -126,23 +187,64 @@ class BaseMethod(ABC):
         return self
 
     def predict(
-        self, reviews: Sequence[Review], *, given_aspects: bool = False, abstain_below: float | None = None
-    ) -> list[ReviewAnalysis]:
-        """One analysis per review, in input order.
+        self,
+        reviews: Sequence[Review] | Any,
+        *,
+        given_aspects: bool = False,
+        abstain_below: float | None = None,
+        text: str = "text",
+        id: str | None = None,
+        aspects: str | None = None,
+    ) -> Predictions:
+        """Analyse reviews: one :class:`~topicsent.schema.ReviewAnalysis` per review, in input order.
 
-        With ``given_aspects=True`` each review's own aspects (names, and spans for
-        terms; their labels are ignored) are the ones scored, and exactly those come
-        back, in order: the standard ACSA/ATSA evaluation protocol; a review whose
-        given aspect the model cannot score (a category outside its taxonomy, a term
-        whose span holds other words) comes back ``error`` naming it, and the other
-        reviews are answered. Otherwise the method finds the aspects itself. Empty
-        texts come back with status ``error``; a review the method has nothing to go
-        on for (no word it knows) comes back ``abstained`` saying so, not with an
-        answer from its training prior. Confidences are calibrated once
-        :meth:`calibrate` has run. With ``abstain_below=P`` a review whose least
-        confident answer is under ``P`` comes back ``abstained``, without labels.
+        Parameters
+        ----------
+        reviews : str, list of str, pandas.Series, pandas.DataFrame, list of dict or Review objects
+            One text, texts, or rows with a ``text`` column. Ids are a DataFrame's or
+            Series' index labels (or the ``id`` column), a list's positions from 0.
+        given_aspects : bool, default=False
+            Score each review's own aspects (names, and spans for terms; their labels
+            are ignored) and return exactly those, in order: the standard ACSA/ATSA
+            evaluation protocol; a review whose given aspect the model cannot score
+            (a category outside its taxonomy, a term whose span holds other words)
+            comes back ``error`` naming it, and the other reviews are answered.
+            Otherwise the method finds the aspects itself.
+        abstain_below : float in [0, 1], optional
+            A review whose least confident answer is under it comes back
+            ``abstained``, without labels.
+        text, id, aspects : str, optional
+            Column names of DataFrame or dict rows (``aspects`` for ``given_aspects``).
+
+        Returns
+        -------
+        Predictions
+            A list of ``ReviewAnalysis`` (length ``n_reviews``); ``.to_dataframe()`` is
+            the flat table, one row per review x aspect. Empty texts come back with
+            status ``error``; a review the method has nothing to go on for (no word it
+            knows) comes back ``abstained`` saying so, not with an answer from its
+            training prior. Confidences are calibrated once :meth:`calibrate` has run.
+
+        Raises
+        ------
+        NotFittedError
+            Before :meth:`fit`.
+        InputDataError
+            Input that is not reviews, a missing column or a duplicate id (naming the row).
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> from topicsent import MajorityMethod
+        >>> df = pd.DataFrame({"text": ["Great food", "Rude staff"], "aspects": ["food:positive", "staff:negative"]})
+        >>> model = MajorityMethod().fit(df, aspects="aspects")
+        >>> [a.review_id for a in model.predict(["Lovely pasta", "Slow service"])]
+        ['0', '1']
+        >>> model.predict(df["text"]).to_dataframe().shape[0] >= 2
+        True
         """
         self._check_fitted()
+        reviews = as_reviews(reviews, text=text, id=id, aspects=aspects)
         results: dict[int, ReviewAnalysis] = {}
         usable = [i for i, review in enumerate(reviews) if review.text.strip()]
         with progress_bar(f"{self.name}: predict", total=len(usable)) as advance:
@@ -162,7 +264,7 @@ class BaseMethod(ABC):
                     results[index] = answer
                 advance(len(batch))
         analyses = [results.get(i) or self._empty_text_row(review) for i, review in enumerate(reviews)]
-        return analyses if abstain_below is None else abstain_when_unsure(analyses, abstain_below)
+        return Predictions(analyses if abstain_below is None else abstain_when_unsure(analyses, abstain_below))
 
     def predict_labelled(self, reviews: Sequence[Review]) -> list[ReviewAnalysis]:
         """Answers for labelled reviews as they are scored: their aspects given (labels
@@ -188,10 +290,29 @@ class BaseMethod(ABC):
         self.calibrator_ = ConfidenceCalibrator.learn(confidence, correct)
         return self
 
-    def predict_proba(self, reviews: Sequence[Review]) -> np.ndarray:
-        """Rating-class probabilities, shape ``(n_reviews, len(classes_))``; rows of
-        empty texts are NaN. Only for the ``rating`` task of methods that classify."""
+    def predict_proba(self, reviews: Sequence[Review] | Any, *, text: str = "text", id: str | None = None) -> np.ndarray:
+        """Rating-class probabilities.
+
+        Parameters
+        ----------
+        reviews : as for :meth:`predict` (texts, a Series, a DataFrame, reviews)
+        text, id : str, optional
+            Column names of DataFrame or dict rows.
+
+        Returns
+        -------
+        numpy.ndarray of shape (n_reviews, len(classes_))
+            Columns follow ``classes_`` (the ratings); rows of empty texts are NaN.
+
+        Raises
+        ------
+        InvalidParameterError
+            The method was fitted for an aspect task, or gives no class probabilities.
+        NotFittedError
+            Before :meth:`fit`.
+        """
         self._check_fitted()
+        reviews = as_reviews(reviews, text=text, id=id)
         if self.task_ is not Task.RATING:
             raise InvalidParameterError(f"predict_proba is for the rating task; {self.name} was fitted for {self.task_.value}")
         if not hasattr(self, "classes_"):
@@ -340,23 +461,6 @@ class BaseMethod(ABC):
     @abstractmethod
     def _load_state(self, directory: Path) -> None:
         """Restore what :meth:`_save_state` wrote."""
-
-
-def check_labels(reviews: ReviewSet, space: LabelSpace, task: Task) -> None:
-    """Refuse labelled reviews whose labels contradict their text or ``space`` (the same
-    check as for files, :func:`~topicsent.data.label_problem`), or that lack the label
-    ``task`` learns from; raises :class:`InputDataError` naming the first bad review."""
-    for review in reviews:
-        if task is Task.RATING and review.rating is None:
-            raise InputDataError(f"{reviews.name}: review {review.id!r} has no rating; rating training needs one per review")
-        unlabelled = next((a for a in review.aspects if a.polarity is None), None)
-        if task is not Task.RATING and unlabelled is not None:
-            raise InputDataError(
-                f"{reviews.name}: review {review.id!r} aspect {unlabelled.name!r} has no polarity; "
-                f"expected one of {', '.join(space.polarities)}"
-            )
-        if problem := label_problem(review, space, task):
-            raise InputDataError(f"{reviews.name}: review {review.id!r}: {problem}")
 
 
 def _check_training_labels(reviews: ReviewSet, task: Task) -> None:

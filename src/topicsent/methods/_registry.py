@@ -37,6 +37,12 @@ def method_class(name: str) -> type:
     return entry_point.load()
 
 
+def method_class_names() -> dict[str, str]:
+    """Class name -> registered name of every method (``{"TfidfLRMethod": "tfidf-lr", ...}``),
+    read from the entry points without importing any method's module."""
+    return {ep.value.rpartition(":")[2]: name for name, ep in _entry_points().items()}
+
+
 def make_method(name: str, **params: Any):
     """A new unfitted method by name, e.g. ``make_method("tfidf-lr", C=0.5)``; an
     unknown parameter is an :class:`InvalidParameterError` naming the valid ones."""
