@@ -147,6 +147,22 @@ def test_aspect_splits_put_each_category_with_two_reviews_on_both_sides():
     assert len(held) == 18 and [r.id for r in kept] == sorted((r.id for r in kept), key=[r.id for r in reviews].index)
 
 
+def test_held_out_files_and_tables_are_checked_like_training_data(tmp_path):
+    """The test file of an evaluation and a table given a taxonomy go through the one
+    label check (data.check_labels / label_problem) that training files and fit use."""
+    columns = ColumnMap(id="id", aspects="aspects")
+    unlabelled = tmp_path / "test.jsonl"
+    unlabelled.write_text(json.dumps({"id": "t-1", "text": "Good food", "aspects": [{"aspect": "food"}]}) + "\n")
+    with pytest.raises(InputDataError) as error:
+        file_splits(ACSA, test=unlabelled, columns=columns)
+    assert str(error.value).startswith(f"{unlabelled}: review 't-1' aspect 'food' has no polarity; expected one of")
+    frame = pd.DataFrame({"text": ["Great food", "Rude staff"], "aspects": ["food:positive", "staff:negative"]})
+    with pytest.raises(InputDataError, match=r"^DataFrame: row 1: category 'staff' is not in the taxonomy \(known: food\)$"):
+        topicsent.data.as_review_set(frame, aspects="aspects", categories=("food",))
+    known = topicsent.data.as_review_set(frame, aspects="aspects", categories=("food", "staff")).label_space
+    assert known.categories == ("food", "staff")
+
+
 # ----- the Python API --------------------------------------------------------------------------------
 
 

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from topicsent.data._files import ColumnMap, check_columns, labelled_set, records_to_reviews
+from topicsent.data._files import ColumnMap, check_columns, given_space, labelled_set, records_to_reviews
 from topicsent.data._reviews import Review, ReviewSet
 from topicsent.errors import InputDataError
 from topicsent.schema import Task
@@ -113,7 +113,8 @@ def as_review_set(
     Raises
     ------
     InputDataError
-        As :func:`as_reviews`, plus an empty text (training needs text) or no rows.
+        As :func:`as_reviews`, plus an empty text (training needs text), no rows, or a
+        label that contradicts its text or the given taxonomy (naming the row).
     """
     if isinstance(data, ReviewSet):
         return data
@@ -121,7 +122,7 @@ def as_review_set(
         return labelled_set(list(data), "reviews", task=task, categories=categories)
     columns = ColumnMap(text=text, id=id, aspects=aspects, rating=rating)
     source, records = _records(data, columns)
-    reviews = records_to_reviews(source, records, columns, require_text=True)
+    reviews = records_to_reviews(source, records, columns, require_text=True, space=given_space(categories, None))
     if not reviews:
         raise InputDataError(f"{source}: no reviews to learn from (it is empty)")
     return labelled_set(reviews, source, task=task, categories=categories)
