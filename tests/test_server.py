@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from schemathesis.checks import positive_data_acceptance
 
 from conftest import free_port, wait_until_serving
+from topicsent.errors import InvalidParameterError
 from topicsent.interfaces import _jobs
 from topicsent.interfaces._server import MAX_TEXT_CHARS, ServerSettings, create_app
 from topicsent.methods import make_method
@@ -39,8 +40,8 @@ def served(tmp_path_factory, task_data):
 
 
 def _settings(folder, jobs, **overrides) -> ServerSettings:
-    limits = {"max_batch": 50, "max_body_bytes": 200_000, "max_upload_bytes": 300_000} | overrides
-    return ServerSettings(folder / "model", jobs, token=TOKEN, **limits)
+    limits = {"token": TOKEN, "max_batch": 50, "max_body_bytes": 200_000, "max_upload_bytes": 300_000} | overrides
+    return ServerSettings(folder / "model", jobs, **limits)
 
 
 @pytest.fixture
@@ -218,3 +219,19 @@ def test_any_upload_is_refused_with_a_reason_or_becomes_a_job_that_ends(client, 
     job = _finished(client, answer.json()["id"], timeout=60)
     event(f"job {job['status']}")
     assert job["status"] == "finished" or (job["status"] == "failed" and job["error"]), job
+
+
+@pytest.mark.parametrize(
+    ("token_args", "environment"),
+    [(["--token", ""], {}), (["--token", "   "], {}), ([], {"TOPICSENT_API_TOKEN": " \t"}), ([], {"TOPICSENT_API_TOKEN": ""})],
+)
+def test_a_blank_token_from_any_source_never_opens_the_server(served, tmp_path, token_args, environment):
+    folder, _ = served
+    command = [sys.executable, "-m", "topicsent.interfaces", "serve", "--model", str(folder / "model"), "--host", "0.0.0.0",
+               "--port", str(free_port()), "--jobs-dir", str(tmp_path / "jobs"), *token_args]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "TOPICSENT_API_TOKEN"} | environment
+    refused = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    assert "blank" in refused.stderr or "needs a token" in refused.stderr
+    with pytest.raises(InvalidParameterError, match="blank"):
+        create_app(_settings(folder, tmp_path / "jobs", token=" "))

@@ -45,6 +45,11 @@ class ServerSettings:
     max_body_bytes: int = 10 * 2**20
     max_upload_bytes: int = 200 * 2**20
 
+    def __post_init__(self) -> None:
+        # an empty token would match a request without any header: it is no token, never an open door
+        if self.token is not None and not self.token.strip():
+            raise InvalidParameterError("the API token is empty or blank; give a real token or none")
+
 
 class ReviewIn(BaseModel):
     id: str | None = Field(default=None, max_length=200, description="Your id; the position in the batch if omitted.")
