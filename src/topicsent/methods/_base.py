@@ -132,14 +132,15 @@ class BaseMethod(ABC):
         With ``given_aspects=True`` each review's own aspects (names, and spans for
         terms; their labels are ignored) are the ones scored, and exactly those come
         back, in order: the standard ACSA/ATSA evaluation protocol. Otherwise the
-        method finds the aspects itself. Empty texts come back with status ``error``.
+        method finds the aspects itself. Empty texts and rows the reader marked
+        (``Review.problem``) come back with status ``error``.
         Confidences are calibrated once :meth:`calibrate` has run. With
         ``abstain_below=P`` a review whose least confident answer is under ``P`` comes
         back ``abstained``, without labels.
         """
         self._check_fitted()
         results: dict[int, ReviewAnalysis] = {}
-        usable = [i for i, review in enumerate(reviews) if review.text.strip()]
+        usable = [i for i, review in enumerate(reviews) if review.analysable]
         with progress_bar(f"{self.name}: predict", total=len(usable)) as advance:
             for start in range(0, len(usable), self.batch_size):
                 batch = usable[start : start + self.batch_size]
@@ -153,7 +154,7 @@ class BaseMethod(ABC):
                         answer.usage = answer.usage.model_copy(update={"latency_ms": per_review_ms})
                     results[index] = answer
                 advance(len(batch))
-        analyses = [results.get(i) or self._empty_text_row(review) for i, review in enumerate(reviews)]
+        analyses = [results.get(i) or self._unanalysable_row(review) for i, review in enumerate(reviews)]
         return analyses if abstain_below is None else abstain_when_unsure(analyses, abstain_below)
 
     def predict_labelled(self, reviews: Sequence[Review]) -> list[ReviewAnalysis]:
@@ -187,7 +188,7 @@ class BaseMethod(ABC):
             raise InvalidParameterError(f"predict_proba is for the rating task; {self.name} was fitted for {self.task_.value}")
         if not hasattr(self, "classes_"):
             self._rating_proba([])  # methods without classes say why they have no probabilities
-        usable = [i for i, review in enumerate(reviews) if review.text.strip()]
+        usable = [i for i, review in enumerate(reviews) if review.analysable]
         proba = np.full((len(reviews), len(self.classes_)), np.nan)
         if usable:
             proba[usable] = self._rating_proba([reviews[i] for i in usable])
@@ -197,9 +198,9 @@ class BaseMethod(ABC):
         """Rating-class probabilities of non-empty reviews; methods that classify override it."""
         raise InvalidParameterError(f"{self!r} predicts ratings without class probabilities")
 
-    def _empty_text_row(self, review: Review) -> ReviewAnalysis:
+    def _unanalysable_row(self, review: Review) -> ReviewAnalysis:
         return ReviewAnalysis.failed(
-            review.id, status="error", reason="empty or whitespace-only text", method=self.name,
+            review.id, status="error", reason=review.problem or "empty or whitespace-only text", method=self.name,
             language=review.language, model=self.model_name, usage=Usage(),
         )  # fmt: skip
 

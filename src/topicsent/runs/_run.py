@@ -23,7 +23,7 @@ from topicsent import __version__
 from topicsent._folders import LOCK_FILE, folder_lock
 from topicsent._progress import progress_bar
 from topicsent._provenance import file_sha256, git_commit, path_sha256
-from topicsent.data import ColumnMap, Review, count_rows, review_batches
+from topicsent.data import ColumnMap, ReadLimits, Review, count_rows, review_batches
 from topicsent.errors import InputDataError, InvalidParameterError, TopicsentError
 from topicsent.methods import BaseMethod
 from topicsent.schema import ReviewAnalysis, to_dataframe
@@ -45,6 +45,7 @@ class RunRequest:
     chunk_size: int = 5_000
     model_params: dict[str, Any] = field(default_factory=dict)  # e.g. an LLM's max_cost
     abstain_below: float | None = None  # reviews less confident than this come back 'abstained'
+    limits: ReadLimits | None = None  # bounds on an untrusted input (the REST service's uploads)
 
     def __post_init__(self) -> None:
         if self.chunk_size < 1:
@@ -72,7 +73,7 @@ def analyze_to_run(request: RunRequest, *, resume: bool = False) -> dict[str, An
         parts = request.out / PARTS
         parts.mkdir(parents=True, exist_ok=True)
         seen = 0
-        with progress_bar("analysing reviews", count_rows(request.input_path)) as advance:
+        with progress_bar("analysing reviews", count_rows(request.input_path, request.limits)) as advance:
             for index, reviews in enumerate(_chunks(request)):
                 part = parts / f"part-{index:06d}.parquet"
                 if not part.exists():
@@ -188,7 +189,9 @@ def _fresh(out: Path) -> bool:
 
 
 def _chunks(request: RunRequest) -> Iterator[list[Review]]:
-    yield from review_batches(request.input_path, request.columns, batch_size=request.chunk_size, require_text=False)
+    yield from review_batches(
+        request.input_path, request.columns, batch_size=request.chunk_size, require_text=False, limits=request.limits
+    )
 
 
 def part_frame(reviews: list[Review], analyses: list[ReviewAnalysis]):  # -> pandas.DataFrame
