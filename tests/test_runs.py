@@ -191,3 +191,23 @@ def test_a_run_that_could_not_write_its_manifest_can_start_again(korean_run_inpu
         analyze_to_run(RunRequest(model, str(reviews), out, chunk_size=64))
     (out / "run.json.tmp").unlink()  # room again
     assert analyze_to_run(RunRequest(model, str(reviews), out, chunk_size=64))["reviews"] == n_reviews  # no --resume needed
+
+
+def test_duckdb_refuses_a_table_name_another_run_holds(korean_run_input, tmp_path):
+    import duckdb
+
+    model, reviews, n_reviews = korean_run_input
+    database = tmp_path / "results.duckdb"
+    for name in ("nsmc-a", "nsmc_a"):
+        analyze_to_run(RunRequest(model, str(reviews), tmp_path / name, chunk_size=100))
+    assert export_run(tmp_path / "nsmc-a", database) == "run_nsmc_a"
+    with pytest.raises(InvalidParameterError, match="table run_nsmc_a already holds run 'nsmc-a'"):
+        export_run(tmp_path / "nsmc_a", database)
+    with duckdb.connect(str(database)) as sql:
+        assert sql.execute("SELECT run_id, run_dir FROM runs").fetchall() == [("nsmc-a", str((tmp_path / "nsmc-a").resolve()))]
+        assert sql.execute("SELECT count(DISTINCT review_id) FROM run_nsmc_a").fetchone() == (n_reviews,)
+        sql.execute("CREATE TABLE run_mine AS SELECT 1 AS x")  # the analyst's own table
+    analyze_to_run(RunRequest(model, str(reviews), tmp_path / "mine", chunk_size=100))
+    with pytest.raises(InvalidParameterError, match="not a topicsent run"):
+        export_run(tmp_path / "mine", database)
+    assert export_run(tmp_path / "nsmc-a", database) == "run_nsmc_a"  # its own table: replaced as before
