@@ -1,11 +1,13 @@
 """The command line as a user runs it: real processes, exit codes, no tracebacks."""
 
+import gzip
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 CLI = [sys.executable, "-m", "topicsent.interfaces"]
@@ -127,3 +129,47 @@ def test_demo_runs_on_bundled_data(tmp_path):
     assert str(tmp_path / "mams_acsa_analysis.jsonl") in result.stdout.replace("\n", "")
     html = (tmp_path / "report.html").read_text(encoding="utf-8")
     assert html.count('<section class="run"') == 2 and 'data-chart="Sentiment by aspect"' in html
+
+
+def _bad_inputs(folder: Path) -> dict[str, tuple[Path, str]]:
+    """Files every reader must refuse the same way: (file, expected words)."""
+    good = b"text,stars\n" + b"great food,5\nslow service,2\n" * 50
+    truncated = folder / "truncated.csv.gz"
+    truncated.write_bytes(gzip.compress(good)[:-20])
+    latin1 = folder / "latin1.csv"
+    latin1.write_bytes(good + "caf\xe9 ok,4\n".encode("latin-1"))
+    return {"truncated gzip": (truncated, "not a readable gzip file"), "latin-1 byte": (latin1, "line 102: not valid UTF-8")}
+
+
+@pytest.mark.parametrize("problem", ["truncated gzip", "latin-1 byte"])
+def test_every_command_reads_input_through_one_reader_with_one_message(korean_run_input, tmp_path, problem):
+    model, _, _ = korean_run_input
+    path, expected = _bad_inputs(tmp_path)[problem]
+    commands = {
+        "analyze": ["analyze", "--model", str(model), str(path), "-o", str(tmp_path / "run")],
+        "predict": ["predict", "--model", str(model), str(path), "-o", str(tmp_path / "out.jsonl")],
+        "train": ["train", str(path), "--rating-col", "stars", "-o", str(tmp_path / "m")],
+        "topics": ["topics", str(path), "-o", str(tmp_path / "topics")],
+    }
+    for name, args in commands.items():
+        result = run(*args)
+        assert result.returncode == 2, (name, result.stderr[-800:])
+        assert result.stderr.strip().splitlines() == [result.stderr.strip()] and expected in result.stderr, (name, result.stderr)
+
+
+def test_a_lone_surrogate_is_that_rows_error_never_the_batch(korean_run_input, tmp_path):
+    model, _, _ = korean_run_input
+    reviews = tmp_path / "reviews.jsonl"
+    lines = ['{"id": "a", "text": "좋아요 최고"}', '{"id": "b", "text": "good \\ud800 bad"}', '{"id": "c", "text": "별로"}']
+    reviews.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    analyzed = run("analyze", "--model", str(model), str(reviews), "--id-col", "id", "-o", str(tmp_path / "run"))
+    assert analyzed.returncode == 0, analyzed.stderr
+    rows = pd.concat(pd.read_parquet(p) for p in sorted((tmp_path / "run" / "parts").glob("*.parquet"))).set_index("review_id")
+    assert list(rows["status"]) == ["ok", "error", "ok"] and "lone surrogate" in rows.loc["b", "status_reason"]
+    assert rows.loc["b", "text"] == "good \ufffd bad"  # stored, with the half pair replaced
+    predicted = run("predict", "--model", str(model), str(reviews), "--id-col", "id", "-o", str(tmp_path / "out.jsonl"))
+    assert predicted.returncode == 0 and "1 error" in predicted.stdout, predicted.stderr
+    labelled = tmp_path / "labelled.jsonl"
+    labelled.write_text('{"text": "fine", "stars": 5}\n{"text": "x \\udfff", "stars": 1}\n', encoding="utf-8")
+    trained = run("train", str(labelled), "--rating-col", "stars", "-o", str(tmp_path / "m"))
+    assert trained.returncode == 2 and "row 2: text holds a lone surrogate" in trained.stderr, trained.stderr

@@ -72,3 +72,32 @@ def test_report_refuses_what_it_cannot_read(tmp_path):
         build_report([tmp_path / "notes.json"], tmp_path / "r.html")
     with pytest.raises(InputDataError, match="neither a run folder"):
         build_report([tmp_path], tmp_path / "r.html")
+
+
+def test_dollar_signs_in_labels_are_drawn_as_text(task_data, tmp_path):
+    """A category like "$$$ vs $" is plain text in every chart, never mathtext."""
+    import json
+
+    import pandas as pd
+
+    from topicsent.data import read_reviews
+    from topicsent.methods import make_method
+
+    train, test = task_data["acsa"]
+    renamed = {"food": "$$$ vs $", "service": "$5 to $10 service"}  # mathtext would fail on or eat both
+    rows = [
+        {
+            "text": r.text,
+            "aspects": json.dumps([{"aspect": renamed.get(a.name, a.name), "polarity": a.polarity} for a in r.aspects]),
+        }
+        for r in train
+    ]
+    pd.DataFrame(rows).to_csv(tmp_path / "train.csv", index=False)
+    make_method("tfidf-lr").fit(read_reviews(tmp_path / "train.csv", ColumnMap(aspects="aspects"), task="acsa")).save(
+        tmp_path / "m"
+    )
+    pd.DataFrame({"text": [r.text for r in test]}).to_csv(tmp_path / "test.csv", index=False)
+    analyze_to_run(RunRequest(tmp_path / "m", str(tmp_path / "test.csv"), tmp_path / "run"))
+    html = build_report([tmp_path / "run"], tmp_path / "report.html").read_text(encoding="utf-8")
+    svg_text = " ".join(re.findall(r"<text[^>]*>([^<]*)</text>", html))
+    assert "$$$ vs $" in svg_text and "$5 to $10 service" in svg_text

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
 
-from topicsent.errors import InvalidParameterError
+from topicsent.errors import InvalidParameterError, TopicsentError
 from topicsent.runs import RunRequest, analyze_to_run, export_run, part_files, read_manifest
 from topicsent.runs import _run as run_module
 
@@ -111,3 +114,100 @@ def test_the_ray_engine_writes_the_same_run_as_the_local_one(korean_run_input, t
     assert on_ray["statuses"] == local["statuses"]
     by_id = [_results(tmp_path / name).sort_values("review_id").reset_index(drop=True) for name in ("local", "ray")]
     pd.testing.assert_frame_equal(*by_id)
+
+
+def test_resume_refuses_a_model_retrained_in_place(korean_run_input, tmp_path):
+    """Same topicsent.json, other weights (or another calibration): another model."""
+    from topicsent.data import load_dataset
+    from topicsent.methods import BaseMethod, make_method
+
+    model, reviews, _ = korean_run_input
+    folder = shutil.copytree(model, tmp_path / "model")
+    request = RunRequest(folder, str(reviews), tmp_path / "run", chunk_size=40)
+    analyze_to_run(request)
+    config = (folder / "topicsent.json").read_bytes()
+    make_method("tfidf-lr").fit(load_dataset("nsmc").train.sample(800, seed=7)).save(folder)
+    assert (folder / "topicsent.json").read_bytes() == config  # what the old fingerprint covered is unchanged
+    with pytest.raises(InvalidParameterError, match="model differ"):
+        analyze_to_run(request, resume=True)
+    shutil.rmtree(folder)
+    shutil.copytree(model, folder)
+    assert analyze_to_run(request, resume=True)["status"] == "finished"  # the very same files: accepted
+    (folder / "calibration.json").write_text(json.dumps({"knots": [0.0, 1.0], "values": [0.3, 0.9]}), encoding="utf-8")
+    assert BaseMethod.load(folder).calibrator_  # a calibration alone changes the confidences: another model
+    with pytest.raises(InvalidParameterError, match="model differ"):
+        analyze_to_run(request, resume=True)
+
+
+def _hold_lock(folder) -> subprocess.Popen:
+    """Another process holding the run folder's lock until it is killed."""
+    code = "import sys, time; from pathlib import Path; from topicsent._folders import folder_lock\n" \
+        "with folder_lock(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(600)"  # fmt: skip
+    holder = subprocess.Popen([sys.executable, "-c", code, str(folder)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_a_second_process_on_a_run_folder_is_refused_and_a_killed_ones_lock_is_taken_over(korean_run_input, tmp_path):
+    model, reviews, n_reviews = korean_run_input
+    out = tmp_path / "run"
+    holder = _hold_lock(out)
+    try:
+        command = [sys.executable, "-m", "topicsent.interfaces", "analyze", "--model", str(model), str(reviews), "-o", str(out)]
+        refused = subprocess.run(command, capture_output=True, text=True, timeout=300)
+        assert refused.returncode == 2 and f"pid {holder.pid}" in refused.stderr, refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1 and "in use" in refused.stderr
+        assert not (out / "parts").exists()  # the refused process wrote nothing
+    finally:
+        holder.kill()  # as kill -9: the lock file stays behind
+        holder.wait()
+    assert (out / ".lock").is_file()
+    assert analyze_to_run(RunRequest(model, str(reviews), out, chunk_size=64))["reviews"] == n_reviews
+
+
+def test_a_full_disk_is_one_line_and_the_run_resumes_once_there_is_room(korean_run_input, tmp_path):
+    """/dev/full answers every write with ENOSPC, as a full disk does."""
+    model, reviews, n_reviews = korean_run_input
+    out = tmp_path / "run"
+    (out / "parts").mkdir(parents=True)
+    (out / "parts" / "part-000001.tmp").symlink_to("/dev/full")  # the second chunk meets a full disk
+    command = [sys.executable, "-m", "topicsent.interfaces", "analyze", "--model", str(model), str(reviews),
+               "-o", str(out), "--chunk-size", "64"]  # fmt: skip
+    full = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert full.returncode == 2 and len(full.stderr.strip().splitlines()) == 1, full.stderr
+    assert str(out) in full.stderr and "No space left on device" in full.stderr and "--resume" in full.stderr
+    assert len(part_files(out)) == 1 and not (out / "parts" / "part-000001.tmp").exists()  # no half part left
+    resumed = subprocess.run([*command, "--resume"], capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert read_manifest(out)["reviews"] == n_reviews
+
+
+def test_a_run_that_could_not_write_its_manifest_can_start_again(korean_run_input, tmp_path):
+    model, reviews, n_reviews = korean_run_input
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "run.json.tmp").symlink_to("/dev/full")  # the very first write fails
+    with pytest.raises(TopicsentError, match="No space left on device"):
+        analyze_to_run(RunRequest(model, str(reviews), out, chunk_size=64))
+    (out / "run.json.tmp").unlink()  # room again
+    assert analyze_to_run(RunRequest(model, str(reviews), out, chunk_size=64))["reviews"] == n_reviews  # no --resume needed
+
+
+def test_duckdb_refuses_a_table_name_another_run_holds(korean_run_input, tmp_path):
+    import duckdb
+
+    model, reviews, n_reviews = korean_run_input
+    database = tmp_path / "results.duckdb"
+    for name in ("nsmc-a", "nsmc_a"):
+        analyze_to_run(RunRequest(model, str(reviews), tmp_path / name, chunk_size=100))
+    assert export_run(tmp_path / "nsmc-a", database) == "run_nsmc_a"
+    with pytest.raises(InvalidParameterError, match="table run_nsmc_a already holds run 'nsmc-a'"):
+        export_run(tmp_path / "nsmc_a", database)
+    with duckdb.connect(str(database)) as sql:
+        assert sql.execute("SELECT run_id, run_dir FROM runs").fetchall() == [("nsmc-a", str((tmp_path / "nsmc-a").resolve()))]
+        assert sql.execute("SELECT count(DISTINCT review_id) FROM run_nsmc_a").fetchone() == (n_reviews,)
+        sql.execute("CREATE TABLE run_mine AS SELECT 1 AS x")  # the analyst's own table
+    analyze_to_run(RunRequest(model, str(reviews), tmp_path / "mine", chunk_size=100))
+    with pytest.raises(InvalidParameterError, match="not a topicsent run"):
+        export_run(tmp_path / "mine", database)
+    assert export_run(tmp_path / "nsmc-a", database) == "run_nsmc_a"  # its own table: replaced as before

@@ -91,3 +91,23 @@ def test_invalid_analyses_are_rejected(change):
 def test_json_schema_names_the_fields():
     schema = json_schema()
     assert {"review_id", "overall", "aspects", "status", "usage"} <= set(schema["properties"])
+
+
+def test_csv_output_neutralises_formulas_but_parquet_and_jsonl_keep_the_text(tmp_path):
+    import pandas as pd
+
+    ids = ['=HYPERLINK("http://x")', "+1", "-2", "@SUM(A1)", "plain"]
+    analyses = [
+        ReviewAnalysis(
+            review_id=i,
+            language="en",
+            method="m",
+            aspects=[AspectSentiment(aspect="=cmd|' /C calc'!A0", kind="category", polarity="positive")],
+        )
+        for i in ids
+    ]
+    csv_rows = pd.read_csv(write_analyses(analyses, tmp_path / "r.csv"), dtype=str, keep_default_na=False)
+    assert list(csv_rows["review_id"]) == ["'" + i for i in ids[:4]] + ["plain"]
+    assert set(csv_rows["aspect"]) == {"'=cmd|' /C calc'!A0"}
+    assert list(pd.read_parquet(write_analyses(analyses, tmp_path / "r.parquet"))["review_id"]) == ids
+    assert [a.review_id for a in read_jsonl(write_analyses(analyses, tmp_path / "r.jsonl"))] == ids

@@ -4,12 +4,16 @@ page driven by headless Chromium."""
 
 from __future__ import annotations
 
+import gzip
+import itertools
 import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 
+import httpx
 import pandas as pd
 import pytest
 import schemathesis
@@ -19,6 +23,7 @@ from hypothesis import strategies as st
 from schemathesis.checks import positive_data_acceptance
 
 from conftest import free_port, wait_until_serving
+from topicsent.errors import InvalidParameterError
 from topicsent.interfaces import _jobs
 from topicsent.interfaces._server import MAX_TEXT_CHARS, ServerSettings, create_app
 from topicsent.methods import make_method
@@ -39,8 +44,8 @@ def served(tmp_path_factory, task_data):
 
 
 def _settings(folder, jobs, **overrides) -> ServerSettings:
-    limits = {"max_batch": 50, "max_body_bytes": 200_000, "max_upload_bytes": 300_000} | overrides
-    return ServerSettings(folder / "model", jobs, token=TOKEN, **limits)
+    limits = {"token": TOKEN, "max_batch": 50, "max_body_bytes": 200_000, "max_upload_bytes": 300_000} | overrides
+    return ServerSettings(folder / "model", jobs, **limits)
 
 
 @pytest.fixture
@@ -218,3 +223,126 @@ def test_any_upload_is_refused_with_a_reason_or_becomes_a_job_that_ends(client, 
     job = _finished(client, answer.json()["id"], timeout=60)
     event(f"job {job['status']}")
     assert job["status"] == "finished" or (job["status"] == "failed" and job["error"]), job
+
+
+@pytest.mark.parametrize(
+    ("token_args", "environment"),
+    [(["--token", ""], {}), (["--token", "   "], {}), ([], {"TOPICSENT_API_TOKEN": " \t"}), ([], {"TOPICSENT_API_TOKEN": ""})],
+)
+def test_a_blank_token_from_any_source_never_opens_the_server(served, tmp_path, token_args, environment):
+    folder, _ = served
+    command = [sys.executable, "-m", "topicsent.interfaces", "serve", "--model", str(folder / "model"), "--host", "0.0.0.0",
+               "--port", str(free_port()), "--jobs-dir", str(tmp_path / "jobs"), *token_args]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "TOPICSENT_API_TOKEN"} | environment
+    refused = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    assert "blank" in refused.stderr or "needs a token" in refused.stderr
+    with pytest.raises(InvalidParameterError, match="blank"):
+        create_app(_settings(folder, tmp_path / "jobs", token=" "))
+
+
+def test_a_compressed_upload_cannot_inflate_past_the_limits(client, served, tmp_path):
+    bomb = gzip.compress(b'{"text": "' + b"a" * 20_000_000 + b'"}\n', compresslevel=9)  # one 20 MB review
+    assert len(bomb) < 50_000
+    with TestClient(create_app(_settings(served[0], tmp_path / "big", max_upload_bytes=50_000_000))) as roomy:
+        started = time.monotonic()
+        answer = roomy.post("/v1/jobs", files={"file": ("r.jsonl.gz", bomb)}, headers=AUTH)
+    assert answer.status_code == 413 and "line 1: over" in answer.json()["detail"], answer.text
+    assert f"{MAX_TEXT_CHARS:,} characters" in answer.json()["detail"] and time.monotonic() - started < 10
+    many = gzip.compress(b"text\n" + b"good food\n" * 100_000)  # 1 MB of short reviews; the upload limit is 300 KB
+    answer = client.post("/v1/jobs", files={"file": ("r.csv.gz", many)}, headers=AUTH)
+    assert answer.status_code == 413 and "decompressed" in answer.json()["detail"], answer.text
+    long_text = pd.DataFrame({"text": ["fine food", "a" * (MAX_TEXT_CHARS + 1)]}).to_csv(index=False).encode()
+    created = client.post("/v1/jobs", files={"file": ("r.csv", long_text)}, headers=AUTH)
+    assert created.status_code == 202 and created.json()["reviews"] == 2
+    job = _finished(client, created.json()["id"])
+    assert job["status"] == "finished" and job["statuses"] == {"ok": 1, "error": 1}, job
+    rows = client.get(f"/v1/jobs/{job['id']}/results", headers=AUTH).json()["rows"]
+    assert "over the limit of 100,000" in next(r["status_reason"] for r in rows if r["review_id"] == "2")
+
+
+def test_a_lone_surrogate_is_a_422_naming_the_row_or_that_rows_error(client):
+    for field, review in (("text", '{"text": "good \\ud800"}'), ("id", '{"id": "x\\udfff", "text": "ok"}')):
+        body = '{"reviews": [{"text": "fine"}, %s]}' % review  # noqa: UP031
+        answer = client.post("/v1/analyze", content=body.encode(), headers=AUTH | {"content-type": "application/json"})
+        assert answer.status_code == 422, answer.text
+        [error] = answer.json()["detail"]
+        assert error["loc"] == ["body", "reviews", 1, field] and "unicode" in error["msg"]  # pydantic's own check
+    lines = b'{"text": "great food"}\n{"text": "rude \\udc00 waiter"}\n{"text": "nice place"}\n'
+    created = client.post("/v1/jobs", files={"file": ("r.jsonl", lines)}, headers=AUTH)
+    job = _finished(client, created.json()["id"])
+    assert job["status"] == "finished" and job["statuses"]["error"] == 1 and job["reviews"] == 3, job
+
+
+@given(
+    abstain=st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([float("nan"), float("inf"), -1e309])),
+    text=st.text(max_size=30),  # surrogates included
+)
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+def test_non_finite_numbers_and_any_text_never_reach_a_500(client, abstain, text):
+    import json
+
+    body = json.dumps({"reviews": [{"text": text}], "abstain_below": abstain})  # NaN/Infinity as Python's json writes them
+    answer = client.post("/v1/analyze", content=body.encode(), headers=AUTH | {"content-type": "application/json"})
+    assert answer.status_code in (200, 422), answer.text
+    if not 0 <= abstain <= 1:
+        assert answer.status_code == 422 and answer.json()["detail"][0]["loc"] == ["body", "abstain_below"]
+
+
+def _chunks(size: int, block: int = 2**20):
+    sent = 0
+    while sent < size:
+        yield b" " * min(block, size - sent)
+        sent += block
+
+
+@pytest.fixture(scope="module")
+def live_server(served, tmp_path_factory):
+    """`topicsent serve` as users run it (uvicorn on a port), with a 50 MiB upload limit."""
+    folder, _ = served
+    port = free_port()
+    command = [sys.executable, "-m", "topicsent.interfaces", "serve", "--model", str(folder / "model"), "--port", str(port),
+               "--jobs-dir", str(tmp_path_factory.mktemp("live") / "jobs"), "--max-upload-mb", "50"]  # fmt: skip
+    server = subprocess.Popen(command, env=os.environ | {"TOPICSENT_API_TOKEN": TOKEN}, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_serving(f"{url}/healthz", server)
+        yield url
+    finally:
+        server.kill()
+        server.wait(timeout=20)
+
+
+def test_a_large_upload_is_checked_off_the_event_loop(live_server):
+    """While a 40 MB (decompressed) upload is saved and checked, /healthz still answers at once."""
+    payload = gzip.compress(b"text\n" + b"good food and kind staff\n" * 1_600_000, compresslevel=1)
+    answer = {}
+
+    def upload() -> None:
+        answer["response"] = httpx.post(
+            f"{live_server}/v1/jobs", files={"file": ("r.csv.gz", payload)}, headers=AUTH, timeout=300
+        )
+
+    sender = threading.Thread(target=upload)
+    sender.start()
+    waits = []
+    while sender.is_alive():
+        began = time.monotonic()
+        assert httpx.get(f"{live_server}/healthz", timeout=30).status_code == 200
+        waits.append(time.monotonic() - began)
+        time.sleep(0.05)
+    sender.join()
+    assert answer["response"].status_code == 202 and answer["response"].json()["reviews"] == 1_600_000
+    assert len(waits) >= 5 and max(waits) < 1.0, waits
+
+
+def test_a_chunked_body_over_the_limit_is_413(live_server):
+    """No Content-Length: the limit is checked as the body streams in, and the answer is 413, not 400."""
+    analyze = httpx.post(f"{live_server}/v1/analyze", content=_chunks(11 * 2**20),
+                         headers=AUTH | {"content-type": "application/json"}, timeout=60)  # fmt: skip
+    assert analyze.status_code == 413 and "over the limit" in analyze.json()["detail"], analyze.text
+    boundary = "topicsentboundary"
+    head = f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="r.csv"\r\n\r\ntext\n'.encode()
+    upload = httpx.post(f"{live_server}/v1/jobs", content=itertools.chain([head], _chunks(51 * 2**20)),
+                        headers=AUTH | {"content-type": f"multipart/form-data; boundary={boundary}"}, timeout=60)  # fmt: skip
+    assert upload.status_code == 413 and "over the limit" in upload.json()["detail"], upload.text

@@ -17,6 +17,18 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def path_sha256(path: Path) -> str:
+    """The hex sha256 of a file, or of a folder: every file under it, by relative path and
+    contents in path order, so adding, removing, renaming or changing any file changes it."""
+    path = Path(path)
+    if path.is_file():
+        return file_sha256(path)
+    digest = hashlib.sha256()
+    for member in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(f"{member.relative_to(path).as_posix()}\0{file_sha256(member)}\n".encode())
+    return digest.hexdigest()
+
+
 def git_commit() -> str:
     """The commit of the topicsent checkout that is running (not of the working
     directory), with ``-dirty`` when it has uncommitted changes; ``unknown`` for an

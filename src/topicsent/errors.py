@@ -16,6 +16,10 @@ class InputDataError(TopicsentError, ValueError):
     """A review file or dataset cannot be read as reviews (names file, row and problem)."""
 
 
+class InputTooLargeError(InputDataError):
+    """An input passes a size bound (decompressed bytes, one line): the REST service answers 413."""
+
+
 class NotFittedError(TopicsentError, ValueError, AttributeError):
     """A method was used before ``fit``."""
 

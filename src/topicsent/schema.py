@@ -250,5 +250,24 @@ def write_analyses(analyses: Sequence[ReviewAnalysis], path: Path) -> Path:
     elif suffix == ".parquet":
         to_dataframe(analyses).to_parquet(path, index=False)
     else:
-        to_dataframe(analyses).to_csv(path, index=False)
+        write_csv(to_dataframe(analyses), path)
     return path
+
+
+#: A cell starting with one of these is a formula to Excel, LibreOffice and Sheets.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def write_csv(frame, path: Path) -> Path:  # frame: pandas.DataFrame
+    """Write a table as CSV for spreadsheets: a text cell that would start a formula
+    (``=``, ``+``, ``-``, ``@``, tab, CR; an id or aspect name from the input) gets a
+    leading ``'``, the usual guard against CSV formula injection. Numbers stay numbers;
+    Parquet and JSONL outputs keep the exact text."""
+    import pandas as pd
+
+    frame = frame.copy()
+    for column in frame.columns:
+        if frame[column].dtype == object or pd.api.types.is_string_dtype(frame[column]):
+            frame[column] = frame[column].map(lambda v: "'" + v if isinstance(v, str) and v.startswith(FORMULA_PREFIXES) else v)
+    frame.to_csv(path, index=False)
+    return Path(path)

@@ -7,6 +7,7 @@ problem, never a traceback.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import gzip
 import io
@@ -23,12 +24,13 @@ from typing import Any, NoReturn
 
 from topicsent.data._labels import label_problem
 from topicsent.data._reviews import AspectLabel, LabelSpace, Review, ReviewSet
-from topicsent.errors import InputDataError
+from topicsent.errors import InputDataError, InputTooLargeError
 from topicsent.schema import POLARITIES, Task
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
 _HANGUL = re.compile(r"[\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f]")
 _LETTER = re.compile(r"[^\W\d_]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # in a Python str every surrogate is a lone one
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,25 @@ class ColumnMap:
     rating: str | None = None
     aspects: str | None = None
     date: str | None = None  # kept as text in ``Review.meta["date"]`` (per-topic trends)
+
+
+@dataclass(frozen=True)
+class ReadLimits:
+    """Bounds for reading untrusted input (the REST service's uploads), checked while the
+    bytes stream in, so a small compressed file cannot inflate into memory.
+
+    ``max_bytes``: the whole input after decompression (an over-limit input raises
+    :class:`InputTooLargeError`). ``max_text_chars``: a longer text is kept as that
+    row's ``error``. A physical line may hold at most such a text JSON-escaped (6 bytes
+    a character) plus 64 KiB of other fields; a longer line raises InputTooLargeError.
+    """
+
+    max_bytes: int
+    max_text_chars: int
+
+    @property
+    def max_line_bytes(self) -> int:
+        return 6 * self.max_text_chars + 2**16
 
 
 def detect_language(text: str) -> str:
@@ -134,19 +155,21 @@ def review_batches(
     language: str = "auto",
     require_text: bool = False,
     space: LabelSpace | None = None,
+    limits: ReadLimits | None = None,
 ) -> Iterator[list[Review]]:
     """The file's reviews in lists of ``batch_size``, read lazily: a file larger than
     memory streams through, and an input problem is still reported with its row.
     Labels are checked against the text and, when given, against ``space``.
 
-    Ids are checked for uniqueness across the whole file (only the ids are kept)."""
+    Ids are checked for uniqueness across the whole file (only the ids are kept).
+    ``limits`` bound what an untrusted input may inflate to (see :class:`ReadLimits`)."""
     source = str(path)
     first_row: dict[str, Any] = {}
-    for batch in _record_batches(source, batch_size):
+    for batch in _record_batches(source, batch_size, limits):
         if not first_row:
             check_columns(source, set(batch[0][1]), columns)
         yield records_to_reviews(
-            source, batch, columns, language=language, require_text=require_text, space=space, first_row=first_row
+            source, batch, columns, language=language, require_text=require_text, space=space, limits=limits, first_row=first_row
         )
 
 
@@ -158,15 +181,17 @@ def records_to_reviews(
     language: str = "auto",
     require_text: bool = False,
     space: LabelSpace | None = None,
+    limits: ReadLimits | None = None,
     first_row: dict[str, Any] | None = None,
 ) -> list[Review]:
     """(row, column -> value) records as reviews, ids checked for uniqueness and labels
-    as by :func:`review_from_record` (against ``space`` when given); ``first_row``
-    (id -> row) carries the ids seen in earlier batches of the same source."""
+    and texts as by :func:`review_from_record` (against ``space`` and ``limits`` when
+    given); ``first_row`` (id -> row) carries the ids seen in earlier batches of the
+    same source."""
     first_row = {} if first_row is None else first_row
     reviews = []
     for row, record in records:
-        review = review_from_record(source, row, record, columns, language, require_text, space)
+        review = review_from_record(source, row, record, columns, language, require_text, space, limits=limits)
         if review.id in first_row:
             raise InputDataError(
                 f"{source}: row {row}: duplicate id {review.id!r} (first seen in row {first_row[review.id]}); ids must be unique"
@@ -176,18 +201,17 @@ def records_to_reviews(
     return reviews
 
 
-def count_rows(path: str | Path) -> int | None:
+def count_rows(path: str | Path, limits: ReadLimits | None = None) -> int | None:
     """Data rows in a file without parsing its fields (for a progress total), or None
-    for standard input."""
+    for standard input. It reads through the same checks as the reviews themselves
+    (encoding, gzip, ``limits``), so a bad file fails here with the same one line."""
     source = str(path)
     if source == "-":
         return None
     kind, file, compressed = _file_kind(source)
     if kind == "parquet":
-        import pyarrow.parquet as pq
-
-        return pq.ParquetFile(file).metadata.num_rows
-    with _open_text(file, compressed) as text:
+        return _parquet_file(file, limits).metadata.num_rows
+    with _text_errors(source, limits), _open_text(file, compressed, source, limits) as text:
         if kind == "jsonl":
             return sum(1 for line in text if line.strip())
         dialect = {"delimiter": "\t", "quoting": csv.QUOTE_NONE} if kind == "tsv" else {"delimiter": ","}
@@ -225,34 +249,89 @@ def _file_kind(source: str) -> tuple[str, Path, bool]:
     return kind, path, compressed
 
 
-def _record_batches(source: str, size: int) -> Iterator[list[tuple[int, dict[str, Any]]]]:
+def _record_batches(source: str, size: int, limits: ReadLimits | None) -> Iterator[list[tuple[int, dict[str, Any]]]]:
     """Lists of (1-based row number, column -> value) for the file's data rows."""
     if source == "-":
-        yield from _guarded_text_batches(source, _stdin_text, "jsonl", size)
+        with _text_errors(source, limits), _stdin_text() as text:
+            yield from _batched(_jsonl_records(source, text), size)
         return
     kind, path, compressed = _file_kind(source)
     if kind == "parquet":
-        yield from _parquet_batches(path, size)
-    else:
-        yield from _guarded_text_batches(source, lambda: _open_text(path, compressed), kind, size)
+        yield from _parquet_batches(path, size, limits)
+        return
+    with _text_errors(source, limits), _open_text(path, compressed, source, limits) as text:
+        rows = _jsonl_records(source, text) if kind == "jsonl" else _delimited_records(source, text, kind, size)
+        yield from _batched(rows, size)
 
 
-def _guarded_text_batches(source: str, opener, kind: str, size: int) -> Iterator[list[tuple[int, dict[str, Any]]]]:
-    """Text rows in batches, with decoding and gzip problems turned into input errors."""
+@contextmanager
+def _text_errors(source: str, limits: ReadLimits | None) -> Iterator[None]:
+    """Decoding and gzip problems of a text input as one InputDataError line: every
+    reader of text (reviews, row counts, standard input) goes through here."""
     try:
-        with opener() as text:
-            rows = _jsonl_records(source, text) if kind == "jsonl" else _delimited_records(source, text, kind, size)
-            yield from _batched(rows, size)
+        yield
     except UnicodeDecodeError:
-        _raise_utf8_error(source)
+        _raise_utf8_error(source, limits)
     except (EOFError, gzip.BadGzipFile, zlib.error) as error:
-        raise InputDataError(f"{source}: not a readable gzip file ({error})") from None
+        raise InputDataError(f"{source}: not a readable gzip file ({error or 'it ends too early'})") from None
 
 
-def _open_text(path: Path, compressed: bool) -> io.TextIOWrapper:
-    """The file as UTF-8 text (BOM dropped, newlines kept for quoted CSV fields); the caller closes it."""
+def _open_text(path: Path, compressed: bool, source: str, limits: ReadLimits | None) -> io.TextIOWrapper:
+    """The file as UTF-8 text (BOM dropped, newlines kept for quoted CSV fields), its
+    decompressed bytes bounded by ``limits``; the caller closes it."""
     raw = gzip.open(path, "rb") if compressed else path.open("rb")  # noqa: SIM115 - wrapped and returned
+    if limits is not None:
+        raw = io.BufferedReader(_BoundedStream(raw, source, limits))
     return io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+
+
+class _BoundedStream(io.RawIOBase):
+    """Bytes of an input as they stream (after decompression), refused in one line once
+    the whole passes ``max_bytes`` or one line passes ``max_line_bytes``: memory stays
+    bounded whatever a small gzip file inflates to."""
+
+    def __init__(self, raw: io.BufferedIOBase, source: str, limits: ReadLimits) -> None:
+        self._raw, self._source, self._limits = raw, source, limits
+        self._total = 0
+        self._line = 1  # the line being read
+        self._line_bytes = 0  # its bytes so far
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        # never more than a line's bound at once: a line within one read is within the bound
+        data = self._raw.read(min(len(buffer), self._limits.max_line_bytes))
+        self._account(data)
+        buffer[: len(data)] = data
+        return len(data)
+
+    def _account(self, data: bytes) -> None:
+        self._total += len(data)
+        if self._total > self._limits.max_bytes:
+            raise InputTooLargeError(
+                f"{self._source}: over {self._limits.max_bytes:,} bytes (decompressed); split it into smaller files"
+            )
+        newlines = data.count(b"\n")
+        if newlines:
+            self._line_bytes += data.find(b"\n")
+            self._check_line()
+            self._line += newlines
+            self._line_bytes = len(data) - data.rfind(b"\n") - 1
+        else:
+            self._line_bytes += len(data)
+        self._check_line()
+
+    def _check_line(self) -> None:
+        if self._line_bytes > self._limits.max_line_bytes:
+            raise InputTooLargeError(
+                f"{self._source}: line {self._line}: over {self._limits.max_line_bytes:,} bytes; "
+                f"a review may have at most {self._limits.max_text_chars:,} characters"
+            )
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
 
 
 @contextmanager
@@ -264,21 +343,27 @@ def _stdin_text() -> Iterator[io.TextIOWrapper]:
         text.detach()  # standard input stays open for the caller
 
 
-def _raise_utf8_error(source: str) -> NoReturn:
-    """Name the line of the first undecodable byte (the slow path, taken only on error)."""
+def _raise_utf8_error(source: str, limits: ReadLimits | None) -> NoReturn:
+    """Name the line of the first undecodable byte (the slow path, taken only on error;
+    it streams line by line, so a large or compressed file is never held whole)."""
     if source == "-":
         raise InputDataError("-: standard input is not valid UTF-8; send UTF-8 text")
-    data = Path(source).read_bytes()
-    if source.lower().endswith(".gz"):
-        data = gzip.decompress(data)
-    try:
-        data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        line = data.count(b"\n", 0, error.start) + 1
-        raise InputDataError(
-            f"{source}: line {line}: not valid UTF-8 (byte 0x{data[error.start]:02x} at offset {error.start}); "
-            "re-save the file as UTF-8"
-        ) from None
+    path = Path(source)
+    raw = gzip.open(path, "rb") if source.lower().endswith(".gz") else path.open("rb")  # noqa: SIM115 - closed below
+    if limits is not None:
+        raw = io.BufferedReader(_BoundedStream(raw, source, limits))
+    decoder = codecs.getincrementaldecoder("utf-8-sig")()
+    offset = 0
+    with raw:
+        for number, line in enumerate(raw, start=1):
+            try:
+                decoder.decode(line)
+            except UnicodeDecodeError as error:
+                raise InputDataError(
+                    f"{source}: line {number}: not valid UTF-8 (byte 0x{line[error.start]:02x} at offset "
+                    f"{offset + error.start}); re-save the file as UTF-8"
+                ) from None
+            offset += len(line)
     raise InputDataError(f"{source}: not valid UTF-8; re-save the file as UTF-8")  # the reader saw it; a re-read did not
 
 
@@ -326,11 +411,24 @@ def _jsonl_records(source: str, text: Iterable[str]) -> Iterator[tuple[int, dict
         yield line_number, record
 
 
-def _parquet_batches(path: Path, size: int) -> Iterator[list[tuple[int, dict[str, Any]]]]:
+def _parquet_file(path: Path, limits: ReadLimits | None):  # -> pyarrow.parquet.ParquetFile
+    """The Parquet file, its uncompressed size checked against ``limits`` from the footer."""
     import pyarrow.parquet as pq
 
     try:
         parquet = pq.ParquetFile(path)
+    except Exception as error:  # pyarrow raises several unrelated types for a bad file
+        raise InputDataError(f"{path}: cannot read as Parquet: {error}") from None
+    metadata = parquet.metadata
+    inflated = sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups))
+    if limits is not None and inflated > limits.max_bytes:
+        raise InputTooLargeError(f"{path}: over {limits.max_bytes:,} bytes (uncompressed); split it into smaller files")
+    return parquet
+
+
+def _parquet_batches(path: Path, size: int, limits: ReadLimits | None) -> Iterator[list[tuple[int, dict[str, Any]]]]:
+    parquet = _parquet_file(path, limits)
+    try:
         row = 0
         for batch in parquet.iter_batches(batch_size=size):
             records = batch.to_pylist()
@@ -348,9 +446,17 @@ def review_from_record(
     language: str = "auto",
     require_text: bool = False,
     space: LabelSpace | None = None,
+    *,
+    limits: ReadLimits | None = None,
 ) -> Review:
     """One input row as a :class:`Review`, with errors naming the source and row
-    (labels checked by :func:`~topicsent.data.label_problem`, against ``space`` when given)."""
+    (labels checked by :func:`~topicsent.data.label_problem`, against ``space`` when given).
+
+    A text that cannot be analysed (lone surrogates from a JSON escape such as
+    ``\\ud800``, or longer than ``limits.max_text_chars``) is an error when
+    ``require_text`` (training), else the row is kept with its ``problem`` and comes
+    back as that row's ``error``.
+    """
     where = f"{source}: row {row}"
     text = record.get(columns.text)
     if text is None:
@@ -359,9 +465,15 @@ def review_from_record(
         raise InputDataError(f"{where}: text must be a string, got {type(text).__name__}")
     if require_text and not text.strip():
         raise InputDataError(f"{where}: empty text; remove the row or fill it in")
+    problem = _text_problem(text, limits)
+    if problem and require_text:
+        raise InputDataError(f"{where}: {problem}; fix or remove the row")
+    text = without_lone_surrogates(text)  # the row's text is stored with the results: it must encode
     review_id = str(record[columns.id]).strip() if columns.id else str(row)
     if not review_id:
         raise InputDataError(f"{where}: empty id in column {columns.id!r}")
+    if _LONE_SURROGATE.search(review_id):
+        raise InputDataError(f"{where}: id {without_lone_surrogates(review_id)!r} holds a lone surrogate (not Unicode)")
     review = Review(
         id=review_id,
         text=text,
@@ -369,10 +481,26 @@ def review_from_record(
         rating=_rating(where, record.get(columns.rating)) if columns.rating else None,
         aspects=_aspects(where, record.get(columns.aspects)) if columns.aspects else (),
         meta={"date": str(record[columns.date])} if columns.date and record.get(columns.date) is not None else {},
+        problem=problem,
     )
-    if problem := label_problem(review, space):
-        raise InputDataError(f"{where}: {problem}")
+    if wrong := label_problem(review, space):  # a span outside the text included
+        raise InputDataError(f"{where}: {wrong}")
     return review
+
+
+def without_lone_surrogates(text: str) -> str:
+    """``text`` with each lone surrogate (half of a UTF-16 pair, which no UTF-8 file can
+    hold but a JSON escape can) replaced by U+FFFD, so it encodes."""
+    return _LONE_SURROGATE.sub("\ufffd", text)
+
+
+def _text_problem(text: str, limits: ReadLimits | None) -> str | None:
+    """Why a text cannot be analysed, or None."""
+    if (found := _LONE_SURROGATE.search(text)) is not None:
+        return f"text holds a lone surrogate (U+{ord(found.group()):04X} at character {found.start()}), which is not Unicode"
+    if limits is not None and len(text) > limits.max_text_chars:
+        return f"text of {len(text):,} characters is over the limit of {limits.max_text_chars:,}"
+    return None
 
 
 def _rating(where: str, value: Any) -> int | None:

@@ -40,6 +40,14 @@ class Review:
     rating: int | None = None
     aspects: tuple[AspectLabel, ...] = ()
     meta: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    #: Why this row cannot be analysed (e.g. its text is not valid Unicode); it is then
+    #: kept as that row's ``error``, never a failure of its batch.
+    problem: str | None = None
+
+    @property
+    def analysable(self) -> bool:
+        """A non-empty text without a problem: what a method is given to analyse."""
+        return self.problem is None and bool(self.text.strip())
 
     def unlabelled(self) -> Review:
         """The same review with gold polarities and rating hidden but aspect names and

@@ -8,6 +8,7 @@ restarted after a crash resumes its unfinished jobs from their last finished chu
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -17,9 +18,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
-from topicsent.data import ColumnMap, count_rows, review_batches
+from topicsent.data import ColumnMap, ReadLimits, count_rows, review_batches
 from topicsent.errors import InputDataError, TopicsentError
 from topicsent.runs import RunRequest, analyze_to_run, part_files
 
@@ -30,10 +31,11 @@ CHUNK_SIZE = 2_000
 class JobStore:
     """Jobs under ``root``; ``submit`` returns at once, a worker thread does the work."""
 
-    def __init__(self, root: Path, model_dir: Path) -> None:
+    def __init__(self, root: Path, model_dir: Path, limits: ReadLimits | None = None) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.model_dir = Path(model_dir)
+        self.limits = limits  # what an upload may inflate to: checked on submit and again while it runs
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="topicsent-job")
         self._lock = threading.Lock()
         self._part_reviews: dict[Path, int] = {}  # a finished part never changes: count it once
@@ -45,22 +47,27 @@ class JobStore:
             self._executor.submit(self._run, job_id, True)
         return pending
 
-    def submit(self, data: bytes, suffix: str, columns: ColumnMap) -> dict[str, Any]:
-        """Save the upload, check that it reads (columns, encoding, at least one review),
-        then queue it; an unreadable upload raises InputDataError and leaves nothing."""
+    def submit(self, upload: bytes | BinaryIO, suffix: str, columns: ColumnMap) -> dict[str, Any]:
+        """Save the upload (bytes or a binary file, copied in blocks), check that it reads
+        (whole-file encoding, gzip and size bounds, the columns and first rows), then queue
+        it; an unreadable upload raises InputDataError (InputTooLargeError past the bounds)
+        and leaves nothing. Blocking: call it off the event loop."""
         job_id = uuid.uuid4().hex
         folder = self.root / job_id
         folder.mkdir()
-        (folder / f"input{suffix}").write_bytes(data)
+        source = folder / f"input{suffix}"
+        with source.open("wb") as saved:
+            shutil.copyfileobj(io.BytesIO(upload) if isinstance(upload, bytes) else upload, saved)
         try:
-            if next(review_batches(folder / f"input{suffix}", columns, batch_size=10), None) is None:
+            reviews = count_rows(source, self.limits)  # one bounded pass over every byte
+            if next(review_batches(source, columns, batch_size=10, limits=self.limits), None) is None:
                 raise InputDataError(f"input{suffix}: no reviews in the file")
         except InputDataError:
             shutil.rmtree(folder)
             raise
         job = {
             "id": job_id, "status": "queued", "created": _now(), "input": f"input{suffix}",
-            "columns": asdict(columns), "reviews": None, "error": None,
+            "columns": asdict(columns), "reviews": reviews, "error": None,
         }  # fmt: skip
         self._write(job)
         self._executor.submit(self._run, job_id, False)
@@ -85,9 +92,10 @@ class JobStore:
         folder = self.root / job_id
         source = folder / job["input"]
         try:
-            job |= {"status": "running", "reviews": count_rows(source)}
+            job |= {"status": "running", "reviews": job["reviews"] or count_rows(source, self.limits)}
             self._write(job)
-            request = RunRequest(self.model_dir, str(source), folder / "run", ColumnMap(**job["columns"]), CHUNK_SIZE)
+            columns = ColumnMap(**job["columns"])
+            request = RunRequest(self.model_dir, str(source), folder / "run", columns, CHUNK_SIZE, limits=self.limits)
             manifest = analyze_to_run(request, resume=resume or (folder / "run").exists())
             job |= {"status": "finished", "finished": _now(), "reviews": manifest["reviews"], "statuses": manifest["statuses"]}
         except TopicsentError as error:

@@ -51,5 +51,6 @@ def serve(
             f"serving on {host} (beyond this machine) needs a token: set TOPICSENT_API_TOKEN or --token "
             "(or --no-auth behind an authenticating proxy)"
         )
+    # a blank token (`--token "$UNSET"`) is refused by ServerSettings, from any source
     settings = ServerSettings(model_dir, jobs_dir, token=token, max_batch=max_batch, max_upload_bytes=max_upload_mb * 2**20)
     uvicorn.run(create_app(settings), host=host, port=port)

@@ -14,20 +14,22 @@ before they are read into memory; batches over the limit get 413 with the way ou
 from __future__ import annotations
 
 import itertools
+import json
 import secrets
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, File, Form, HTTPException, Query, UploadFile
+from fastapi import APIRouter, Depends, FastAPI, File, Form, HTTPException, Query, Request, Response, UploadFile
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field, model_validator
 
 from topicsent import __version__
-from topicsent.data import FORMATS, ColumnMap, Review, detect_language
-from topicsent.errors import InputDataError, InvalidParameterError
+from topicsent.data import FORMATS, ColumnMap, ReadLimits, Review, detect_language
+from topicsent.errors import InputDataError, InputTooLargeError, InvalidParameterError
 from topicsent.interfaces._jobs import JobStore
 from topicsent.methods import BaseMethod
 from topicsent.runs import part_files
@@ -45,6 +47,17 @@ class ServerSettings:
     max_body_bytes: int = 10 * 2**20
     max_upload_bytes: int = 200 * 2**20
 
+    def __post_init__(self) -> None:
+        # an empty token would match a request without any header: it is no token, never an open door
+        if self.token is not None and not self.token.strip():
+            raise InvalidParameterError("the API token is empty or blank; give a real token or none")
+
+    @property
+    def upload_limits(self) -> ReadLimits:
+        """An upload holds at most ``max_upload_bytes`` of data, compressed or not, and
+        each review at most the characters ``/v1/analyze`` takes."""
+        return ReadLimits(max_bytes=self.max_upload_bytes, max_text_chars=MAX_TEXT_CHARS)
+
 
 class ReviewIn(BaseModel):
     id: str | None = Field(default=None, max_length=200, description="Your id; the position in the batch if omitted.")
@@ -54,7 +67,11 @@ class ReviewIn(BaseModel):
 class AnalyzeRequest(BaseModel):
     reviews: list[ReviewIn] = Field(min_length=1)
     abstain_below: float | None = Field(
-        default=None, ge=0.0, le=1.0, description="Reviews whose least confident answer is under this come back 'abstained'."
+        default=None,
+        ge=0.0,
+        le=1.0,
+        allow_inf_nan=False,
+        description="Reviews whose least confident answer is under this come back 'abstained'.",
     )
 
     @model_validator(mode="after")
@@ -99,7 +116,7 @@ class Job(BaseModel):
 def create_app(settings: ServerSettings) -> FastAPI:
     model = BaseMethod.load(settings.model_dir)
     info = _model_info(settings.model_dir, model)
-    jobs = JobStore(settings.jobs_dir, settings.model_dir)
+    jobs = JobStore(settings.jobs_dir, settings.model_dir, settings.upload_limits)
     app = FastAPI(
         title="topicsent",
         version=__version__,
@@ -108,6 +125,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         on_shutdown=[jobs.shutdown],
     )
     app.add_middleware(_BodyLimit, limits=settings)
+    app.add_exception_handler(RequestValidationError, _validation_error)
     api = APIRouter(
         prefix="/v1",
         dependencies=[Depends(_bearer_check(settings.token))],
@@ -154,7 +172,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
             422: {"description": "Unreadable upload (encoding, columns, no reviews), reported like a validation error"},
         },
     )
-    async def create_job(
+    def create_job(  # a plain def: FastAPI runs it in a worker thread, so checking a large upload never blocks the loop
         file: Annotated[UploadFile, File(description="Reviews: .csv, .tsv, .jsonl or .parquet (text formats may be .gz).")],
         text_col: Annotated[str, Form()] = "text",
         id_col: Annotated[str | None, Form()] = None,
@@ -162,7 +180,9 @@ def create_app(settings: ServerSettings) -> FastAPI:
     ) -> Job:
         suffix = _upload_suffix(file.filename or "")
         try:
-            job = jobs.submit(await file.read(), suffix, ColumnMap(text=text_col, id=id_col or None, rating=rating_col or None))
+            job = jobs.submit(file.file, suffix, ColumnMap(text=text_col, id=id_col or None, rating=rating_col or None))
+        except InputTooLargeError as error:
+            raise HTTPException(413, str(error).split(": ", 1)[-1]) from None
         except InputDataError as error:
             raise _invalid(["body", "file"], str(error).split(": ", 1)[-1]) from None
         return Job(**job, done=0)
@@ -197,6 +217,15 @@ def create_app(settings: ServerSettings) -> FastAPI:
 def _invalid(location: list[str], message: str) -> HTTPException:
     """A 422 in FastAPI's own validation-error shape, so clients parse one format."""
     return HTTPException(422, [{"loc": location, "msg": message, "type": "value_error"}])
+
+
+async def _validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
+    """FastAPI's 422 shape without echoing the input: an echo of NaN, of a lone surrogate
+    or of 10 MB would itself fail to encode (a 500) or flood the client. Rendered as
+    ASCII JSON, so any location (a key is client text too) encodes."""
+    detail = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in error.errors()]
+    body = json.dumps({"detail": detail}, ensure_ascii=True, default=str)
+    return Response(body, status_code=422, media_type="application/json")
 
 
 def _model_info(model_dir: Path, model: BaseMethod) -> ModelInfo:
@@ -276,19 +305,31 @@ class _BodyLimit:
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
             await _too_large(limit)(scope, receive, send)
             return
-        received = 0
+        received, exceeded, started = 0, False, False
 
         async def counted_receive():
-            nonlocal received
+            nonlocal received, exceeded
             message = await receive()
             received += len(message.get("body", b""))
             if received > limit:
+                exceeded = True
                 raise _BodyTooLargeError
             return message
 
+        async def guarded_send(message) -> None:
+            # the app may turn the receive error into its own answer (FastAPI: 400 "error
+            # parsing the body"): once the limit is passed, only the 413 below goes out
+            nonlocal started
+            if not exceeded:
+                started = True
+                await send(message)
+
         try:
-            await self.app(scope, counted_receive, send)
-        except _BodyTooLargeError:
+            await self.app(scope, counted_receive, guarded_send)
+        except Exception:  # ours, or whatever the app made of it
+            if not exceeded:
+                raise
+        if exceeded and not started:
             await _too_large(limit)(scope, receive, send)
 
 

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from topicsent.errors import InputDataError, InvalidParameterError
 from topicsent.interfaces._options import IdCol, RatingCol, TextCol, columns, console, fmt
+from topicsent.schema import write_csv
 
 SEGMENTS_FILE = "segments.parquet"
 TAXONOMY_FILE = "taxonomy.json"
@@ -190,7 +191,7 @@ def eval_topics(
         stamp = run["run"]["started"].replace(":", "").replace("-", "")[:15]
         path = out / f"topics-{stamp}-{run['run']['commit']}"
         path.with_suffix(".json").write_text(json.dumps(run, indent=2, ensure_ascii=False), encoding="utf-8")
-        _topic_rows(run["results"]).to_csv(path.with_suffix(".csv"), index=False)
+        write_csv(_topic_rows(run["results"]), path.with_suffix(".csv"))
         latest = run["results"][-1]["dataset"]
         console.print(_topic_table([r for r in run["results"] if r["dataset"] == latest]))
         console.print(f"Saved {path.with_suffix('.json')} and .csv")

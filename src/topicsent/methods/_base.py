@@ -220,8 +220,9 @@ class BaseMethod(ABC):
         -------
         Predictions
             A list of ``ReviewAnalysis`` (length ``n_reviews``); ``.to_dataframe()`` is
-            the flat table, one row per review x aspect. Empty texts come back with
-            status ``error``; a review the method has nothing to go on for (no word it
+            the flat table, one row per review x aspect. Empty texts and rows the
+            reader marked (``Review.problem``: a lone surrogate, an over-long text)
+            come back with status ``error``; a review the method has nothing to go on for (no word it
             knows) comes back ``abstained`` saying so, not with an answer from its
             training prior. Confidences are calibrated once :meth:`calibrate` has run.
 
@@ -246,7 +247,7 @@ class BaseMethod(ABC):
         self._check_fitted()
         reviews = as_reviews(reviews, text=text, id=id, aspects=aspects)
         results: dict[int, ReviewAnalysis] = {}
-        usable = [i for i, review in enumerate(reviews) if review.text.strip()]
+        usable = [i for i, review in enumerate(reviews) if review.analysable]
         with progress_bar(f"{self.name}: predict", total=len(usable)) as advance:
             for start in range(0, len(usable), self.batch_size):
                 batch = usable[start : start + self.batch_size]
@@ -263,7 +264,7 @@ class BaseMethod(ABC):
                         answer.usage = answer.usage.model_copy(update={"latency_ms": per_review_ms})
                     results[index] = answer
                 advance(len(batch))
-        analyses = [results.get(i) or self._empty_text_row(review) for i, review in enumerate(reviews)]
+        analyses = [results.get(i) or self._unanalysable_row(review) for i, review in enumerate(reviews)]
         return Predictions(analyses if abstain_below is None else abstain_when_unsure(analyses, abstain_below))
 
     def predict_labelled(self, reviews: Sequence[Review]) -> list[ReviewAnalysis]:
@@ -317,7 +318,7 @@ class BaseMethod(ABC):
             raise InvalidParameterError(f"predict_proba is for the rating task; {self.name} was fitted for {self.task_.value}")
         if not hasattr(self, "classes_"):
             self._rating_proba([])  # methods without classes say why they have no probabilities
-        usable = [i for i, review in enumerate(reviews) if review.text.strip()]
+        usable = [i for i, review in enumerate(reviews) if review.analysable]
         proba = np.full((len(reviews), len(self.classes_)), np.nan)
         if usable:
             proba[usable] = self._rating_proba([reviews[i] for i in usable])
@@ -327,8 +328,8 @@ class BaseMethod(ABC):
         """Rating-class probabilities of non-empty reviews; methods that classify override it."""
         raise InvalidParameterError(f"{self!r} predicts ratings without class probabilities")
 
-    def _empty_text_row(self, review: Review) -> ReviewAnalysis:
-        return self._unanswered(review, "error", "empty or whitespace-only text")
+    def _unanalysable_row(self, review: Review) -> ReviewAnalysis:
+        return self._unanswered(review, "error", review.problem or "empty or whitespace-only text")
 
     def _unanswered(self, review: Review, status: str, reason: str) -> ReviewAnalysis:
         return ReviewAnalysis.failed(

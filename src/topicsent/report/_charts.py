@@ -1,7 +1,8 @@
 """The report's charts as inline SVG (matplotlib), so the HTML file opens offline.
 
 Text stays text in the SVG (``svg.fonttype: none``): the browser draws it with its own
-fonts, so Korean topic names and labels render without embedding a CJK font.
+fonts, so Korean topic names and labels render without embedding a CJK font. Every
+label is plain text (no mathtext): a ``$`` in a category name is drawn as a ``$``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ TOP_ASPECTS = 15
 TOP_DRIVERS = 12
 _STYLE = {
     "svg.fonttype": "none",
+    "text.parse_math": False,  # labels are users' text: "$$$ vs $" is a category, not TeX
     "font.family": ["DejaVu Sans", "NanumGothic", "Noto Sans CJK KR", "sans-serif"],
     "font.size": 10,
     "axes.spines.top": False,

@@ -2,7 +2,8 @@
 
 Each run becomes one table (named after its folder) holding the flat results, and the
 ``runs`` table holds one row of metadata per run: method, parameters, model, input,
-commit and times. Re-exporting a run replaces its rows, never duplicates them.
+commit and times. Re-exporting a run replaces its rows, never duplicates them; a table
+name that another run (or anything else) holds is refused, so ``runs`` is always true.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ def export_run(run_dir: Path, database: Path) -> str:
     table = table_name(manifest["run_id"])
     with duckdb.connect(str(database)) as connection:
         connection.execute(_RUNS_TABLE)
+        connection.execute("BEGIN TRANSACTION")  # the table and its row in `runs` change together or not at all
+        _check_table_is_ours(connection, database, table, manifest["run_id"])
         connection.execute(
             f'CREATE OR REPLACE TABLE "{table}" AS SELECT * FROM read_parquet(?)',
             [str(Path(run_dir) / PARTS / "part-*.parquet")],
@@ -53,4 +56,19 @@ def export_run(run_dir: Path, database: Path) -> str:
                 str(Path(run_dir).resolve()),
             ],
         )  # fmt: skip
+        connection.execute("COMMIT")
     return table
+
+
+def _check_table_is_ours(connection, database: Path, table: str, run_id: str) -> None:
+    """Refuse to replace a table that holds another run (folders ``nsmc-a`` and ``nsmc_a``
+    both map to ``run_nsmc_a``) or that topicsent did not write: ``runs`` stays true."""
+    owner = connection.execute("SELECT run_id, run_dir FROM runs WHERE table_name = ?", [table]).fetchone()
+    if owner is not None and owner[0] != run_id:
+        raise InvalidParameterError(
+            f"{database}: table {table} already holds run {owner[0]!r} (from {owner[1]}); "
+            "rename this run's folder or use another --db"
+        )
+    exists = connection.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [table]).fetchone()[0]
+    if owner is None and exists:
+        raise InvalidParameterError(f"{database}: a table {table} exists that is not a topicsent run; use another --db")

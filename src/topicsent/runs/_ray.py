@@ -26,6 +26,7 @@ from topicsent.runs._run import (
     _write_manifest,
     load_model,
     part_frame,
+    run_folder,
 )
 
 #: Ray counts CPUs logically: model copies that claimed every CPU would leave none for
@@ -55,31 +56,32 @@ def analyze_with_ray(request: RunRequest, *, address: str | None = None, workers
 
     if request.columns.id is None:
         raise InvalidParameterError("--engine ray needs --id-col: workers finish blocks out of order, so row numbers are no ids")
-    manifest = _start_or_resume(request.out, _identity(request), resume=False)
     model = load_model(request)
-    manifest |= {"method": model.name, "params": model.get_params(), "task": model.task_.value, "engine": "ray"}
-    _write_manifest(request.out, manifest)
-    ray.init(address=address, ignore_reinit_error=True, include_dashboard=False, log_to_driver=False)
-    cpus = ray.cluster_resources().get("CPU", 1.0)
-    workers = workers or max(int(cpus), 1)
-    staging = request.out / "ray-output"
-    try:
-        _read(request).map_batches(
-            RunPredictor,
-            fn_constructor_args=(request,),
-            batch_size=request.chunk_size,
-            batch_format="pandas",
-            concurrency=workers,
-            num_cpus=MODEL_SHARE * cpus / workers,  # the rest keeps reading and writing schedulable
-        ).write_parquet(str(staging), ray_remote_args={"num_cpus": IO_CPUS})
-    except ray.exceptions.RayTaskError as error:
-        cause = getattr(error, "cause", None)
-        if isinstance(cause, TopicsentError):
-            raise cause from None
-        raise
-    _adopt_parts(staging, request.out / PARTS)
-    manifest |= _counts(request.out, expected=count_rows(request.input_path)) | {"status": "finished", "finished": _now()}
-    _write_manifest(request.out, manifest)
+    with run_folder(request.out):
+        manifest = _start_or_resume(request.out, _identity(request, model), resume=False)
+        manifest |= {"method": model.name, "params": model.get_params(), "task": model.task_.value, "engine": "ray"}
+        _write_manifest(request.out, manifest)
+        ray.init(address=address, ignore_reinit_error=True, include_dashboard=False, log_to_driver=False)
+        cpus = ray.cluster_resources().get("CPU", 1.0)
+        workers = workers or max(int(cpus), 1)
+        staging = request.out / "ray-output"
+        try:
+            _read(request).map_batches(
+                RunPredictor,
+                fn_constructor_args=(request,),
+                batch_size=request.chunk_size,
+                batch_format="pandas",
+                concurrency=workers,
+                num_cpus=MODEL_SHARE * cpus / workers,  # the rest keeps reading and writing schedulable
+            ).write_parquet(str(staging), ray_remote_args={"num_cpus": IO_CPUS})
+        except ray.exceptions.RayTaskError as error:
+            cause = getattr(error, "cause", None)
+            if isinstance(cause, TopicsentError):
+                raise cause from None
+            raise
+        _adopt_parts(staging, request.out / PARTS)
+        manifest |= _counts(request.out, expected=count_rows(request.input_path)) | {"status": "finished", "finished": _now()}
+        _write_manifest(request.out, manifest)
     return manifest
 
 

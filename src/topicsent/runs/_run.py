@@ -9,23 +9,28 @@ the first missing part, finished rows are never redone and never written twice.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from topicsent import __version__
+from topicsent._folders import LOCK_FILE, folder_lock
 from topicsent._progress import progress_bar
-from topicsent._provenance import file_sha256, git_commit
-from topicsent.data import ColumnMap, Review, count_rows, review_batches
+from topicsent._provenance import file_sha256, git_commit, path_sha256
+from topicsent.data import ColumnMap, ReadLimits, Review, count_rows, review_batches
 from topicsent.errors import InputDataError, InvalidParameterError, TopicsentError
 from topicsent.methods import BaseMethod
 from topicsent.schema import ReviewAnalysis, to_dataframe
 
 MANIFEST = "run.json"
+#: What a disk or folder answers when it will not take a write (full, quota, read-only, no permission).
+_DISK_REFUSED = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM}
 PARTS = "parts"
 
 
@@ -40,6 +45,7 @@ class RunRequest:
     chunk_size: int = 5_000
     model_params: dict[str, Any] = field(default_factory=dict)  # e.g. an LLM's max_cost
     abstain_below: float | None = None  # reviews less confident than this come back 'abstained'
+    limits: ReadLimits | None = None  # bounds on an untrusted input (the REST service's uploads)
 
     def __post_init__(self) -> None:
         if self.chunk_size < 1:
@@ -59,23 +65,42 @@ def analyze_to_run(request: RunRequest, *, resume: bool = False) -> dict[str, An
     started with the same model, input, columns and chunk size); without it an
     existing run is an error, so nothing is overwritten by accident.
     """
-    manifest = _start_or_resume(request.out, _identity(request), resume)
     model = load_model(request)
-    manifest |= {"method": model.name, "params": model.get_params(), "task": model.task_.value}
-    _write_manifest(request.out, manifest)
-    parts = request.out / PARTS
-    parts.mkdir(parents=True, exist_ok=True)
-    seen = 0
-    with progress_bar("analysing reviews", count_rows(request.input_path)) as advance:
-        for index, reviews in enumerate(_chunks(request)):
-            part = parts / f"part-{index:06d}.parquet"
-            if not part.exists():
-                _write_part(part, reviews, model.predict(reviews, abstain_below=request.abstain_below))
-            seen += len(reviews)
-            advance(len(reviews))
-    manifest |= _counts(request.out, expected=seen) | {"status": "finished", "finished": _now()}
-    _write_manifest(request.out, manifest)
+    with run_folder(request.out):
+        manifest = _start_or_resume(request.out, _identity(request, model), resume)
+        manifest |= {"method": model.name, "params": model.get_params(), "task": model.task_.value}
+        _write_manifest(request.out, manifest)
+        parts = request.out / PARTS
+        parts.mkdir(parents=True, exist_ok=True)
+        seen = 0
+        with progress_bar("analysing reviews", count_rows(request.input_path, request.limits)) as advance:
+            for index, reviews in enumerate(_chunks(request)):
+                part = parts / f"part-{index:06d}.parquet"
+                if not part.exists():
+                    _write_part(part, reviews, model.predict(reviews, abstain_below=request.abstain_below))
+                seen += len(reviews)
+                advance(len(reviews))
+        manifest |= _counts(request.out, expected=seen) | {"status": "finished", "finished": _now()}
+        _write_manifest(request.out, manifest)
     return manifest
+
+
+@contextmanager
+def run_folder(out: Path) -> Iterator[None]:
+    """Write a run folder: one process at a time (a second is refused in one line; the
+    lock of a killed process is taken over), and a write the disk refuses (full, read-only,
+    no permission) ends in one line naming the folder and the cause. Finished parts stay,
+    so the same command with --resume continues once the disk takes writes again."""
+    try:
+        with folder_lock(out):
+            yield
+    except OSError as error:
+        if error.errno not in _DISK_REFUSED:
+            raise
+        raise TopicsentError(
+            f"{out}: cannot write the run ({os.strerror(error.errno)}); "
+            "free space or make the folder writable, then re-run with --resume"
+        ) from None
 
 
 def read_manifest(run_dir: Path) -> dict[str, Any]:
@@ -90,8 +115,11 @@ def part_files(run_dir: Path) -> list[Path]:
     return sorted((Path(run_dir) / PARTS).glob("part-*.parquet"))
 
 
-def _identity(request: RunRequest) -> dict[str, Any]:
-    """What must not change between an interrupted run and its resumption."""
+def _identity(request: RunRequest, model: BaseMethod) -> dict[str, Any]:
+    """What must not change between an interrupted run and its resumption. The model is
+    every file of its folder (weights, vocabularies, calibration, adapters: a model
+    retrained in place is another model) and any local file or folder a parameter names
+    (a base or encoder given by path)."""
     if request.input_path == "-":
         source = {"path": "-"}
     else:
@@ -102,11 +130,21 @@ def _identity(request: RunRequest) -> dict[str, Any]:
     model_dir = Path(request.model_dir)
     return {
         "input": source,
-        "model": {"path": str(model_dir.resolve()), "sha256": file_sha256(model_dir / "topicsent.json")},
+        "model": {"path": str(model_dir.resolve()), "sha256": path_sha256(model_dir)} | _named_paths(model),
         "columns": asdict(request.columns),
         "chunk_size": request.chunk_size,
         "abstain_below": request.abstain_below,  # absent from older runs: read as None, as it was
     }
+
+
+def _named_paths(model: BaseMethod) -> dict[str, dict[str, str]]:
+    """Fingerprints of the local files or folders the model's parameters name."""
+    named = {
+        name: path_sha256(Path(value))
+        for name, value in sorted(model.get_params().items())
+        if isinstance(value, str) and value and Path(value).exists()
+    }
+    return {"named_paths": named} if named else {}
 
 
 def _start_or_resume(out: Path, identity: dict[str, Any], resume: bool) -> dict[str, Any]:
@@ -123,7 +161,7 @@ def _start_or_resume(out: Path, identity: dict[str, Any], resume: bool) -> dict[
                 "resume with the same options or choose another --out"
             )
         return manifest | {"status": "running", "resumed": [*manifest.get("resumed", []), _now()]}
-    if out.exists() and any(out.iterdir()):
+    if not _fresh(out):
         raise InvalidParameterError(f"{out} exists and is not a topicsent run folder; choose an empty or new --out")
     out.mkdir(parents=True, exist_ok=True)
     return {
@@ -136,8 +174,24 @@ def _start_or_resume(out: Path, identity: dict[str, Any], resume: bool) -> dict[
     }
 
 
+def _fresh(out: Path) -> bool:
+    """Whether ``out`` holds nothing of value: absent, empty, or only what a run that
+    stopped before its manifest leaves (its lock, temporary files, an empty parts folder)."""
+    if not out.exists():
+        return True
+    for entry in out.iterdir():
+        if entry.name == PARTS and entry.is_dir():
+            if any(not p.name.endswith(".tmp") for p in entry.iterdir()):
+                return False
+        elif entry.name != LOCK_FILE and not entry.name.endswith(".tmp"):
+            return False
+    return True
+
+
 def _chunks(request: RunRequest) -> Iterator[list[Review]]:
-    yield from review_batches(request.input_path, request.columns, batch_size=request.chunk_size, require_text=False)
+    yield from review_batches(
+        request.input_path, request.columns, batch_size=request.chunk_size, require_text=False, limits=request.limits
+    )
 
 
 def part_frame(reviews: list[Review], analyses: list[ReviewAnalysis]):  # -> pandas.DataFrame
@@ -153,8 +207,11 @@ def part_frame(reviews: list[Review], analyses: list[ReviewAnalysis]):  # -> pan
 def _write_part(part: Path, reviews: list[Review], analyses: list[ReviewAnalysis]) -> None:
     """Write a part, renamed into place only once complete."""
     temporary = part.with_suffix(".tmp")
-    part_frame(reviews, analyses).to_parquet(temporary, index=False)
-    os.replace(temporary, part)
+    try:
+        part_frame(reviews, analyses).to_parquet(temporary, index=False)
+        os.replace(temporary, part)
+    finally:
+        temporary.unlink(missing_ok=True)  # a disk that filled up mid-write keeps no half part
 
 
 def _counts(run_dir: Path, *, expected: int) -> dict[str, Any]:

@@ -21,6 +21,7 @@ import pandas as pd
 
 from topicsent.data import Review, ReviewSet
 from topicsent.errors import InvalidParameterError
+from topicsent.schema import write_csv
 from topicsent.topics._discover import UNITS, Discovery, discover_topics
 from topicsent.topics._drivers import (
     check_rating_supervision,
@@ -58,7 +59,7 @@ class TopicAnalysis:
         for name in ("summary", "drivers", "trend"):
             table = getattr(self, name)
             if table is not None:
-                table.to_csv(folder / f"{'topics' if name == 'summary' else name}.csv", index=False)
+                write_csv(table, folder / f"{'topics' if name == 'summary' else name}.csv")
         if "polarity" in self.segments:
             write_labelled(folder / "labelled.jsonl", self.segments, reviews)
         return folder
