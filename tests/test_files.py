@@ -6,7 +6,7 @@ import json
 import pandas as pd
 import pytest
 
-from topicsent.data import ColumnMap, detect_language, read_reviews
+from topicsent.data import ColumnMap, LabelSpace, ReadLimits, detect_language, read_reviews, review_batches
 from topicsent.errors import InputDataError
 
 
@@ -123,3 +123,28 @@ def test_batches_stream_every_format_with_row_numbers_and_ids_checked_across_bat
     doubled = _write(tmp_path / "d.csv", "id,text\n" + "".join(f"{i % 5},t{i}\n" for i in range(7)))
     with pytest.raises(InputDataError, match=r"row 6: duplicate id '0' \(first seen in row 1"):
         list(review_batches(doubled, ColumnMap(id="id"), batch_size=3))
+
+
+def test_one_read_checks_labels_against_the_space_and_texts_against_the_limits(tmp_path):
+    """A file read with a label space and read limits gets both checks in one pass: an
+    over-long text is that row's problem (its error in the results) when predicting and
+    the row's error when training; a category outside the space, or a span outside the
+    text, is an error naming the row."""
+    limits, space = ReadLimits(max_bytes=2**20, max_text_chars=20), LabelSpace(categories=("food",))
+    long_text = "long " * 10
+    rows = [{"text": "good food", "a": "food:positive"}, {"text": long_text, "a": "food:negative"}]
+    path = _write(tmp_path / "r.jsonl", "".join(json.dumps(row) + "\n" for row in rows))
+    columns = ColumnMap(aspects="a")
+    reviews = [r for batch in review_batches(path, columns, space=space, limits=limits) for r in batch]
+    assert [r.problem for r in reviews] == [None, f"text of {len(long_text)} characters is over the limit of 20"]
+    assert [r.analysable for r in reviews] == [True, False]
+    with pytest.raises(InputDataError, match=r": row 2: text of 50 characters is over the limit of 20; fix or remove the row$"):
+        list(review_batches(path, columns, require_text=True, space=space, limits=limits))
+    rows[1] = {"text": "rude staff", "a": "staff:negative"}
+    outside = _write(tmp_path / "outside.jsonl", "".join(json.dumps(row) + "\n" for row in rows))
+    with pytest.raises(InputDataError, match=r": row 2: category 'staff' is not in the taxonomy \(known: food\)$"):
+        list(review_batches(outside, columns, space=space, limits=limits))
+    rows[1] = {"text": "hi", "a": [{"term": "hi", "from": 0, "to": 9, "polarity": "positive"}]}
+    span = _write(tmp_path / "span.jsonl", "".join(json.dumps(row) + "\n" for row in rows))
+    with pytest.raises(InputDataError, match=r": row 2: span 0-9 of term 'hi' is outside the text \(2 characters\)$"):
+        list(review_batches(span, columns, space=space, limits=limits))

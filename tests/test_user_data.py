@@ -234,6 +234,22 @@ def test_bad_in_memory_input_names_the_row_and_the_fix(acsa_model, call, message
         call(acsa_model)
 
 
+def test_a_lone_surrogate_in_memory_is_that_rows_error_when_predicting_and_refused_when_fitting(acsa_model):
+    """Rows in memory go through the same row reader as a file: a text with a lone
+    surrogate (half a UTF-16 pair, which a JSON escape can make) is that row's error, the
+    other rows are answered; training on it names the row. (pandas' default string
+    columns cannot hold one; an object column can.)"""
+    texts = ["The pasta was great", "bad \ud800 waiter", "Rude waiter"]
+    answered = acsa_model.predict(texts)
+    assert [a.status for a in answered] == ["ok", "error", "ok"]
+    assert "lone surrogate (U+D800 at character 4)" in answered[1].status_reason
+    labels = ["food:positive", "staff:negative", "staff:negative"]
+    frame = pd.DataFrame({"text": texts, "aspects": labels}, dtype=object)
+    assert [a.status for a in acsa_model.predict(frame)] == ["ok", "error", "ok"]
+    with pytest.raises(InputDataError, match=r"^DataFrame: row 1: text holds a lone surrogate .*; fix or remove the row$"):
+        topicsent.TfidfLRMethod().fit(frame, aspects="aspects")
+
+
 def test_predict_before_fit_says_call_fit():
     with pytest.raises(NotFittedError, match="Call 'fit'"):
         topicsent.MajorityMethod().predict("text")
