@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from topicsent.data import ColumnMap, LabelSpace, ReadLimits, detect_language, read_reviews, review_batches
-from topicsent.errors import InputDataError
+from topicsent.errors import InputDataError, InputTooLargeError
 
 
 def _write(path, text: str):
@@ -83,6 +83,19 @@ def test_non_utf8_names_the_line(tmp_path):
     path.write_bytes("text\nok\ncaf\xe9\n".encode("latin-1"))
     with pytest.raises(InputDataError, match=r"line 3: not valid UTF-8 \(byte 0xe9"):
         read_reviews(path)
+
+
+def test_non_utf8_in_a_gzip_file_names_the_line_within_the_limits(tmp_path):
+    """The slow path that names the line reads the decompressed bytes through the same
+    opener as the reader; a bound passed inside the CSV parser stays its own one line
+    (InputTooLargeError, the service's 413), never "cannot parse as CSV"."""
+    path = tmp_path / "latin1.csv.gz"
+    path.write_bytes(gzip.compress("text\nok\ncaf\xe9\n".encode("latin-1")))
+    with pytest.raises(InputDataError, match=r"latin1\.csv\.gz: line 3: not valid UTF-8 \(byte 0xe9 at offset 11\)"):
+        read_reviews(path)
+    with pytest.raises(InputTooLargeError) as error:
+        list(review_batches(path, limits=ReadLimits(max_bytes=12, max_text_chars=10)))
+    assert str(error.value) == f"{path}: over 12 bytes (decompressed); split it into smaller files"
 
 
 def test_bad_jsonl_line_and_unknown_type(tmp_path):

@@ -279,10 +279,13 @@ def _text_errors(source: str, limits: ReadLimits | None) -> Iterator[None]:
 def _open_text(path: Path, compressed: bool, source: str, limits: ReadLimits | None) -> io.TextIOWrapper:
     """The file as UTF-8 text (BOM dropped, newlines kept for quoted CSV fields), its
     decompressed bytes bounded by ``limits``; the caller closes it."""
-    raw = gzip.open(path, "rb") if compressed else path.open("rb")  # noqa: SIM115 - wrapped and returned
-    if limits is not None:
-        raw = io.BufferedReader(_BoundedStream(raw, source, limits))
-    return io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+    return io.TextIOWrapper(_open_bytes(path, compressed, source, limits), encoding="utf-8-sig", newline="")
+
+
+def _open_bytes(path: Path, compressed: bool, source: str, limits: ReadLimits | None) -> io.BufferedIOBase:
+    """The file's bytes, decompressed and bounded by ``limits``; the caller closes it."""
+    raw = gzip.open(path, "rb") if compressed else path.open("rb")  # noqa: SIM115 - returned to the caller
+    return raw if limits is None else io.BufferedReader(_BoundedStream(raw, source, limits))
 
 
 class _BoundedStream(io.RawIOBase):
@@ -348,10 +351,8 @@ def _raise_utf8_error(source: str, limits: ReadLimits | None) -> NoReturn:
     it streams line by line, so a large or compressed file is never held whole)."""
     if source == "-":
         raise InputDataError("-: standard input is not valid UTF-8; send UTF-8 text")
-    path = Path(source)
-    raw = gzip.open(path, "rb") if source.lower().endswith(".gz") else path.open("rb")  # noqa: SIM115 - closed below
-    if limits is not None:
-        raw = io.BufferedReader(_BoundedStream(raw, source, limits))
+    _, path, compressed = _file_kind(source)
+    raw = _open_bytes(path, compressed, source, limits)
     decoder = codecs.getincrementaldecoder("utf-8-sig")()
     offset = 0
     with raw:
@@ -392,8 +393,8 @@ def _delimited_records(source: str, text: io.TextIOWrapper, kind: str, size: int
                 yield row, record
     except pd.errors.EmptyDataError:
         return
-    except UnicodeDecodeError:
-        raise  # reported with its line by the caller
+    except (UnicodeDecodeError, InputDataError):
+        raise  # a bad byte is reported with its line by the caller; the stream's bounds are already one line
     except (pd.errors.ParserError, ValueError) as error:
         raise InputDataError(f"{source}: cannot parse as {kind.upper()}: {error}") from None
 
