@@ -493,25 +493,28 @@ def outputs_in_order(
     inputs: Callable[[list[int]], dict[str, Any]],
     *,
     batch_size: int,
+    outputs_per_row: Sequence[int] | None = None,
     on_batch: Callable[[int], None] | None = None,
     device=None,
     precision: Any = None,
 ) -> Any:
     """A model's outputs for rows ``0..len(lengths)-1`` in input order, computed in
-    length-sorted batches: an array ``(n_rows, ...)``, or a dict of them when the model
-    returns a dict."""
-    order: list[int] = []
-    chunks: list[Any] = []
+    length-sorted batches: an array, or a dict of them when the model returns a dict.
+    Each row gives one output (``outputs_per_row[i]`` when given: e.g. one per term
+    of a review), so the result has ``sum(outputs_per_row)`` (or ``len(lengths)``) rows."""
+    counts = [1] * len(lengths) if outputs_per_row is None else list(outputs_per_row)
+    per_row: list[Any] = [None] * len(lengths)
     for batch in length_batches(lengths, batch_size, None):
         outputs = run_batches(model, inputs(batch), device, precision)
-        chunks.append({k: v.cpu().numpy() for k, v in outputs.items()} if isinstance(outputs, dict) else outputs.cpu().numpy())
-        order += batch
+        arrays = {k: v.cpu().numpy() for k, v in outputs.items()} if isinstance(outputs, dict) else outputs.cpu().numpy()
+        starts = np.cumsum([0] + [counts[i] for i in batch])
+        for i, start, end in zip(batch, starts[:-1], starts[1:], strict=True):
+            per_row[i] = {k: v[start:end] for k, v in arrays.items()} if isinstance(arrays, dict) else arrays[start:end]
         if on_batch:
             on_batch(len(batch))
-    inverse = np.argsort(order)
-    if chunks and isinstance(chunks[0], dict):
-        return {k: np.concatenate([c[k] for c in chunks])[inverse] for k in chunks[0]}
-    return np.concatenate(chunks)[inverse]
+    if per_row and isinstance(per_row[0], dict):
+        return {k: np.concatenate([row[k] for row in per_row]) for k in per_row[0]}
+    return np.concatenate(per_row)
 
 
 # ----- checkpoints ------------------------------------------------------------------------------
