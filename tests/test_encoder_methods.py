@@ -199,3 +199,11 @@ def test_one_pass_parameters_are_validated(mams_sample):
                          ({"device": "tpu"}, "'cuda:N'"), ({"adaptation": "lora"}, "adaptation='lora' is for design='pair'")]:  # fmt: skip
         with pytest.raises(InvalidParameterError, match=message):
             make_method("finetune", **(ONE_PASS | bad)).fit(train)
+
+
+def test_a_checkpoint_of_another_training_is_refused(mams_sample, tmp_path):
+    train, _ = mams_sample
+    small = train.sample(60, seed=2)
+    make_method("finetune", epochs=1, checkpoint_dir=str(tmp_path), **ONE_PASS).fit(small)
+    with pytest.raises(InvalidParameterError, match="holds the state of another training"):
+        make_method("finetune", epochs=1, hidden=64, checkpoint_dir=str(tmp_path), **ONE_PASS).fit(small)

@@ -30,6 +30,7 @@ from topicsent.methods._finetuning import (
     PRECISIONS,
     BaseModel,
     Batches,
+    Checkpoint,
     Example,
     Objective,
     TrainingReport,
@@ -237,7 +238,7 @@ class FinetuneMethod(PairClassifierMethod):
             learning_rate=self.learning_rate or self._default_learning_rate(base),
             max_length=self.max_length, patience=self.patience, seed=self.random_state,
             description=f"{self.name}: {self.adaptation} fine-tuning on {len(train_rows):,} examples",
-            checkpoint=self._checkpoint(), **self._placement(),
+            checkpoint=self._checkpoint([a + (b or "") for a, b in examples]), **self._placement(),
         )  # fmt: skip
         self.n_train_examples_ = len(examples)
 
@@ -248,8 +249,19 @@ class FinetuneMethod(PairClassifierMethod):
             self.model_.to(device)
         return {"device": device, "precision": autocast_dtype(self.precision, device)}
 
-    def _checkpoint(self) -> Path | None:
-        return None if self.checkpoint_dir is None else Path(self.checkpoint_dir) / self.task_.value
+    def _checkpoint(self, texts: Sequence[str]) -> Checkpoint | None:
+        """Per-epoch training state in ``checkpoint_dir/TASK``, fingerprinted by the
+        parameters that shape training, the task and the training texts. ``epochs`` and
+        ``patience`` are left out: a run resumed with more epochs continues training."""
+        if self.checkpoint_dir is None:
+            return None
+        import hashlib
+
+        shaping = {k: v for k, v in self.get_params().items() if k not in {"checkpoint_dir", "device", "epochs", "patience"}}
+        digest = hashlib.sha256(json.dumps([shaping, self.task_.value], sort_keys=True, default=str).encode())
+        for text in texts:
+            digest.update(text.encode("utf-8", "surrogatepass") + b"\0")
+        return Checkpoint(Path(self.checkpoint_dir) / self.task_.value, digest.hexdigest())
 
     def _default_learning_rate(self, base: BaseModel) -> float:
         if self.adaptation == "full":
@@ -321,7 +333,7 @@ class FinetuneMethod(PairClassifierMethod):
             self.model_, batches(train_rows), batches(held_rows), Objective(loss, _one_pass.polarity_hits), groups,
             epochs=self.epochs, batch_size=self.train_batch_size, patience=self.patience, seed=self.random_state,
             description=f"{self.name}: one-pass fine-tuning of {trained} on {len(train_rows):,} reviews",
-            checkpoint=self._checkpoint(), **self._placement(),
+            checkpoint=self._checkpoint(texts), **self._placement(),
         )  # fmt: skip
         self.n_outputs_ = len(self.polarity_classes_)
         self.n_train_examples_ = len(polarity)
