@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 
 KOREAN_LLM := $(VENV)/.korean-llm
 
-.PHONY: demo test test-slow lint format bench bench-baselines bench-encoders bench-topics bench-llm bench-sft bench-cascade bench-distill bench-scale stress clean
+.PHONY: demo test test-slow lint format bench bench-accuracy bench-baselines bench-encoders bench-topics bench-llm bench-sft bench-cascade bench-distill bench-scale stress clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,21 @@ format: $(STAMP)
 ## bench: every method on the full datasets; tables on screen, JSON/CSV in results/bench.
 ## Hours on 2 cores; each eval saves after every method, so an interrupted bench keeps its numbers.
 bench: bench-baselines bench-encoders bench-topics bench-llm bench-sft bench-cascade bench-distill bench-scale
+
+## bench-accuracy: the accuracy issue's rows: finetune with one encoder pass per review (design=attention) on
+## the assembled all-mpnet-base-v2 (bf16 autocast where the CPU has it) beside majority and tfidf-lr of the same
+## run; ~45 min per dataset on one core. Each training keeps a checkpoint per epoch under results/bench-accuracy/
+## checkpoints: an interrupted target re-run continues from the last finished epoch. Ends with the table.
+ACCURACY_SPEC ?= finetune[base=all-mpnet-base-v2,design=attention,learning_rate=3e-5,layer_decay=0.9,epochs=6,patience=2
+ACCURACY_DATASETS ?= mams-acsa semeval14-acsa mams-atsa
+bench-accuracy: export COLUMNS = 200
+bench-accuracy: $(STAMP)
+	$(BIN)/topicsent models install all-mpnet-base-v2
+	for dataset in $(ACCURACY_DATASETS); do \
+		$(BIN)/topicsent eval --dataset $$dataset --out results/bench-accuracy \
+			--methods "majority,tfidf-lr,$(ACCURACY_SPEC),checkpoint_dir=results/bench-accuracy/checkpoints/$$dataset]" || exit 1; \
+	done
+	$(BIN)/python benchmarks/results_table.py results/bench-accuracy/eval-*.json --csv results/bench-accuracy/table.csv
 
 ## bench-baselines: baselines and embed-head on the English sets; baselines on full NSMC
 bench-baselines: export COLUMNS = 200

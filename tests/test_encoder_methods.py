@@ -127,3 +127,83 @@ def test_bad_bases_fail_clearly(tmp_path):
         resolve_base(str(tmp_path / "missing.gguf"))
     with pytest.raises(InvalidParameterError, match="must be None or a float > 0"):
         make_method("finetune", learning_rate=-1).fit(load_dataset("mams-acsa").train[:20])
+
+
+# ----- the one-pass design (design="attention") ---------------------------------------------------
+
+ONE_PASS = {"design": "attention", "train_layers": 2, "max_length": 64, "random_state": 0}
+
+
+def test_one_pass_finetune_beats_majority_on_polarity_and_detection(mams_sample, majority_scores):
+    """MiniLM's top two layers and the heads, 2 epochs on 300 MAMS sentences (~20 s):
+    every category's polarity and mention from one encoder pass per review."""
+    train, test = mams_sample
+    method = make_method("finetune", epochs=2, **ONE_PASS).fit(train)
+    learned, statuses, _ = score(method, test)
+    assert statuses["ok"] == len(test)
+    assert learned["polarity_accuracy"] >= majority_scores["polarity_accuracy"] + 0.1
+    assert learned["detection_f1"] >= majority_scores["detection_f1"] + 0.15
+    trained = {name.split(".")[0] for name, p in method.model_.named_parameters() if p.requires_grad}
+    assert trained == {"encoder", "polarity", "detection"}
+    assert not method.model_.encoder.embeddings.word_embeddings.weight.requires_grad  # below the top 2 layers
+
+
+def test_one_pass_finetune_reads_the_term_for_atsa(tmp_path):
+    splits = load_dataset("mams-atsa")
+    train, test = splits.train.sample(300, seed=3), splits.test.sample(80, seed=3)
+    majority = polarity_scores(test, make_method("majority").fit(train).predict(test.unlabelled(), given_aspects=True),
+                               test.label_space.polarities)  # fmt: skip
+    method = make_method("finetune", epochs=2, **ONE_PASS).fit(train)
+    answers = method.predict(test.unlabelled(), given_aspects=True)
+    learned = polarity_scores(test, answers, test.label_space.polarities)
+    assert learned["polarity_accuracy"] >= majority["polarity_accuracy"] + 0.05
+    # MAMS-ATSA sentences hold terms of different polarities: the term, not the sentence, decides
+    mixed = [(r, a) for r in test for a in r.aspects if len({b.polarity for b in r.aspects}) > 1]
+    assert mixed, "the sample has sentences with terms of different polarities"
+    method.save(tmp_path / "m")
+    again = BaseMethod.load(tmp_path / "m").predict(test.unlabelled(), given_aspects=True)
+    assert [a.polarity for r in again for a in r.aspects] == [a.polarity for r in answers for a in r.aspects]
+
+
+def test_training_resumes_from_its_last_finished_epoch(mams_sample, tmp_path):
+    train, _ = mams_sample
+    small = train.sample(80, seed=1)
+    first = make_method("finetune", epochs=1, checkpoint_dir=str(tmp_path), **ONE_PASS).fit(small)
+    assert (tmp_path / "acsa" / "state.json").is_file()
+    resumed = make_method("finetune", epochs=2, checkpoint_dir=str(tmp_path), **ONE_PASS).fit(small)
+    curve = resumed.training_report_.curve
+    assert [row["epoch"] for row in curve] == [1, 2]
+    assert curve[0] == first.training_report_.curve[0]  # epoch 1 was read back, not trained again
+
+
+def test_device_auto_picks_a_gpu_only_when_torch_sees_one(monkeypatch):
+    import torch
+
+    from topicsent.methods._finetuning import autocast_dtype, resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("auto").type == "cuda"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
+    assert autocast_dtype("auto", torch.device("cuda")) is None  # an older GPU: fp32, no unscaled fp16
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto").type == "cpu"
+    with pytest.raises(InvalidParameterError, match="sees no CUDA GPU"):
+        resolve_device("cuda:0")
+    assert autocast_dtype("fp32", torch.device("cpu")) is None
+    assert autocast_dtype("bf16", torch.device("cpu")) is torch.bfloat16
+
+
+def test_one_pass_parameters_are_validated(mams_sample):
+    train, _ = mams_sample
+    for bad, message in [({"train_layers": 0}, "None or an int >= 1"), ({"class_weight_power": -1}, "a number >= 0"),
+                         ({"device": "tpu"}, "'cuda:N'"), ({"adaptation": "lora"}, "adaptation='lora' is for design='pair'")]:  # fmt: skip
+        with pytest.raises(InvalidParameterError, match=message):
+            make_method("finetune", **(ONE_PASS | bad)).fit(train)
+
+
+def test_a_checkpoint_of_another_training_is_refused(mams_sample, tmp_path):
+    train, _ = mams_sample
+    small = train.sample(60, seed=2)
+    make_method("finetune", epochs=1, checkpoint_dir=str(tmp_path), **ONE_PASS).fit(small)
+    with pytest.raises(InvalidParameterError, match="holds the state of another training"):
+        make_method("finetune", epochs=1, hidden=64, checkpoint_dir=str(tmp_path), **ONE_PASS).fit(small)

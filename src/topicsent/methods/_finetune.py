@@ -30,6 +30,7 @@ from topicsent.methods._finetuning import (
     PRECISIONS,
     BaseModel,
     Batches,
+    Checkpoint,
     Example,
     Objective,
     TrainingReport,
@@ -237,7 +238,7 @@ class FinetuneMethod(PairClassifierMethod):
             learning_rate=self.learning_rate or self._default_learning_rate(base),
             max_length=self.max_length, patience=self.patience, seed=self.random_state,
             description=f"{self.name}: {self.adaptation} fine-tuning on {len(train_rows):,} examples",
-            checkpoint=self._checkpoint(), **self._placement(),
+            checkpoint=self._checkpoint([a + (b or "") for a, b in examples]), **self._placement(),
         )  # fmt: skip
         self.n_train_examples_ = len(examples)
 
@@ -248,8 +249,19 @@ class FinetuneMethod(PairClassifierMethod):
             self.model_.to(device)
         return {"device": device, "precision": autocast_dtype(self.precision, device)}
 
-    def _checkpoint(self) -> Path | None:
-        return None if self.checkpoint_dir is None else Path(self.checkpoint_dir) / self.task_.value
+    def _checkpoint(self, texts: Sequence[str]) -> Checkpoint | None:
+        """Per-epoch training state in ``checkpoint_dir/TASK``, fingerprinted by the
+        parameters that shape training, the task and the training texts. ``epochs`` and
+        ``patience`` are left out: a run resumed with more epochs continues training."""
+        if self.checkpoint_dir is None:
+            return None
+        import hashlib
+
+        shaping = {k: v for k, v in self.get_params().items() if k not in {"checkpoint_dir", "device", "epochs", "patience"}}
+        digest = hashlib.sha256(json.dumps([shaping, self.task_.value], sort_keys=True, default=str).encode())
+        for text in texts:
+            digest.update(text.encode("utf-8", "surrogatepass") + b"\0")
+        return Checkpoint(Path(self.checkpoint_dir) / self.task_.value, digest.hexdigest())
 
     def _default_learning_rate(self, base: BaseModel) -> float:
         if self.adaptation == "full":
@@ -269,9 +281,10 @@ class FinetuneMethod(PairClassifierMethod):
             return
         self.polarity_classes_ = sorted(set(labels))
         label_ids = np.array([self.polarity_classes_.index(label) for label in labels])
-        if self.task_ is Task.ATSA:
-            rows = [(review.text, _span(aspect)) for review, aspect in pairs]
-            self._train_one_pass(rows, {"polarity": label_ids}, [review.id for review, _ in pairs])
+        if self.task_ is Task.ATSA:  # one row per review, holding all its terms
+            reviews, spans, rows = _terms_by_review(pairs)
+            targets = {"polarity": [label_ids[term_rows] for term_rows in rows]}
+            self._train_one_pass([r.text for r in reviews], spans, targets, [r.id for r in reviews])
         else:  # trained with the mention targets in _fit_detector, which sees every review
             self._pending_acsa = (pairs, label_ids)
 
@@ -287,15 +300,12 @@ class FinetuneMethod(PairClassifierMethod):
         for (review, aspect), label in zip(pairs, label_ids, strict=True):
             polarity[row_of[review.id], index[aspect.name]] = label
         targets = {"polarity": polarity, "detection": mentioned.astype(np.float32)}
-        self._train_one_pass([(review.text, None) for review in reviews], targets, [review.id for review in reviews])
+        self._train_one_pass([review.text for review in reviews], None, targets, [review.id for review in reviews])
 
-    def _train_one_pass(
-        self, rows: list[tuple[str, tuple[int, int] | None]], targets: dict[str, np.ndarray], review_ids: list[str]
-    ) -> None:
-        """Train the encoder (top ``train_layers``) and heads on ``rows`` of (text, term
-        span or None), holding out 10% of the reviews for early stopping."""
-        import torch
-
+    def _train_one_pass(self, texts: list[str], spans: list[list] | None, targets: dict[str, Any], review_ids: list[str]) -> None:
+        """Train the encoder (top ``train_layers``) and heads on reviews (``texts``; for
+        ATSA ``spans``, each review's term spans, and one target per term), holding out
+        10% of the reviews for early stopping."""
         from topicsent.methods import _one_pass
 
         train_rows, held_rows = held_out_rows(review_ids, self.random_state)
@@ -305,16 +315,17 @@ class FinetuneMethod(PairClassifierMethod):
             train_layers=self.train_layers, layer_decay=self.layer_decay,
         )  # fmt: skip
         self._require_training_memory(groups)
-        weights = _one_pass.class_weights(targets["polarity"], len(self.polarity_classes_), self.class_weight_power)
+        if "detection" in targets:
+            self.model_.start_detection_at(float(targets["detection"][train_rows].mean()))
+        polarity = _rows_of(targets["polarity"], range(len(texts)))
+        weights = _one_pass.class_weights(polarity, len(self.polarity_classes_), self.class_weight_power)
         loss = _one_pass.term_loss(weights) if self.task_ is Task.ATSA else _one_pass.acsa_loss(1.0, weights)
 
         def batches(subset: list[int]) -> Batches:
-            texts = [rows[i][0] for i in subset]
-            spans = [rows[i][1] for i in subset] if self.task_ is Task.ATSA else None
             return Batches(
-                [len(text) for text in texts],
-                lambda batch: self._one_pass_inputs([texts[i] for i in batch], spans and [spans[i] for i in batch]),
-                lambda batch: {k: torch.from_numpy(v[[subset[i] for i in batch]]) for k, v in targets.items()},
+                [len(texts[i]) for i in subset],
+                lambda batch: self._one_pass_inputs(texts, spans, [subset[i] for i in batch]),
+                lambda batch: {k: _as_tensor(_rows_of(v, [subset[i] for i in batch])) for k, v in targets.items()},
             )
 
         trained = "every layer" if self.train_layers is None else f"the top {self.train_layers} layers"
@@ -322,10 +333,10 @@ class FinetuneMethod(PairClassifierMethod):
             self.model_, batches(train_rows), batches(held_rows), Objective(loss, _one_pass.polarity_hits), groups,
             epochs=self.epochs, batch_size=self.train_batch_size, patience=self.patience, seed=self.random_state,
             description=f"{self.name}: one-pass fine-tuning of {trained} on {len(train_rows):,} reviews",
-            checkpoint=self._checkpoint(), **self._placement(),
+            checkpoint=self._checkpoint(texts), **self._placement(),
         )  # fmt: skip
         self.n_outputs_ = len(self.polarity_classes_)
-        self.n_train_examples_ = len(rows)
+        self.n_train_examples_ = len(polarity)
 
     def _load_one_pass(self, directory: Path, *, fresh: bool) -> None:
         """The encoder from ``directory`` and new heads (seeded) around it."""
@@ -357,19 +368,21 @@ class FinetuneMethod(PairClassifierMethod):
         require_memory(f"fine-tuning {self.base} ({trained / 1e6:,.0f}M of {weights / 1e6:,.0f}M weights trained)",
                        weights * 4 + trained * 12 + activations + 2**30)  # fmt: skip
 
-    def _one_pass_inputs(self, texts: list[str], spans: list | None) -> dict[str, Any]:
+    def _one_pass_inputs(self, texts: list[str], spans: list[list] | None, rows: list[int]) -> dict[str, Any]:
+        """Model inputs for the reviews at ``rows`` (and their terms' spans, ATSA)."""
         from topicsent.methods._one_pass import encode_texts
 
-        return encode_texts(self.tokenizer_, texts, spans, self.max_length)
+        return encode_texts(self.tokenizer_, [texts[i] for i in rows], spans and [spans[i] for i in rows], self.max_length)
 
-    def _one_pass_outputs(self, texts: list[str], spans: list | None = None) -> dict[str, np.ndarray]:
-        """Polarity probabilities (and ACSA mention probabilities) for each text."""
+    def _one_pass_outputs(self, texts: list[str], spans: list[list] | None = None) -> dict[str, np.ndarray]:
+        """Polarity probabilities (one row per text for ACSA, ``(n, n_categories,
+        n_polarities)``; one per term for ATSA) and ACSA mention probabilities."""
         from scipy.special import expit, softmax
 
         outputs = outputs_in_order(
             self.model_, [len(text) for text in texts],
-            lambda batch: self._one_pass_inputs([texts[i] for i in batch], spans and [spans[i] for i in batch]),
-            batch_size=PREDICT_BATCH, **self._placement(),
+            lambda batch: self._one_pass_inputs(texts, spans, batch),
+            batch_size=PREDICT_BATCH, outputs_per_row=spans and [len(s) for s in spans], **self._placement(),
         )  # fmt: skip
         found = {"polarity": softmax(outputs["polarity"], axis=-1)}
         if "detection" in outputs:
@@ -397,9 +410,11 @@ class FinetuneMethod(PairClassifierMethod):
         if self.design == "pair":
             return super()._polarity_proba(pairs)
         if self.task_ is Task.ATSA:
-            return self._one_pass_outputs([review.text for review, _ in pairs], [_span(aspect) for _, aspect in pairs])[
-                "polarity"
-            ]
+            reviews, spans, rows = _terms_by_review(pairs)
+            by_review = self._one_pass_outputs([review.text for review in reviews], spans)["polarity"]
+            proba = np.empty_like(by_review)
+            proba[np.concatenate(rows)] = by_review  # back from review order to pair order
+            return proba
         polarity = self._review_outputs([review for review, _ in pairs])["polarity"]
         index = self.category_index
         return polarity[np.arange(len(pairs)), [index[aspect.name] for _, aspect in pairs]]
@@ -512,3 +527,35 @@ Load with `topicsent predict --model DIR reviews.csv` or
 
 def _span(aspect) -> tuple[int, int] | None:
     return (aspect.start, aspect.end) if aspect.start is not None and aspect.end is not None else None
+
+
+def _terms_by_review(pairs) -> tuple[list[Review], list[list[tuple[int, int] | None]], list[list[int]]]:
+    """(review, term) pairs grouped by review: the distinct reviews, each one's term spans,
+    and each one's pair rows (so outputs in review order map back to pair order)."""
+    index: dict[str, int] = {}
+    reviews: list[Review] = []
+    spans: list[list[tuple[int, int] | None]] = []
+    rows: list[list[int]] = []
+    for row, (review, aspect) in enumerate(pairs):
+        if review.id not in index:
+            index[review.id] = len(reviews)
+            reviews.append(review)
+            spans.append([])
+            rows.append([])
+        spans[index[review.id]].append(_span(aspect))
+        rows[index[review.id]].append(row)
+    return reviews, spans, rows
+
+
+def _rows_of(values: Any, rows) -> np.ndarray:
+    """Targets of some reviews: rows of an array, or the concatenated per-review arrays
+    of a list (ATSA: one target per term)."""
+    if isinstance(values, list):
+        return np.concatenate([values[i] for i in rows])
+    return values[list(rows)]
+
+
+def _as_tensor(array: np.ndarray):
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(array))

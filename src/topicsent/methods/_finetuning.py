@@ -208,6 +208,16 @@ class TrainingReport:
         return {"best_epoch": self.best_epoch, "curve": self.curve}
 
 
+@dataclass(frozen=True)
+class Checkpoint:
+    """Where :func:`fit_torch` keeps its state after every epoch, and a fingerprint of
+    what is being trained (parameters, task, training data): a folder holding another
+    training's state is refused rather than resumed."""
+
+    folder: Path
+    fingerprint: str
+
+
 @dataclass
 class Batches:
     """Examples for :func:`fit_torch`, addressed by row: a length per row (for length
@@ -241,7 +251,7 @@ def train_classifier(
     patience: int,
     seed: int,
     description: str,
-    checkpoint: Path | None = None,
+    checkpoint: Checkpoint | None = None,
     device=None,
     precision: Any = None,
 ) -> TrainingReport:
@@ -295,7 +305,7 @@ def fit_torch(
     patience: int,
     seed: int,
     description: str,
-    checkpoint: Path | None = None,
+    checkpoint: Checkpoint | None = None,
     device=None,
     precision: Any = None,
 ) -> TrainingReport:
@@ -304,9 +314,9 @@ def fit_torch(
     without a better validation loss and restores the best weights.
 
     ``param_groups`` are AdamW's (each with its own ``lr``: layer-wise rates). With
-    ``checkpoint`` (a folder), the state after every epoch is written there (safetensors
-    and JSON, no pickle) and a later call with the same folder continues from the last
-    finished epoch: a training killed at any point loses at most one epoch.
+    ``checkpoint``, the state after every epoch is written to its folder (safetensors
+    and JSON, no pickle) and a later call with the same checkpoint continues from the
+    last finished epoch: a training killed at any point loses at most one epoch.
     Batches move to ``device`` (default: the CPU); forward passes run under autocast
     to ``precision`` (a torch dtype; None: fp32).
     """
@@ -370,11 +380,12 @@ class _EpochState:
         trained = {name for name, p in self.model.named_parameters() if p.requires_grad}
         return {k: v for k, v in self.model.state_dict().items() if k in trained}
 
-    def save(self, folder: Path, optimizer, schedule) -> None:
+    def save(self, checkpoint: Checkpoint, optimizer, schedule) -> None:
         """The state after an epoch, written through temporary names and renamed."""
         import torch
         from safetensors.torch import save_file
 
+        folder = checkpoint.folder
         folder.mkdir(parents=True, exist_ok=True)
         tensors = {f"model.{k}": v.contiguous() for k, v in self._trained_state().items()}
         tensors |= {f"best.{k}": v.contiguous() for k, v in (self.best_weights or {}).items()}
@@ -383,22 +394,35 @@ class _EpochState:
             tensors |= {f"adam.{index}.{name}": torch.as_tensor(v).contiguous() for name, v in values.items()}
         tensors["torch_rng"] = torch.get_rng_state()
         facts = {
-            "epoch": self.epoch, "curve": self.curve, "best_epoch": self.best_epoch, "best_loss": self.best_loss,
-            "param_groups": optimizer_state["param_groups"], "schedule": schedule.state_dict(),
+            "fingerprint": checkpoint.fingerprint, "epoch": self.epoch, "curve": self.curve,
+            "best_epoch": self.best_epoch, "best_loss": self.best_loss, "param_groups": optimizer_state["param_groups"],
+            "schedule": schedule.state_dict(),
         }  # fmt: skip
         save_file(tensors, folder / "state.safetensors.tmp")
         (folder / "state.json.tmp").write_text(json.dumps(facts), encoding="utf-8")
         (folder / "state.safetensors.tmp").replace(folder / "state.safetensors")
         (folder / "state.json.tmp").replace(folder / "state.json")
 
-    def resume(self, folder: Path, optimizer, schedule) -> None:
-        """Continue from ``folder``'s last finished epoch, if it holds one."""
+    def resume(self, checkpoint: Checkpoint, optimizer, schedule) -> None:
+        """Continue from the checkpoint's last finished epoch, if it holds one.
+
+        Raises
+        ------
+        InvalidParameterError
+            When the folder holds the state of another training (parameters or data).
+        """
+        folder = checkpoint.folder
         if not (folder / "state.json").is_file():
             return
         import torch
         from safetensors.torch import load_file
 
         facts = json.loads((folder / "state.json").read_text(encoding="utf-8"))
+        if facts.get("fingerprint") != checkpoint.fingerprint:
+            raise InvalidParameterError(
+                f"checkpoint folder {folder} holds the state of another training (other parameters or data); "
+                "give a new checkpoint_dir or delete that folder"
+            )
         tensors = load_file(folder / "state.safetensors")
         self.model.load_state_dict(_with_prefix(tensors, "model."), strict=False)
         self.best_weights = _with_prefix(tensors, "best.") or None
@@ -493,25 +517,28 @@ def outputs_in_order(
     inputs: Callable[[list[int]], dict[str, Any]],
     *,
     batch_size: int,
+    outputs_per_row: Sequence[int] | None = None,
     on_batch: Callable[[int], None] | None = None,
     device=None,
     precision: Any = None,
 ) -> Any:
     """A model's outputs for rows ``0..len(lengths)-1`` in input order, computed in
-    length-sorted batches: an array ``(n_rows, ...)``, or a dict of them when the model
-    returns a dict."""
-    order: list[int] = []
-    chunks: list[Any] = []
+    length-sorted batches: an array, or a dict of them when the model returns a dict.
+    Each row gives one output (``outputs_per_row[i]`` when given: e.g. one per term
+    of a review), so the result has ``sum(outputs_per_row)`` (or ``len(lengths)``) rows."""
+    counts = [1] * len(lengths) if outputs_per_row is None else list(outputs_per_row)
+    per_row: list[Any] = [None] * len(lengths)
     for batch in length_batches(lengths, batch_size, None):
         outputs = run_batches(model, inputs(batch), device, precision)
-        chunks.append({k: v.cpu().numpy() for k, v in outputs.items()} if isinstance(outputs, dict) else outputs.cpu().numpy())
-        order += batch
+        arrays = {k: v.cpu().numpy() for k, v in outputs.items()} if isinstance(outputs, dict) else outputs.cpu().numpy()
+        starts = np.cumsum([0] + [counts[i] for i in batch])
+        for i, start, end in zip(batch, starts[:-1], starts[1:], strict=True):
+            per_row[i] = {k: v[start:end] for k, v in arrays.items()} if isinstance(arrays, dict) else arrays[start:end]
         if on_batch:
             on_batch(len(batch))
-    inverse = np.argsort(order)
-    if chunks and isinstance(chunks[0], dict):
-        return {k: np.concatenate([c[k] for c in chunks])[inverse] for k in chunks[0]}
-    return np.concatenate(chunks)[inverse]
+    if per_row and isinstance(per_row[0], dict):
+        return {k: np.concatenate([row[k] for row in per_row]) for k in per_row[0]}
+    return np.concatenate(per_row)
 
 
 # ----- checkpoints ------------------------------------------------------------------------------

@@ -50,25 +50,37 @@ class OnePassAspectModel(nn.Module):
         self.polarity = AspectAttentionHead(dim, n_polarities, n_categories=n_categories, hidden=hidden)
         self.detection = AspectAttentionHead(dim, 1, n_categories=n_categories, hidden=hidden) if n_categories else None
 
-    def forward(self, input_ids, attention_mask, term_mask=None, **encoder_inputs) -> dict[str, torch.Tensor]:
+    def start_detection_at(self, mention_rate: float) -> None:
+        """Start the detection head's bias at the training data's mention rate (logit),
+        so early steps learn which categories are mentioned rather than how rare
+        mentions are (the prior initialisation of Lin et al. 2017, focal loss)."""
+        rate = min(max(mention_rate, 1e-3), 1 - 1e-3)
+        with torch.no_grad():
+            self.detection.mlp[-1].bias.fill_(float(np.log(rate / (1 - rate))))
+
+    def forward(self, input_ids, attention_mask, term_mask=None, term_rows=None, **encoder_inputs) -> dict[str, torch.Tensor]:
         """ACSA (no ``term_mask``): ``polarity`` logits ``(batch, n_categories, n_polarities)``
-        and ``detection`` logits ``(batch, n_categories)``. ATSA: ``term_mask``
-        ``(batch, tokens)`` marks each row's term tokens; ``polarity`` is ``(batch, n_polarities)``."""
+        and ``detection`` logits ``(batch, n_categories)``. ATSA: each of ``n_terms``
+        terms is a row of ``term_mask`` ``(n_terms, tokens)`` marking its tokens in the
+        review ``term_rows[i]`` of the batch (a review's terms share its one pass);
+        ``polarity`` is ``(n_terms, n_polarities)``."""
         tokens = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **encoder_inputs).last_hidden_state
         mask = attention_mask.bool()
         if term_mask is None:
             return {"polarity": self.polarity(tokens, mask), "detection": self.detection(tokens, mask)[..., 0]}
+        tokens, mask = tokens[term_rows], mask[term_rows]
         weights = term_mask.unsqueeze(-1).to(tokens.dtype)
         terms = (tokens * weights).sum(1) / weights.sum(1).clamp(min=1)
         return {"polarity": self.polarity(tokens, mask, terms)}
 
 
 def encode_texts(
-    tokenizer, texts: Sequence[str], spans: Sequence[tuple[int, int] | None] | None, max_length: int
+    tokenizer, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int] | None]] | None, max_length: int
 ) -> dict[str, Any]:
-    """Tokenised texts (padded to the batch's longest) and, with ``spans`` (character
-    offsets of each row's term), a ``term_mask`` of the tokens inside each span; a span
-    cut off by truncation, or missing, falls back to every real token."""
+    """Tokenised texts (padded to the batch's longest) and, with ``spans`` (for each
+    text, the character offsets of each of its terms), a ``term_mask`` ``(n_terms,
+    tokens)`` of the tokens inside each span and ``term_rows``, the text of each term.
+    A span cut off by truncation, or missing, falls back to every real token."""
     encoded = tokenizer(
         list(texts), truncation=True, max_length=max_length, padding=True, return_tensors="pt",
         return_offsets_mapping=spans is not None,
@@ -77,13 +89,14 @@ def encode_texts(
         return dict(encoded)
     offsets = encoded.pop("offset_mapping")
     real = offsets[:, :, 1] > offsets[:, :, 0]
-    term_mask = torch.zeros_like(real)
-    for row, span in enumerate(spans):
+    rows = [row for row, text_spans in enumerate(spans) for _ in text_spans]
+    term_mask = torch.zeros((len(rows), offsets.shape[1]), dtype=torch.bool)
+    for term, (row, span) in enumerate(zip(rows, (span for text_spans in spans for span in text_spans), strict=True)):
         if span is not None:
-            term_mask[row] = real[row] & (offsets[row, :, 1] > span[0]) & (offsets[row, :, 0] < span[1])
-        if not term_mask[row].any():
-            term_mask[row] = encoded["attention_mask"][row].bool()
-    return dict(encoded) | {"term_mask": term_mask}
+            term_mask[term] = real[row] & (offsets[row, :, 1] > span[0]) & (offsets[row, :, 0] < span[1])
+        if not term_mask[term].any():
+            term_mask[term] = encoded["attention_mask"][row].bool()
+    return dict(encoded) | {"term_mask": term_mask, "term_rows": torch.tensor(rows, dtype=torch.long)}
 
 
 def transformer_layers(encoder) -> nn.ModuleList:
