@@ -186,6 +186,9 @@ def test_predict_reads_stdin(tmp_path):
         (["train", "--dataset", "mams-acsa", "--params", '{"depth": 3}', "-o", "m"], "has no parameter(s) depth"),
         (["train", "--dataset", "mams-acsa", "--base", "smollm2-135m-instruct", "-o", "m"], "has no parameter(s) base"),
         (["train", "-d", "mams-acsa", "-m", "sft", "--base", "/nowhere/x.gguf", "-o", "m"], "/nowhere/x.gguf does not exist"),
+        (["topics", "x.csv", "--outlier-threshold", "often"], "--outlier-threshold must be 'auto', 'none' or a number"),
+        (["topics", "x.csv", "--outlier-threshold", "1.5"], "outlier_threshold is a cosine similarity, in [-1, 1]; got 1.5"),
+        (["topics", "x.csv", "--outlier-threshold", "0.5", "--outlier-share", "0.1"], "not both"),
     ],
 )
 def test_user_errors_are_one_line_and_exit_2(tmp_path, args, message):
