@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 
 KOREAN_LLM := $(VENV)/.korean-llm
 
-.PHONY: demo test test-slow lint format bench bench-accuracy bench-baselines bench-encoders bench-topics bench-llm bench-sft bench-cascade bench-distill bench-scale stress clean
+.PHONY: demo test test-slow lint format bench bench-accuracy bench-baselines bench-encoders bench-topics bench-outliers bench-llm bench-sft bench-cascade bench-distill bench-scale stress clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -109,6 +109,12 @@ bench-topics: $(STAMP)
 	$(BIN)/topicsent eval --dataset womens-clothing,mams-acsa,semeval14-acsa --out results/bench \
 		--methods "majority,tfidf-lr,lda,lda[supervised=False]"
 	$(BIN)/topicsent eval --dataset nsmc --no-tune --out results/bench --methods "majority,tfidf-lr,lda[remove_top=3]"
+
+## bench-outliers: units topic discovery leaves in no topic, before and after the automatic assignment to the
+## nearest topic (and a 10% target share): outlier share, coherence, gold alignment on ~3,000 units each of
+## NSMC, Women's clothing, MAMS and SemEval-14 (a few minutes); JSON in docs/benchmarks/topics/outliers.json
+bench-outliers: $(STAMP)
+	$(BIN)/python benchmarks/topic_outliers.py --out docs/benchmarks/topics
 
 ## bench-llm: LLM prompting, zero-shot vs fixed few-shot vs retrieval few-shot, with the packaged
 ## Qwen2.5-Coder 0.5B and 1.5B beside tfidf-lr, on seeded test samples (gold-aspect polarity; one

@@ -3,12 +3,16 @@
 import gzip
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+
+from topicsent.interfaces._options import fmt
+from topicsent.interfaces.cli import _METRIC_COLUMNS
 
 CLI = [sys.executable, "-m", "topicsent.interfaces"]
 
@@ -32,6 +36,84 @@ def test_listings():
     methods = run("methods").stdout
     assert "tfidf-lr" in methods and "majority" in methods
     assert "review_id" in json.loads(run("schema").stdout)["properties"]
+    markdown = run("datasets", "--format", "markdown").stdout
+    assert "| name | task | language | description | licence |" in markdown and "| nsmc-binary | rating | ko |" in markdown
+    tsv = [line.split("\t") for line in run("methods", "--format", "tsv").stdout.splitlines()]
+    assert ["name", "tasks", "description"] in tsv and any(row[0] == "tfidf-lr" for row in tsv)
+
+
+def run_redirected(*args: str, out: Path) -> str:
+    """The command with stdout in a file (as `> run.log`, CI or nohup) and COLUMNS=80; returns the file's text."""
+    with out.open("w") as handle:
+        env = os.environ | {"COLUMNS": "80"}
+        result = subprocess.run([*CLI, *args], stdout=handle, stderr=subprocess.PIPE, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr
+    return out.read_text(encoding="utf-8")
+
+
+def run_in_terminal(*args: str, columns: int = 80) -> str:
+    """The command in a pseudo-terminal ``columns`` wide (COLUMNS set too); returns what it showed, colours removed."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
+    process = subprocess.Popen(
+        [*CLI, *args], stdout=follower, stderr=subprocess.DEVNULL, env=os.environ | {"COLUMNS": str(columns)}
+    )
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the command closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    assert process.wait(timeout=600) == 0
+    return re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", b"".join(chunks).decode().replace("\r\n", "\n"))
+
+
+EVAL_ARGS = ("eval", "--dataset", "mams-acsa,nsmc", "--methods", "majority,tfidf-lr[C=0.5]", "--limit", "200", "--no-tune")
+
+
+def eval_results(folder: Path) -> list[dict]:
+    [path] = folder.glob("eval-*.json")
+    return json.loads(path.read_text(encoding="utf-8"))["results"]
+
+
+def test_eval_tables_keep_every_number_in_a_file_and_in_an_80_column_terminal(tmp_path):
+    printed = run_redirected(*EVAL_ARGS, "-o", str(tmp_path / "file"), out=tmp_path / "run.log")
+    results = eval_results(tmp_path / "file")
+    assert "…" not in printed and results
+    for result in results:  # every metric of the table, in full, and every method spec whole
+        assert result["method"] in printed
+        for name in _METRIC_COLUMNS[result["task"]]:
+            assert fmt(result["metrics"][name]) in printed, (result["method"], name)
+
+    shown = run_in_terminal(*EVAL_ARGS, "-o", str(tmp_path / "terminal"))
+    assert "…" not in shown
+    assert max(len(line) for line in shown.splitlines() if line[:1] in "┏┃┡│└") <= 80
+    for result in eval_results(tmp_path / "terminal"):  # the quality metrics stay; lower-priority columns may go
+        for name in _METRIC_COLUMNS[result["task"]][:4]:
+            assert re.search(rf"(?<![\d.]){re.escape(fmt(result['metrics'][name]))}(?!\d)", shown), (result["method"], name)
+    assert "Not shown at this width:" in shown
+
+
+def test_eval_json_format_is_one_document_with_the_raw_values(tmp_path):
+    result = run(*EVAL_ARGS, "--format", "json", "-o", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    tables = json.loads(result.stdout)["tables"]  # nothing else on stdout
+    assert "Results:" in result.stderr
+    printed = {(t["title"].split(" ")[0], row["method"]): row for t in tables for row in t["rows"]}
+    for saved in eval_results(tmp_path):
+        row = printed[(saved["dataset"], saved["method"])]
+        assert all(row[name] == value for name, value in saved["metrics"].items() if name in row)
+        assert row["train_seconds"] == saved["train_seconds"]
 
 
 def test_eval_prints_tables_and_writes_results(tmp_path):
@@ -106,6 +188,9 @@ def test_predict_reads_stdin(tmp_path):
         (["train", "--dataset", "mams-acsa", "--params", '{"depth": 3}', "-o", "m"], "has no parameter(s) depth"),
         (["train", "--dataset", "mams-acsa", "--base", "smollm2-135m-instruct", "-o", "m"], "has no parameter(s) base"),
         (["train", "-d", "mams-acsa", "-m", "sft", "--base", "/nowhere/x.gguf", "-o", "m"], "/nowhere/x.gguf does not exist"),
+        (["topics", "x.csv", "--outlier-threshold", "often"], "--outlier-threshold must be 'auto', 'none' or a number"),
+        (["topics", "x.csv", "--outlier-threshold", "1.5"], "outlier_threshold is a cosine similarity, in [-1, 1]; got 1.5"),
+        (["topics", "x.csv", "--outlier-threshold", "0.5", "--outlier-share", "0.1"], "not both"),
     ],
 )
 def test_user_errors_are_one_line_and_exit_2(tmp_path, args, message):

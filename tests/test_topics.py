@@ -141,6 +141,72 @@ def test_outliers_join_only_a_close_enough_topic():
     assert OUTLIER not in reassign_outliers(topics, vectors, -1.0)
 
 
+def clustered_with_outliers():
+    """Two tight topics of 20 units (similarities to their centre spread from ~0.9 to 1) and outliers at known angles."""
+    from topicsent.topics import OUTLIER
+
+    spread = np.linspace(0, 0.45, 20)
+    members = [[1, a, 0] for a in spread] + [[0, 1, a] for a in spread]
+    outliers = [[1, 0.1, 0], [0, 1, 0.3], [1, 1, 0], [0, 0, 1], [-1, 0, 0]]  # close, close, between, far, opposite
+    vectors = np.array(members + outliers, dtype=float)
+    topics = np.array([0] * 20 + [1] * 20 + [OUTLIER] * len(outliers))
+    return topics, vectors
+
+
+def test_outliers_join_their_nearest_topic_under_an_automatic_threshold():
+    from topicsent.topics import AUTO_MEMBER_SHARE, OUTLIER, assign_outliers
+
+    topics, vectors = clustered_with_outliers()
+    assigned, report = assign_outliers(topics, vectors)
+    assert assigned[:40].tolist() == topics[:40].tolist()  # clustered units keep their topic
+    assert assigned[40:].tolist() == [0, 1, OUTLIER, OUTLIER, OUTLIER]  # only the two close ones join
+    assert report.rule == "auto" and report.found == 5 and report.joined == 2 and report.member_share == AUTO_MEMBER_SHARE
+    # the threshold is the similarity 95% of the members reach: 2 of 40 are below it
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    centres = [unit[topics == t].mean(axis=0) / np.linalg.norm(unit[topics == t].mean(axis=0)) for t in (0, 1)]
+    own = np.concatenate([unit[topics == t] @ centres[t] for t in (0, 1)])
+    assert (own < report.threshold).sum() == 2
+    sentence = report.explain(len(topics), "sentence")
+    assert "Clustering left 5 of 45 sentences (11%) in no topic; 2 of them joined their nearest topic" in sentence
+    assert f">= {report.threshold:.3f}, chosen automatically: 95% of clustered sentences" in sentence
+    assert "3 (7%) remain in no topic" in sentence
+
+
+def test_a_target_outlier_share_lets_the_most_similar_outliers_join_first():
+    from topicsent.topics import OUTLIER, assign_outliers
+
+    topics, vectors = clustered_with_outliers()
+    assigned, report = assign_outliers(topics, vectors, share=2 / 45)
+    assert (assigned == OUTLIER).sum() == 2 and report.rule == "share" and report.joined == 3
+    assert assigned[40:].tolist() == [0, 1, 0, OUTLIER, OUTLIER]  # "between" (cosine 0.7) joins before "far" and "opposite"
+    assert "chosen so that at most 4% stay in no topic" in report.explain(len(topics))
+
+    kept, already = assign_outliers(topics, vectors, share=0.5)  # clustering already leaves fewer out
+    assert (kept == topics).all() and already.joined == 0 and "already within the target of 50%" in already.explain(45)
+    everything, _ = assign_outliers(topics, vectors, share=0.0)
+    assert OUTLIER not in everything
+
+    untouched, none = assign_outliers(topics, vectors, threshold=None)
+    assert (untouched == topics).all() and none.rule == "none" and "they stay there" in none.explain(45)
+    given, fixed = assign_outliers(topics, vectors, threshold=0.9)
+    assert fixed.rule == "threshold" and fixed.threshold == 0.9 and given[40:].tolist() == [0, 1, OUTLIER, OUTLIER, OUTLIER]
+
+
+@pytest.mark.parametrize(("threshold", "share", "message"), [
+    ("sometimes", None, "must be 'auto', a number in [-1, 1] or None"),
+    (1.5, None, "in [-1, 1]; got 1.5"),
+    ("auto", 1.2, "outlier_share must be in [0, 1]"),
+    (0.5, 0.1, "not both"),
+    (None, 0.1, "not both"),
+])  # fmt: skip
+def test_bad_outlier_options_are_refused(threshold, share, message):
+    from topicsent.topics import assign_outliers
+
+    topics, vectors = clustered_with_outliers()
+    with pytest.raises(InvalidParameterError, match=re.escape(message)):
+        assign_outliers(topics, vectors, threshold=threshold, share=share)
+
+
 def test_alignment_of_a_perfect_and_a_useless_clustering():
     gold = ["food", "food", "staff", "staff", "price", "price"]
     assert alignment([3, 3, 1, 1, 0, 0], gold) == {"nmi": 1.0, "ari": 1.0, "purity": 1.0}
@@ -179,14 +245,25 @@ def test_topics_command_discovers_rates_and_feeds_acsa_training(clothing_csv, tm
     out = tmp_path / "topics"
     columns = ["--text-col", "body", "--id-col", "review_id"]
     result = runner.invoke(
-        app, ["topics", str(clothing_csv), *columns, "--rating-col", "stars", "--date-col", "date", "-o", str(out)]
-    )
+        app, ["topics", str(clothing_csv), *columns, "--rating-col", "stars", "--date-col", "date", "-o", str(out)],
+        env={"COLUMNS": "80"},
+    )  # fmt: skip
     assert result.exit_code == 0, result.output
     taxonomy = Taxonomy.load(out / "taxonomy.json")
     assert len(taxonomy.topics) >= 3 and taxonomy.n_segments == N_CLOTHING
     assert sum(t.size for t in taxonomy.topics) + taxonomy.n_outliers == N_CLOTHING  # outliers reported, not forced
     segments = pd.read_parquet(out / "segments.parquet")
     assert len(segments) == N_CLOTHING and set(segments.polarity) <= {"positive", "negative", "neutral"}
+    # by default most outliers of clustering join their nearest topic; the summary says how many stay out and why
+    outliers = taxonomy.outliers
+    assert outliers.rule == "auto" and outliers.found - outliers.joined == taxonomy.n_outliers < 0.15 * N_CLOTHING
+    assert outliers.joined > 0 and segments.joined.sum() == outliers.joined and (segments.topic[segments.joined] >= 0).all()
+    assert outliers.explain(N_CLOTHING, "review") in result.output
+    # printed (not a terminal, COLUMNS=80) with nothing cut: every topic's name and size, and the units in no topic
+    assert "…" not in result.output
+    for topic in taxonomy.topics:
+        assert re.search(rf"│ +{topic.id} │ {re.escape(topic.name)} +│ +{topic.size:,} │", result.output), topic.name
+    assert re.search(rf"│ +-1 │ \(no topic\) +│ +{taxonomy.n_outliers:,} │", result.output)
     assert segments.polarity.value_counts()["positive"] < N_CLOTHING
 
     drivers = pd.read_csv(out / "drivers.csv")
@@ -228,6 +305,26 @@ def test_topics_command_discovers_rates_and_feeds_acsa_training(clothing_csv, tm
     charts = ("Mention share by aspect", "Sentiment by aspect", "The reviewers&#39; own ratings", "Key drivers of the rating")
     assert all(f'data-chart="{chart}"' in html for chart in charts)
     assert "<tr><td>merged</td>" in html and '<table class="drivers">' in html
+
+
+def test_topics_target_outlier_share_and_json_output(clothing_csv, tmp_path):
+    args = ["topics", str(clothing_csv), "--text-col", "body", "--id-col", "review_id", "--rating-col", "stars"]
+    result = CliRunner().invoke(app, [*args, "--outlier-share", "0.02", "--format", "json", "-o", str(tmp_path / "share")])
+    assert result.exit_code == 0, result.output
+    [table] = json.loads(result.stdout)["tables"]  # stdout is the JSON alone; the sentences went to stderr
+    taxonomy = Taxonomy.load(tmp_path / "share" / "taxonomy.json")
+    assert taxonomy.outliers.rule == "share" and taxonomy.n_outliers <= 0.02 * N_CLOTHING
+    assert table["rows"][-1] == {"id": -1, "topic": "(no topic)", "units": taxonomy.n_outliers} | dict.fromkeys(
+        ["reviews", "review_share", "positive", "negative", "mixed", "mean_rating"]
+    )
+    assert [(r["id"], r["topic"], r["units"]) for r in table["rows"][:-1]] == [(t.id, t.name, t.size) for t in taxonomy.topics]
+    assert "at most 2% stay in no topic" in result.stderr
+
+    kept = CliRunner().invoke(app, [*args, "--outlier-threshold", "none", "-o", str(tmp_path / "kept")])
+    assert kept.exit_code == 0, kept.output
+    before = Taxonomy.load(tmp_path / "kept" / "taxonomy.json")
+    assert before.outliers.rule == "none" and before.n_outliers == before.outliers.found == taxonomy.outliers.found > 0
+    assert "they stay there" in kept.output
 
 
 def test_topics_needs_enough_reviews(tmp_path):

@@ -95,6 +95,20 @@ def _ten_point_test_file(tmp_path) -> Path:
     frame.to_csv(tmp_path / "ten.csv", index=False)
     return tmp_path / "ten.csv"
 
+def test_eval_on_a_user_file_prints_through_the_one_table_helper(tmp_path):
+    """`eval --train` prints its table like every results printer: --format json is one
+    document on stdout with the raw values, the other lines on stderr."""
+    result = run("eval", "--train", str(ACSA), "--id-col", "id", "--aspects-col", "aspects", "-m", "majority",
+                 "--no-tune", "--calibration-sample", "0", "--format", "json", "-o", str(tmp_path))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    [table] = json.loads(result.stdout)["tables"]  # nothing else on stdout
+    assert table["title"] == "base_acsa (test: 12 reviews, train: 43)"
+    [saved] = json.loads(next(tmp_path.glob("eval-*.json")).read_text(encoding="utf-8"))["results"]
+    [row] = table["rows"]
+    assert row["method"] == "majority" and row["polarity_accuracy"] == saved["metrics"]["polarity_accuracy"]
+    assert "Results:" in result.stderr and "base_acsa / majority" in result.stderr
+
+
 
 @pytest.mark.parametrize(
     ("args", "message"),

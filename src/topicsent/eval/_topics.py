@@ -11,8 +11,11 @@ Both fit on the same reviews (texts only). Per dataset and model:
   micro-F1 of the mapped categories against gold (``mapped_detection_f1``), and NMI,
   ARI and purity on test reviews with exactly one gold category.
 
-On those sets clustering is scored twice: as found (outliers get no category) and with
-every outlier joined to its closest topic, LDA's situation (it has no outliers).
+Clustering is fitted once and scored under each rule for its outliers
+(:data:`OUTLIER_RULES`): kept as clustering left them (outliers get no category), the
+default automatic threshold, and every outlier joined to its closest topic, LDA's
+situation (it has no outliers). Keywords come from the clustered units, so coherence
+and diversity are the same under every rule; outlier share and gold alignment differ.
 LDA runs twice: with as many topics as clustering found (a like-for-like comparison)
 and with its usual 20.
 """
@@ -32,13 +35,20 @@ from topicsent._progress import progress_bar
 from topicsent._provenance import git_commit
 from topicsent.data import Review, load_dataset
 from topicsent.text import content_words
-from topicsent.topics import OUTLIER, alignment, discover_topics, reassign_outliers, topic_quality
+from topicsent.topics import OUTLIER, alignment, assign_outliers, discover_topics, topic_quality
 
 #: Training reviews topics are fitted on (None: all); ACSA sets also add their test texts.
 FIT_SAMPLES = {"womens-clothing": 6000, "nsmc": 20000, "mams-acsa": None, "semeval14-acsa": None}
 REFERENCE_SAMPLE = 20000
 LDA_DEFAULT_TOPICS = 20
 CATEGORY_SHARE = 0.5
+CLUSTERING = "embedding-clustering"
+#: Model-name suffix -> how outliers are treated (arguments of assign_outliers); "" is the default of `topics`
+OUTLIER_RULES: dict[str, dict[str, Any]] = {
+    " (outliers kept)": {"threshold": None},
+    "": {"threshold": "auto"},
+    " (all outliers assigned)": {"threshold": -1.0},
+}
 
 
 @dataclass
@@ -52,6 +62,7 @@ class TopicModelResult:
     outlier_share: float
     seconds: float
     n_fit: int
+    outlier_threshold: float | None = None
     mapped_detection_f1: float | None = None
     nmi: float | None = None
     ari: float | None = None
@@ -59,31 +70,45 @@ class TopicModelResult:
     example_keywords: list[list[str]] | None = None
 
 
-def evaluate_topic_models(dataset: str, *, seed: int = 0, fit_sample: int | None = None) -> list[TopicModelResult]:
-    """Embedding clustering and LDA on one dataset (see the module docstring)."""
+def evaluate_topic_models(
+    dataset: str,
+    *,
+    seed: int = 0,
+    fit_sample: int | None = None,
+    test_sample: int | None = None,
+    lda: bool = True,
+    outlier_rules: dict[str, dict[str, Any]] | None = None,
+) -> list[TopicModelResult]:
+    """Embedding clustering (once per outlier rule) and LDA on one dataset (see the module docstring).
+
+    ``fit_sample`` / ``test_sample``: seeded samples of the training and test reviews
+    (defaults: :data:`FIT_SAMPLES`, and up to 20,000 test reviews); ``outlier_rules``
+    defaults to :data:`OUTLIER_RULES`.
+    """
     splits = load_dataset(dataset)
     language = splits.train.language
     has_categories = splits.train.label_space.categories is not None
     train = list(splits.train.sample(fit_sample or FIT_SAMPLES.get(dataset), seed=seed))
-    test = list(splits.test.sample(REFERENCE_SAMPLE, seed=seed))
+    test = list(splits.test.sample(test_sample or REFERENCE_SAMPLE, seed=seed))
     fitted = train + test if has_categories else train
     # co-occurrence needs many documents: short review sentences rarely share words
     reference = content_words([r.text for r in dict.fromkeys(train + test)], language)
 
     began = time.perf_counter()
-    discovery = discover_topics(fitted, language=language, seed=seed)
-    clustering = _result(
-        dataset, "embedding-clustering", [t.keywords for t in discovery.taxonomy.topics], reference,
-        time.perf_counter() - began, len(fitted), outlier_share=discovery.taxonomy.n_outliers / len(fitted),
-    )  # fmt: skip
-    results = [clustering]
-    if has_categories:
-        _add_category_scores(clustering, discovery.topics, train, test)
-        assigned = replace(clustering, model="embedding-clustering (outliers assigned)", outlier_share=0.0)
-        _add_category_scores(assigned, reassign_outliers(discovery.topics, discovery.embeddings, -1.0), train, test)
-        results.append(assigned)
-    for k in sorted({max(2, clustering.n_topics), LDA_DEFAULT_TOPICS}):
-        results.append(_lda_result(dataset, fitted, train, test, reference, k, seed, has_categories, language))
+    discovery = discover_topics(fitted, language=language, seed=seed, outlier_threshold=None)
+    keywords = [t.keywords for t in discovery.taxonomy.topics]
+    found = _result(dataset, CLUSTERING, keywords, reference, time.perf_counter() - began, len(fitted))
+    results = []
+    for suffix, rule in (OUTLIER_RULES if outlier_rules is None else outlier_rules).items():
+        topics, report = assign_outliers(discovery.topics, discovery.embeddings, **rule)
+        left = (report.found - report.joined) / len(fitted)
+        result = replace(found, model=CLUSTERING + suffix, outlier_share=left, outlier_threshold=report.threshold)
+        if has_categories:
+            _add_category_scores(result, topics, train, test)
+        results.append(result)
+    if lda:
+        for k in sorted({max(2, found.n_topics), LDA_DEFAULT_TOPICS}):
+            results.append(_lda_result(dataset, fitted, train, test, reference, k, seed, has_categories, language))
     return results
 
 

@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from topicsent.errors import InvalidParameterError
 from topicsent.interfaces._options import AbstainBelow, IdCol, RatingCol, TextCol, columns, console
+from topicsent.interfaces._tables import Col, FormatOption, ResultTable, TableFormat, count, printer, text
 
 
 class Engine(StrEnum):
@@ -48,6 +48,7 @@ def analyze(
         str | None, typer.Option(help="With --engine ray: 'auto' or ray://HOST:10001 for a cluster; default starts Ray here.")
     ] = None,
     workers: Annotated[int | None, typer.Option(help="With --engine ray: parallel model copies (default: one per CPU).")] = None,
+    format: FormatOption = TableFormat.table,
 ) -> None:
     """Analyse a file of any size with a trained model, chunk by chunk, resumably.
 
@@ -81,22 +82,19 @@ def analyze(
         manifest = analyze_with_ray(request, address=ray_address, workers=workers)
     else:
         manifest = analyze_to_run(request, resume=resume)
-    console.print(
-        f"Run [bold]{manifest['run_id']}[/bold]: {manifest['method']} ({manifest['task']}) analysed "
-        f"{manifest['reviews']:,} reviews; results in {out / 'parts'} (one Parquet file per chunk)"
-    )
-    console.print(_status_table(manifest["statuses"]))
-    if db is not None:
-        console.print(f"SQL: table [bold]{export_run(out, db)}[/bold] in {db} (metadata in table runs)")
+    with printer(format) as shown:
+        shown.line(
+            f"Run [bold]{manifest['run_id']}[/bold]: {manifest['method']} ({manifest['task']}) analysed "
+            f"{manifest['reviews']:,} reviews; results in {out / 'parts'} (one Parquet file per chunk)"
+        )
+        shown.table(_status_table(manifest["statuses"]))
+        if db is not None:
+            shown.line(f"SQL: table [bold]{export_run(out, db)}[/bold] in {db} (metadata in table runs)")
 
 
-def _status_table(statuses: dict[str, int]) -> Table:
-    table = Table()
-    table.add_column("status")
-    table.add_column("reviews", justify="right")
-    for status, count in sorted(statuses.items(), key=lambda item: -item[1]):
-        table.add_row(status, f"{count:,}")
-    return table
+def _status_table(statuses: dict[str, int]) -> ResultTable:
+    rows = [{"status": status, "reviews": n} for status, n in sorted(statuses.items(), key=lambda item: -item[1])]
+    return ResultTable(None, [Col("status", show=text, wrap=True), Col("reviews", show=count)], rows)
 
 
 def report(

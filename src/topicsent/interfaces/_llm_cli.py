@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from topicsent.interfaces._options import (
     AspectsCol,
@@ -19,10 +18,10 @@ from topicsent.interfaces._options import (
     TextCol,
     columns,
     console,
-    fmt,
     labelled_input,
     split_names,
 )
+from topicsent.interfaces._tables import Col, FormatOption, ResultTable, TableFormat, count, printer, text
 
 llm_app = typer.Typer(help="LLM call log and response cache ($TOPICSENT_CACHE_DIR/llm.sqlite).", no_args_is_help=True)
 
@@ -31,7 +30,11 @@ llm_app = typer.Typer(help="LLM call log and response cache ($TOPICSENT_CACHE_DI
 def log(
     hours: Annotated[float | None, typer.Option(help="Only calls of the last N hours.")] = None,
     last: Annotated[int, typer.Option(help="Also list the N most recent calls (0: totals only).")] = 10,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the totals as JSON (for scripts).")] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Print only the totals, as a JSON list (for scripts; --format json prints both tables)."),
+    ] = False,
+    format: FormatOption = TableFormat.table,
 ) -> None:
     """Totals per backend and model (calls, cache hits, tokens, cost, mean latency),
     then the most recent calls.
@@ -65,28 +68,40 @@ def log(
     if as_json:
         print(json.dumps([{"backend": b, "model": m} | t for (b, m), t in totals.items()], indent=2))
         return
-    table = Table(title=f"LLM calls in {store.path}" + (f" (last {hours:g} h)" if hours else ""))
-    for column in ("backend", "model", "calls", "cache hits", "failed", "tokens in", "tokens out", "cost USD", "mean latency s"):
-        table.add_column(column, justify="left" if column in ("backend", "model") else "right")
+    rows = []
     for (backend, model), total in sorted(totals.items()):
         made = total["calls"] - total["cache_hits"]
-        table.add_row(
-            backend, model, f"{total['calls']:,}", f"{total['cache_hits']:,}", f"{total['failed']:,}",
-            f"{total['input_tokens']:,}", f"{total['output_tokens']:,}", f"{total['cost_usd']:.4f}",
-            fmt(total["latency_ms"] / made / 1000 if made else None),
-        )  # fmt: skip
-    console.print(table)
-    if last and calls:
-        recent = Table(title=f"{min(last, len(calls))} most recent calls")
-        for column in ("time", "model", "prompt", "in", "out", "latency s", "cost USD", "cache", "outcome"):
-            recent.add_column(column)
-        for call in calls[:last]:
-            recent.add_row(
-                datetime.fromtimestamp(call.timestamp).isoformat(timespec="seconds"), call.model, call.prompt_hash,
-                str(call.input_tokens), str(call.output_tokens), f"{call.latency_ms / 1000:.2f}",
-                f"{call.cost_usd:.5f}" if call.cost_usd is not None else "?", "hit" if call.cache_hit else "", call.outcome,
-            )  # fmt: skip
-        console.print(recent)
+        rows.append(
+            {"backend": backend, "model": model, **total, "mean_latency_s": total["latency_ms"] / made / 1000 if made else None}
+        )
+    columns = [
+        Col("backend", show=text, wrap=True), Col("model", show=text, wrap=True), Col("calls", show=count),
+        Col("cache hits", key="cache_hits", show=count), Col("failed", show=count, priority=1),
+        Col("tokens in", key="input_tokens", show=count, priority=1),
+        Col("tokens out", key="output_tokens", show=count, priority=1),
+        Col("cost USD", key="cost_usd", show=lambda v: f"{v:.4f}"), Col("mean latency s", key="mean_latency_s", priority=1),
+    ]  # fmt: skip
+    with printer(format) as shown:
+        shown.table(ResultTable(f"LLM calls in {store.path}" + (f" (last {hours:g} h)" if hours else ""), columns, rows))
+        if last and calls:
+            shown.table(_recent_calls(calls[:last]))
+
+
+def _recent_calls(calls) -> ResultTable:
+    rows = [
+        {"time": datetime.fromtimestamp(call.timestamp).isoformat(timespec="seconds"), "model": call.model,
+         "prompt": call.prompt_hash, "in": call.input_tokens, "out": call.output_tokens, "latency_s": call.latency_ms / 1000,
+         "cost_usd": call.cost_usd, "cache": "hit" if call.cache_hit else "", "outcome": call.outcome}
+        for call in calls
+    ]  # fmt: skip
+    columns = [
+        Col("time", show=text), Col("model", show=text, wrap=True), Col("prompt", show=text, wrap=True, priority=2),
+        Col("in", show=count, priority=1), Col("out", show=count, priority=1),
+        Col("latency s", key="latency_s", show=lambda v: f"{v:.2f}"),
+        Col("cost USD", key="cost_usd", show=lambda v: "?" if v is None else f"{v:.5f}", priority=1),
+        Col("cache", show=text), Col("outcome", show=text, wrap=True),
+    ]  # fmt: skip
+    return ResultTable(f"{len(calls)} most recent calls", columns, rows)
 
 
 def _teacher_labelled(reviews, teacher_dirs: list[Path], min_confidence: float, agree_on: str, max_cost: float | None):

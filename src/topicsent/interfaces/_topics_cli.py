@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from topicsent.errors import InputDataError, InvalidParameterError
-from topicsent.interfaces._options import IdCol, RatingCol, TextCol, columns, console, fmt
+from topicsent.interfaces._options import IdCol, RatingCol, TextCol, columns, console
+from topicsent.interfaces._tables import Col, FormatOption, ResultTable, TableFormat, count, percent, printer, text
 from topicsent.schema import write_csv
 
 SEGMENTS_FILE = "segments.parquet"
@@ -30,8 +30,18 @@ def topics(
     ] = None,
     n_topics: Annotated[int | None, typer.Option(help="Merge similar topics down to this many.")] = None,
     outlier_threshold: Annotated[
+        str,
+        typer.Option(
+            help="Which units clustering left in no topic join their nearest topic: 'auto' (those at least as similar "
+            "to its centre as 95% of clustered units are to theirs; the summary gives the threshold), a cosine "
+            "similarity in [-1, 1], or 'none' (all stay out).",
+        ),
+    ] = "auto",
+    outlier_share: Annotated[
         float | None,
-        typer.Option(help="Outliers at least this cosine-similar to a topic's centre join it (default: they stay outliers)."),
+        typer.Option(
+            min=0.0, max=1.0, help="Instead: lower the threshold until at most this share of units is in no topic (e.g. 0.1)."
+        ),
     ] = None,
     sentiment_model: Annotated[
         Path | None, typer.Option(help="A trained rating model (topicsent train) giving each unit's sentiment.")
@@ -45,11 +55,15 @@ def topics(
         typer.Option(help="BACKEND:MODEL, e.g. llamacpp:qwen2.5-coder-1.5b-instruct: an LLM names and describes each topic."),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of UMAP and the bootstrap.")] = 0,
+    format: FormatOption = TableFormat.table,
 ) -> None:
     """Discover what reviews talk about, how they feel about each topic, and what drives ratings.
 
-    Topics come from sentence embeddings, UMAP and HDBSCAN; reviews that fit no topic
-    are counted as outliers, not forced into one. With --rating-col (or
+    Topics come from sentence embeddings, UMAP and HDBSCAN. Units clustering leaves
+    in no topic join their nearest topic when similar enough to its centre (the
+    threshold is chosen automatically and printed; --outlier-share or
+    --outlier-threshold to change it); the rest stay in no topic, and the summary
+    says how many and why. With --rating-col (or
     --sentiment-model) each topic also gets its polarity shares and mean rating, and
     key-driver analysis tells which topics go with higher or lower stars.
 
@@ -65,45 +79,58 @@ def topics(
     """
     from topicsent.data import read_reviews
     from topicsent.methods import BaseMethod
-    from topicsent.topics import analyze_topics
+    from topicsent.topics import analyze_topics, check_outlier_options
 
+    threshold = _outlier_threshold(outlier_threshold)
+    check_outlier_options(threshold, outlier_share)  # before the reviews are read and embedded
     reviews = read_reviews(input_file, columns(text_col, id_col, rating_col, None, date_col), require_text=False)
     method = BaseMethod.load(sentiment_model) if sentiment_model else None
     dates = {r.id: r.meta["date"] for r in reviews if "date" in r.meta} if date_col else None
     analysis = analyze_topics(
-        reviews, unit=unit, encoder=encoder, min_topic_size=min_topic_size, n_topics=n_topics,
-        outlier_threshold=outlier_threshold, sentiment_method=method, dates=dates, namer=namer, seed=seed,
+        reviews, unit=unit, encoder=encoder, min_topic_size=min_topic_size, n_topics=n_topics, outlier_threshold=threshold,
+        outlier_share=outlier_share, sentiment_method=method, dates=dates, namer=namer, seed=seed,
     )  # fmt: skip
     analysis.write(out, reviews)
     taxonomy = analysis.discovery.taxonomy
-    console.print(_topics_table(analysis))
-    console.print(
-        f"{len(taxonomy.topics)} topics in {len(reviews):,} reviews ({taxonomy.n_segments:,} {unit}s, "
-        f"{taxonomy.n_outliers:,} in no topic) in {analysis.discovery.seconds:.0f} s."
-    )
-    for line in analysis.findings:
-        console.print(f"  - {line}")
-    console.print(f"Results: [bold]{out}[/bold] (edit names in {TAXONOMY_FILE}, or use topicsent topics-edit)")
+    with printer(format) as shown:
+        shown.table(_topics_table(analysis))
+        shown.line(
+            f"{len(taxonomy.topics)} topics in {len(reviews):,} reviews ({taxonomy.n_segments:,} {unit}s, "
+            f"{taxonomy.n_outliers:,} in no topic) in {analysis.discovery.seconds:.0f} s."
+        )
+        if taxonomy.outliers is not None:
+            shown.line(taxonomy.outliers.explain(taxonomy.n_segments, unit))
+        for line in analysis.findings:
+            shown.line(f"  - {line}")
+        shown.line(f"Results: [bold]{out}[/bold] (edit names in {TAXONOMY_FILE}, or use topicsent topics-edit)")
 
 
-def _topics_table(analysis) -> Table:
-    table = Table(title="Topics")
-    summary = analysis.summary.set_index("topic_id") if analysis.summary is not None else None
-    headers = ["id", "topic", "units"]
-    if summary is not None:
-        headers += ["reviews", "positive", "negative", "mixed", "mean rating"]
-    for header in headers:
-        table.add_column(header, justify="left" if header == "topic" else "right")
-    for topic in analysis.discovery.taxonomy.topics:
-        row = [str(topic.id), topic.name, f"{topic.size:,}"]
-        if summary is not None and topic.id in summary.index:
-            found = summary.loc[topic.id]
-            row += [
-                f"{found.reviews:,} ({found.review_share:.0%})", f"{found.positive:.0%}", f"{found.negative:.0%}",
-                f"{found.mixed:.0%}", fmt(found.mean_rating),
-            ]  # fmt: skip
-        table.add_row(*row)
-    return table
+def _outlier_threshold(value: str) -> float | str | None:
+    """--outlier-threshold: 'auto', 'none' or a number."""
+    if value.strip().lower() in ("auto", "none"):
+        return None if value.strip().lower() == "none" else "auto"
+    try:
+        return float(value)
+    except ValueError:
+        raise InvalidParameterError(f"--outlier-threshold must be 'auto', 'none' or a number in [-1, 1]; got {value!r}") from None
+
+
+def _topics_table(analysis) -> ResultTable:
+    """One row per topic (with sentiment and ratings when known), then the units in no topic."""
+    taxonomy = analysis.discovery.taxonomy
+    columns = [Col("id"), Col("topic", show=text, wrap=True), Col("units", show=count)]
+    rows = [{"id": t.id, "topic": t.name, "units": t.size} for t in taxonomy.topics]
+    if analysis.summary is not None:
+        columns += [
+            Col("reviews", show=count, priority=1), Col("% of reviews", key="review_share", show=percent),
+            *(Col(p, show=percent, priority=2 if p == "mixed" else 1) for p in ("positive", "negative", "mixed")),
+            Col("mean rating", key="mean_rating"),
+        ]  # fmt: skip
+        fields = ["reviews", "review_share", "positive", "negative", "mixed", "mean_rating"]
+        by_topic = analysis.summary.set_index("topic_id")[fields].to_dict("index")  # keeps each column's type
+        rows = [row | by_topic.get(row["id"], {}) for row in rows]
+    rows.append({"id": -1, "topic": "(no topic)", "units": taxonomy.n_outliers})
+    return ResultTable("Topics", columns, rows)
 
 
 def topics_edit(
@@ -173,6 +200,7 @@ def eval_topics(
     ),
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the JSON and CSV results.")] = Path("results/topics"),
     seed: Annotated[int, typer.Option(help="Seed of sampling, UMAP and LDA.")] = 0,
+    format: FormatOption = TableFormat.table,
 ) -> None:
     """Benchmark topic models: LDA vs embedding clustering on coherence, diversity and gold alignment.
 
@@ -185,18 +213,19 @@ def eval_topics(
     from topicsent.interfaces._options import split_names
 
     names = split_names(dataset, list(DATASETS), "dataset")
+    with printer(format) as shown:
 
-    def save(run: dict) -> None:
-        out.mkdir(parents=True, exist_ok=True)
-        stamp = run["run"]["started"].replace(":", "").replace("-", "")[:15]
-        path = out / f"topics-{stamp}-{run['run']['commit']}"
-        path.with_suffix(".json").write_text(json.dumps(run, indent=2, ensure_ascii=False), encoding="utf-8")
-        write_csv(_topic_rows(run["results"]), path.with_suffix(".csv"))
-        latest = run["results"][-1]["dataset"]
-        console.print(_topic_table([r for r in run["results"] if r["dataset"] == latest]))
-        console.print(f"Saved {path.with_suffix('.json')} and .csv")
+        def save(run: dict) -> None:
+            out.mkdir(parents=True, exist_ok=True)
+            stamp = run["run"]["started"].replace(":", "").replace("-", "")[:15]
+            path = out / f"topics-{stamp}-{run['run']['commit']}"
+            path.with_suffix(".json").write_text(json.dumps(run, indent=2, ensure_ascii=False), encoding="utf-8")
+            write_csv(_topic_rows(run["results"]), path.with_suffix(".csv"))
+            latest = run["results"][-1]["dataset"]
+            shown.table(topic_table([r for r in run["results"] if r["dataset"] == latest]))
+            shown.line(f"Saved {path.with_suffix('.json')} and .csv")
 
-    run_topic_benchmark(names, seed=seed, on_result=save)
+        run_topic_benchmark(names, seed=seed, on_result=save)
 
 
 def _topic_rows(results: list[dict]):
@@ -205,14 +234,13 @@ def _topic_rows(results: list[dict]):
     return pd.DataFrame(results).drop(columns=["example_keywords"])
 
 
-TOPIC_COLUMNS = ("dataset", "model", "n_topics", "npmi", "c_v", "diversity", "outlier_share", "mapped_detection_f1", "nmi",
-                 "ari", "purity", "seconds")  # fmt: skip
+TOPIC_COLUMNS = (
+    Col("dataset", show=text, wrap=True), Col("model", show=text, wrap=True), Col("n_topics"), Col("npmi", priority=1),
+    Col("c_v"), Col("diversity", priority=2), Col("outlier_share"), Col("mapped_detection_f1"), Col("nmi", priority=1),
+    Col("ari", priority=2), Col("purity", priority=1), Col("seconds", priority=3),
+)  # fmt: skip
 
 
-def _topic_table(results: list[dict]) -> Table:
-    table = Table(title="Topic models")
-    for column in TOPIC_COLUMNS:
-        table.add_column(column, justify="left" if column in ("dataset", "model") else "right")
-    for result in results:
-        table.add_row(*(fmt(result[c]) for c in TOPIC_COLUMNS))
-    return table
+def topic_table(results: list[dict], title: str = "Topic models") -> ResultTable:
+    """Rows of the topic-model benchmark (``eval-topics``, benchmarks/topic_outliers.py) as a table."""
+    return ResultTable(title, TOPIC_COLUMNS, results)

@@ -14,7 +14,6 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from topicsent.errors import InvalidParameterError, TopicsentError
 from topicsent.interfaces._analyze_cli import analyze, report
@@ -34,6 +33,7 @@ from topicsent.interfaces._options import (
     split_names,
 )
 from topicsent.interfaces._serve_cli import serve
+from topicsent.interfaces._tables import Col, FormatOption, ResultTable, TableFormat, count, percent, print_table, printer, text
 from topicsent.interfaces._topics_cli import eval_topics, topics, topics_edit
 
 app = typer.Typer(
@@ -51,6 +51,7 @@ app = typer.Typer(
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the result files.")] = Path("demo-output"),
+    format: FormatOption = TableFormat.table,
 ) -> None:
     """Analyse bundled real reviews end to end (English aspects, Korean ratings).
 
@@ -62,40 +63,38 @@ def demo(
     from topicsent.interfaces._demo import english_aspects, korean_ratings
     from topicsent.interfaces._demo import report as demo_report
 
-    english = english_aspects(out)
-    table = Table(title=english.title)
-    for column in ("aspect", "mentions", "% of reviews", "positive", "negative", "neutral", "mean conf."):
-        table.add_column(column, justify="left" if column == "aspect" else "right")
-    for row in english.summary:
-        table.add_row(
-            row["aspect"], str(row["mentions"]), f"{row['review_share']:.0%}",
-            f"{row['positive']:.0%}", f"{row['negative']:.0%}", f"{row['neutral']:.0%}", fmt(row["mean_confidence"]),
-        )  # fmt: skip
-    console.print(table)
-    scores = english.agreement
-    console.print(
-        f"{len(english.analyses)} reviews. Agreement with human labels: polarity accuracy {scores['polarity_accuracy']:.1%} "
-        f"(macro-F1 {scores['polarity_macro_f1']:.3f}) on their aspects, aspect detection F1 {scores['detection_f1']:.3f}."
-    )
-    console.print(f"Per-review results: [bold]{english.output}[/bold]\n")
+    with printer(format) as shown:
+        english = english_aspects(out)
+        aspect_columns = [
+            Col("aspect", wrap=True), Col("mentions", show=count), Col("% of reviews", key="review_share", show=percent),
+            *(Col(p, show=percent, priority=1) for p in ("positive", "negative", "neutral")),
+            Col("mean conf.", key="mean_confidence", priority=2),
+        ]  # fmt: skip
+        shown.table(ResultTable(english.title, aspect_columns, english.summary))
+        scores = english.agreement
+        shown.line(
+            f"{len(english.analyses)} reviews. Agreement with human labels: polarity accuracy {scores['polarity_accuracy']:.1%} "
+            f"(macro-F1 {scores['polarity_macro_f1']:.3f}) on their aspects, aspect detection F1 {scores['detection_f1']:.3f}."
+        )
+        shown.line(f"Per-review results: [bold]{english.output}[/bold]\n")
 
-    korean = korean_ratings(out)
-    summary = korean.summary
-    table = Table(title=korean.title)
-    table.add_column("predicted rating", justify="right")
-    table.add_column("reviews", justify="right")
-    for rating, count in summary["distribution"].items():
-        table.add_row(str(rating), f"{count} ({count / summary['answered']:.0%})")
-    console.print(table)
-    example = next(a for a in korean.analyses if a.status == "ok")
-    scores = korean.agreement
-    console.print(
-        f"{summary['reviews']} reviews, mean predicted rating {summary['mean_rating']:.2f}. Against the reviewers' own ratings: "
-        f"exact {scores['accuracy']:.1%}, MAE {scores['mae']:.2f}, QWK {scores['qwk']:.3f}. "
-        f"Example: review {example.review_id} -> {example.overall.rating:.0f} ({example.overall.polarity})."
-    )
-    console.print(f"Per-review results: [bold]{korean.output}[/bold]")
-    console.print(f"\nHTML report of both (charts, examples; opens offline): [bold]{demo_report(out)}[/bold]")
+        korean = korean_ratings(out)
+        summary = korean.summary
+        distribution = [
+            {"rating": rating, "reviews": n, "share": n / summary["answered"]} for rating, n in summary["distribution"].items()
+        ]
+        rating_columns = [Col("predicted rating", key="rating"), Col("reviews", show=count), Col("share", show=percent)]
+        shown.table(ResultTable(korean.title, rating_columns, distribution))
+        example = next(a for a in korean.analyses if a.status == "ok")
+        scores = korean.agreement
+        shown.line(
+            f"{summary['reviews']} reviews, mean predicted rating {summary['mean_rating']:.2f}. "
+            f"Against the reviewers' own ratings: exact {scores['accuracy']:.1%}, MAE {scores['mae']:.2f}, "
+            f"QWK {scores['qwk']:.3f}. "
+            f"Example: review {example.review_id} -> {example.overall.rating:.0f} ({example.overall.polarity})."
+        )
+        shown.line(f"Per-review results: [bold]{korean.output}[/bold]")
+        shown.line(f"\nHTML report of both (charts, examples; opens offline): [bold]{demo_report(out)}[/bold]")
 
 
 # ----- eval -----------------------------------------------------------------------------------
@@ -149,6 +148,7 @@ def eval_command(
         Path | None,
         typer.Option(help="With --train: taxonomy.json (from `topicsent topics`): its topic names are the categories."),
     ] = None,
+    format: FormatOption = TableFormat.table,
 ) -> None:
     """Compare methods on datasets: train on train, tune on validation, score on test.
 
@@ -192,23 +192,25 @@ def eval_command(
     elif any(value is not None for value in (test_file, validation_file, test_size, taxonomy, task)):
         raise InvalidParameterError("--test, --validation, --test-size, --task and --taxonomy go with --train FILE")
 
-    def save_and_report(run: dict, result) -> None:
-        write_run(run, out)  # after every method: an interrupted run keeps what it measured
-        console.print(
-            f"[dim]{result.dataset} / {escape(result.method)}: {result.primary_metric} {result.score:.3f}, "
-            f"train {result.train_seconds:.1f}s, {fmt(result.reviews_per_second)} reviews/s{_stage_shares(result)}[/dim]"
-        )
+    with printer(format) as shown:
 
-    run = run_evaluation(
-        datasets, chosen, limit=limit, test_limit=test_limit, detection=detection, seed=seed, tune=tune,
-        calibration_sample=calibration_sample, on_result=save_and_report, splits=user_splits, sources=sources,
-    )  # fmt: skip
-    for name in datasets:
-        rows = [r for r in run["results"] if r["dataset"] == name]
-        if rows:
-            console.print(_results_table(name, rows))
-    json_path, csv_path = write_run(run, out)
-    console.print(f"Results: {json_path} and {csv_path} (commit {run['run']['commit']})")
+        def save_and_report(run: dict, result) -> None:
+            write_run(run, out)  # after every method: an interrupted run keeps what it measured
+            shown.line(
+                f"[dim]{result.dataset} / {escape(result.method)}: {result.primary_metric} {result.score:.3f}, "
+                f"train {result.train_seconds:.1f}s, {fmt(result.reviews_per_second)} reviews/s{_stage_shares(result)}[/dim]"
+            )
+
+        run = run_evaluation(
+            datasets, chosen, limit=limit, test_limit=test_limit, detection=detection, seed=seed, tune=tune,
+            calibration_sample=calibration_sample, on_result=save_and_report, splits=user_splits, sources=sources,
+        )  # fmt: skip
+        for name in datasets:
+            rows = [r for r in run["results"] if r["dataset"] == name]
+            if rows:
+                shown.table(_results_table(name, rows))
+        json_path, csv_path = write_run(run, out)
+        shown.line(f"Results: {json_path} and {csv_path} (commit {run['run']['commit']})")
 
 
 def _file_splits(train_file, test_file, validation_file, test_size, cols, task, taxonomy, seed):
@@ -250,24 +252,35 @@ _METRIC_COLUMNS = {
 }
 
 
-def _results_table(dataset: str, rows: list[dict]) -> Table:
+def _results_table(dataset: str, rows: list[dict]) -> ResultTable:
     metrics = _METRIC_COLUMNS[rows[0]["task"]]
-    table = Table(title=f"{dataset} (test: {rows[0]['n_test']:,} reviews, train: {rows[0]['n_train']:,})")
-    llm = any(row.get("usage") for row in rows)
-    usage_columns = ("answered", "tokens/review") if llm else ()
-    for column in ("method", *metrics, *usage_columns, "train s", "reviews/s", "peak MB", "Δ vs majority", "speed vs tfidf-lr"):
-        table.add_column(column, justify="left" if column == "method" else "right")
+    # in a narrow terminal the quality metrics stay; costs and comparisons go first
+    columns = [Col("method", wrap=True), *(Col(m, priority=2 if m.startswith("ece") else 0) for m in metrics)]
+    if any(row.get("usage") for row in rows):
+        columns += [
+            Col("answered", key="coverage", show=percent, priority=1),
+            Col("tokens/review", key="tokens_per_review", priority=3),
+        ]
+    columns += [
+        Col("train s", key="train_seconds", show=lambda v: f"{v:.1f}", priority=1),
+        Col("reviews/s", key="reviews_per_second", priority=1), Col("peak MB", key="peak_rss_mb", priority=4),
+        Col("Δ vs majority", key="gain_over_majority", priority=1), Col("speed vs tfidf-lr", key="speed_vs_tfidf_lr", priority=3),
+    ]  # fmt: skip
+    records = []
     for row in rows:
         usage = row.get("usage") or {}
         tokens = usage.get("input_tokens_per_review", 0) + usage.get("output_tokens_per_review", 0) if usage else None
-        table.add_row(
-            escape(row["method"]),  # a spec's [params] are not rich markup
-            *(fmt(row["metrics"].get(m)) for m in metrics),
-            *((f"{row['metrics'].get('coverage', 0):.0%}", fmt(tokens)) if llm else ()),
-            f"{row['train_seconds']:.1f}", fmt(row["reviews_per_second"]), fmt(row["peak_rss_mb"]),
-            fmt(row["relative"]["gain_over_majority"]), fmt(row["relative"]["speed_vs_tfidf_lr"]),
-        )  # fmt: skip
-    return table
+        records.append(
+            {
+                "method": row["method"],
+                **row["metrics"],
+                "coverage": row["metrics"].get("coverage", 0),
+                "tokens_per_review": tokens,
+            }
+            | {key: row[key] for key in ("train_seconds", "reviews_per_second", "peak_rss_mb")}
+            | row["relative"]
+        )
+    return ResultTable(f"{dataset} (test: {rows[0]['n_test']:,} reviews, train: {rows[0]['n_train']:,})", columns, records)
 
 
 # ----- train / predict -----------------------------------------------------------------------
@@ -418,31 +431,29 @@ app.command("serve")(serve)
 
 
 @app.command()
-def datasets() -> None:
+def datasets(format: FormatOption = TableFormat.table) -> None:
     """List the built-in datasets (from the shared data folder)."""
     from topicsent.data import DATASETS
 
-    table = Table(title="Built-in datasets")
-    for column in ("name", "task", "language", "description", "licence"):
-        table.add_column(column)
-    for info in DATASETS.values():
-        table.add_row(info.name, info.task.value, info.language, info.description, info.licence)
-    console.print(table)
+    columns = [Col(name, show=text, wrap=True, priority=1 if name == "licence" else 0)
+               for name in ("name", "task", "language", "description", "licence")]  # fmt: skip
+    rows = [{"name": i.name, "task": i.task.value, "language": i.language, "description": i.description, "licence": i.licence}
+            for i in DATASETS.values()]  # fmt: skip
+    print_table(ResultTable("Built-in datasets", columns, rows), format)
 
 
 @app.command()
-def methods() -> None:
+def methods(format: FormatOption = TableFormat.table) -> None:
     """List the registered methods and the tasks each can do."""
     from topicsent.methods import method_class, method_names
 
-    table = Table(title="Registered methods")
-    for column in ("name", "tasks", "description"):
-        table.add_column(column)
+    rows = []
     for name in method_names():
         cls = method_class(name)
         summary = (cls.__doc__ or "").strip().splitlines()[0]
-        table.add_row(name, ", ".join(sorted(t.value for t in cls.supported_tasks)), summary)
-    console.print(table)
+        rows.append({"name": name, "tasks": ", ".join(sorted(t.value for t in cls.supported_tasks)), "description": summary})
+    columns = [Col(name, show=text, wrap=True) for name in ("name", "tasks", "description")]
+    print_table(ResultTable("Registered methods", columns, rows), format)
 
 
 @app.command()

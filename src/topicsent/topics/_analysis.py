@@ -22,7 +22,7 @@ import pandas as pd
 from topicsent.data import Review, ReviewSet
 from topicsent.errors import InvalidParameterError
 from topicsent.schema import write_csv
-from topicsent.topics._discover import UNITS, Discovery, discover_topics
+from topicsent.topics._discover import AUTO, UNITS, Discovery, discover_topics
 from topicsent.topics._drivers import (
     check_rating_supervision,
     driver_sentences,
@@ -72,7 +72,8 @@ def analyze_topics(
     encoder: str | None = None,
     min_topic_size: int | None = None,
     n_topics: int | None = None,
-    outlier_threshold: float | None = None,
+    outlier_threshold: float | str | None = AUTO,
+    outlier_share: float | None = None,
     sentiment_method=None,
     dates: dict[str, str] | None = None,
     namer: str | None = None,
@@ -80,7 +81,9 @@ def analyze_topics(
 ) -> TopicAnalysis:
     """Discover topics; with ratings or a sentiment model, also per-topic sentiment,
     key drivers (ratings needed) and the monthly trend (dates needed). ``namer``
-    (``BACKEND:MODEL``) has an LLM name and describe each topic."""
+    (``BACKEND:MODEL``) has an LLM name and describe each topic. ``outlier_threshold``
+    and ``outlier_share``: which outliers of clustering join their nearest topic (see
+    :func:`~topicsent.topics.assign_outliers`)."""
     if unit not in UNITS:
         raise InvalidParameterError(f"unit must be one of {', '.join(UNITS)}; got {unit!r}")
     language = reviews.language or "en"
@@ -89,7 +92,7 @@ def analyze_topics(
         check_rating_supervision(reviews)  # before the expensive discovery, not after it
     discovery = discover_topics(
         list(reviews), language=language, unit=unit, encoder=encoder, min_topic_size=min_topic_size, n_topics=n_topics,
-        outlier_threshold=outlier_threshold, seed=seed,
+        outlier_threshold=outlier_threshold, outlier_share=outlier_share, seed=seed,
     )  # fmt: skip
     if namer:
         from topicsent.llm._naming import name_topics

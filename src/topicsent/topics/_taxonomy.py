@@ -8,6 +8,7 @@ discovery -> labelling -> topic-wise sentiment is one flow.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -30,8 +31,60 @@ class Topic(BaseModel):
     named_by: str | None = None  # "llm", or "keywords: why an LLM name was not used"
 
 
+class OutlierAssignment(BaseModel):
+    """What happened to the units clustering put in no topic.
+
+    ``found`` were left out by clustering; ``joined`` of them were at least ``threshold``
+    cosine-similar to their nearest topic's centre and joined it; the rest stay in no
+    topic. ``rule`` says where the threshold came from: ``auto`` (the similarity that
+    ``member_share`` of the clustered units have to their own topic's centre),
+    ``share`` (lowered until at most ``target_share`` of the units stay out),
+    ``threshold`` (given) or ``none`` (outliers kept as clustering left them).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    rule: Literal["auto", "share", "threshold", "none"]
+    found: int = Field(ge=0)
+    joined: int = Field(default=0, ge=0)
+    threshold: float | None = None
+    member_share: float | None = None
+    target_share: float | None = None
+
+    def explain(self, n_units: int, unit: str = "unit") -> str:
+        """Sentences for a summary: how many units are in no topic, and why."""
+        left = self.found - self.joined
+        units = f"{unit}s"
+        found = f"Clustering left {self.found:,} of {n_units:,} {units} ({_share(self.found, n_units)}) in no topic"
+        if self.rule == "none":
+            return f"{found}; they stay there (outliers were not assigned)."
+        if self.threshold is None:  # nothing to decide
+            if self.rule == "share" and self.found:
+                return f"{found}, already within the target of {self.target_share:.0%}; none were assigned."
+            return f"{found}; {'there was no topic to join' if self.found else 'nothing to assign'}."
+        if self.rule == "auto":
+            why = (
+                f"chosen automatically: {self.member_share:.0%} of clustered {units} are at least this similar "
+                "to their own topic's centre"
+            )
+        elif self.rule == "share":
+            why = f"chosen so that at most {self.target_share:.0%} stay in no topic"
+        else:
+            why = "as given"
+        return (
+            f"{found}; {self.joined:,} of them joined their nearest topic (cosine similarity to its centre "
+            f">= {self.threshold:.3f}, {why}). {left:,} ({_share(left, n_units)}) remain in no topic: "
+            "less similar than that to every topic's centre."
+        )
+
+
+def _share(part: int, whole: int) -> str:
+    return f"{part / whole:.0%}" if whole else "0%"
+
+
 class Taxonomy(BaseModel):
-    """Topics with unique ids and names; ``n_outliers`` segments belong to none."""
+    """Topics with unique ids and names; ``n_outliers`` segments belong to none
+    (``outliers`` says how many clustering left out and how many joined a topic)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -40,6 +93,7 @@ class Taxonomy(BaseModel):
     unit: str = "review"
     n_segments: int = Field(default=0, ge=0)
     n_outliers: int = Field(default=0, ge=0)
+    outliers: OutlierAssignment | None = None
     topics: list[Topic]
 
     @model_validator(mode="after")
