@@ -95,6 +95,7 @@ def _ten_point_test_file(tmp_path) -> Path:
     frame.to_csv(tmp_path / "ten.csv", index=False)
     return tmp_path / "ten.csv"
 
+
 def test_eval_on_a_user_file_prints_through_the_one_table_helper(tmp_path):
     """`eval --train` prints its table like every results printer: --format json is one
     document on stdout with the raw values, the other lines on stderr."""
@@ -107,7 +108,6 @@ def test_eval_on_a_user_file_prints_through_the_one_table_helper(tmp_path):
     [row] = table["rows"]
     assert row["method"] == "majority" and row["polarity_accuracy"] == saved["metrics"]["polarity_accuracy"]
     assert "Results:" in result.stderr and "base_acsa / majority" in result.stderr
-
 
 
 @pytest.mark.parametrize(
