@@ -174,6 +174,16 @@ def test_predict_reads_stdin(tmp_path):
     assert json.loads((tmp_path / "a.jsonl").read_text().splitlines()[0])["status"] == "abstained"
 
 
+def test_sentences_of_a_command_without_a_table_keep_a_path_whole_in_a_log_file(tmp_path):
+    """train's sentences (saved, calibrated) go through the one printing helper: with
+    stdout in a file and COLUMNS=80 a long path stays on its line."""
+    out = tmp_path / ("a-folder-name-long-enough-to-pass-eighty-columns-" * 2) / "model"
+    printed = run_redirected("train", "--dataset", "mams-acsa", "--params", '{"C": 1.0}', "-o", str(out),
+                             out=tmp_path / "train.log")  # fmt: skip
+    assert f"reviews; saved to {out}\n" in printed
+    assert "Confidence calibrated on" in printed
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

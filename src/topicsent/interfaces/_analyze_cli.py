@@ -11,8 +11,8 @@ from typing import Annotated
 import typer
 
 from topicsent.errors import InvalidParameterError
-from topicsent.interfaces._options import AbstainBelow, IdCol, RatingCol, TextCol, columns, console
-from topicsent.interfaces._tables import Col, FormatOption, ResultTable, TableFormat, count, printer, text
+from topicsent.interfaces._options import AbstainBelow, IdCol, RatingCol, TextCol, columns
+from topicsent.interfaces._tables import Col, FormatOption, ResultTable, TableFormat, count, print_line, printer, text
 
 
 class Engine(StrEnum):
@@ -116,4 +116,4 @@ def report(
     """
     from topicsent.report import build_report
 
-    console.print(f"Report: [bold]{build_report(sources, out)}[/bold]")
+    print_line(f"Report: [bold]{build_report(sources, out)}[/bold]")

@@ -17,11 +17,10 @@ from topicsent.interfaces._options import (
     RatingCol,
     TextCol,
     columns,
-    console,
     labelled_input,
     split_names,
 )
-from topicsent.interfaces._tables import Col, FormatOption, ResultTable, TableFormat, count, printer, text
+from topicsent.interfaces._tables import Col, FormatOption, ResultTable, TableFormat, count, print_line, printer, text
 
 llm_app = typer.Typer(help="LLM call log and response cache ($TOPICSENT_CACHE_DIR/llm.sqlite).", no_args_is_help=True)
 
@@ -114,7 +113,7 @@ def _teacher_labelled(reviews, teacher_dirs: list[Path], min_confidence: float, 
             model.set_params(max_cost=max_cost)
     result = teacher_labels(teachers, reviews, min_confidence=min_confidence, agree_on=agree_on)
     reasons = "; ".join(f"{count:,} {reason}" for reason, count in result.dropped.most_common()) or "none"
-    console.print(f"Teacher labels kept for {len(result.reviews):,} of {result.asked:,} reviews (dropped: {reasons})")
+    print_line(f"Teacher labels kept for {len(result.reviews):,} of {result.asked:,} reviews (dropped: {reasons})")
     return result.reviews
 
 
@@ -193,8 +192,6 @@ def sft_data(
     chosen = Task(found_task or "acsa")
     examples = sft_examples(reviews, chosen, forms=chosen_forms, evidence=evidence)
     count = write_sft(examples, out, file_format=file_format)
-    console.print(f"Wrote {count:,} chat examples from {len(reviews):,} reviews ({chosen.value}) to [bold]{out}[/bold]")
+    print_line(f"Wrote {count:,} chat examples from {len(reviews):,} reviews ({chosen.value}) to [bold]{out}[/bold]")
     if file_format == "openai" and count < OPENAI_MIN_EXAMPLES:
-        console.print(
-            f"[yellow]OpenAI's fine-tuning API needs at least {OPENAI_MIN_EXAMPLES} examples; label more reviews[/yellow]"
-        )
+        print_line(f"[yellow]OpenAI's fine-tuning API needs at least {OPENAI_MIN_EXAMPLES} examples; label more reviews[/yellow]")

@@ -290,6 +290,12 @@ def _print_rich(table: ResultTable) -> None:
         out.print(f"[dim]Not shown at this width: {', '.join(left_out)} (--format markdown, tsv or json shows all).[/dim]")
 
 
+def print_line(message: str) -> None:
+    """Print one sentence of a command that prints no table (rich markup allowed); in a
+    log file it stays on one line, so a path or a number is never broken."""
+    Printer().line(message)
+
+
 def print_table(table: ResultTable, format: TableFormat = TableFormat.table) -> None:
     """Print one table (a command that prints nothing else)."""
     with printer(format) as out:

@@ -9,8 +9,8 @@ from typing import Annotated
 import typer
 
 from topicsent.errors import InputDataError, InvalidParameterError
-from topicsent.interfaces._options import IdCol, RatingCol, TextCol, columns, console
-from topicsent.interfaces._tables import Col, FormatOption, ResultTable, TableFormat, count, percent, printer, text
+from topicsent.interfaces._options import IdCol, RatingCol, TextCol, columns
+from topicsent.interfaces._tables import Col, FormatOption, ResultTable, TableFormat, count, percent, print_line, printer, text
 from topicsent.schema import write_csv
 
 SEGMENTS_FILE = "segments.parquet"
@@ -159,7 +159,7 @@ def topics_edit(
     taxonomy = taxonomy.renamed(renames)
     taxonomy.save(folder / TAXONOMY_FILE)
     _relabel_outputs(folder, taxonomy)
-    console.print(f"{len(taxonomy.topics)} topics: {', '.join(taxonomy.categories)}; saved to [bold]{folder}[/bold]")
+    print_line(f"{len(taxonomy.topics)} topics: {', '.join(taxonomy.categories)}; saved to [bold]{folder}[/bold]")
 
 
 def _topic_id(text: str) -> int:

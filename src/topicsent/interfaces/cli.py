@@ -33,7 +33,18 @@ from topicsent.interfaces._options import (
     split_names,
 )
 from topicsent.interfaces._serve_cli import serve
-from topicsent.interfaces._tables import Col, FormatOption, ResultTable, TableFormat, count, percent, print_table, printer, text
+from topicsent.interfaces._tables import (
+    Col,
+    FormatOption,
+    ResultTable,
+    TableFormat,
+    count,
+    percent,
+    print_line,
+    print_table,
+    printer,
+    text,
+)
 from topicsent.interfaces._topics_cli import eval_topics, topics, topics_edit
 
 app = typer.Typer(
@@ -345,15 +356,15 @@ def train(
     held_out = _calibration_reviews(use_dataset, calibration_file, cols, task, reviews.label_space)
     model.fit(reviews, task)
     model.save(out)  # before the optional calibration: whatever happens there, the trained model is kept
-    console.print(f"Trained {method} for {model.task_.value} on {len(reviews):,} reviews; saved to [bold]{out}[/bold]")
+    print_line(f"Trained {method} for {model.task_.value} on {len(reviews):,} reviews; saved to [bold]{out}[/bold]")
     if held_out is not None:
         try:
             model.calibrate(held_out)
         except InvalidParameterError as error:
-            console.print(f"[dim]Confidence not calibrated: {error}[/dim]")
+            print_line(f"[dim]Confidence not calibrated: {error}[/dim]")
             return
         model.save_calibration(out)
-        console.print(f"Confidence calibrated on {len(held_out):,} held-out reviews")
+        print_line(f"Confidence calibrated on {len(held_out):,} held-out reviews")
 
 
 def _calibration_reviews(dataset: str | None, calibration_file: Path | None, cols, task: str | None, space):
@@ -419,7 +430,7 @@ def predict(
     write_analyses(analyses, out)
     statuses = Counter(a.status for a in analyses)
     breakdown = ", ".join(f"{count:,} {status}" for status, count in statuses.most_common())
-    console.print(f"Analysed {len(analyses):,} reviews with {model.name} ({breakdown}); results: [bold]{out}[/bold]")
+    print_line(f"Analysed {len(analyses):,} reviews with {model.name} ({breakdown}); results: [bold]{out}[/bold]")
 
 
 app.command("analyze")(analyze)
