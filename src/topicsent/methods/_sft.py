@@ -35,7 +35,7 @@ from topicsent.llm._backend import Backend
 from topicsent.llm._llamacpp import LlamaCppBackend
 from topicsent.llm._sft import FORMS, sft_examples
 from topicsent.llm._transformers import TransformersBackend
-from topicsent.methods._finetuning import resolve_base
+from topicsent.methods._finetuning import base_licence, resolve_base
 from topicsent.methods._llm import LlmMethod
 from topicsent.methods._lora_gguf import export_lora_gguf
 from topicsent.methods._tuning import (
@@ -53,7 +53,6 @@ from topicsent.schema import Task
 ADAPTER_DIR = "adapter"
 ADAPTER_GGUF = "adapter.gguf"
 TUNING_FILE = "tuning.json"
-BASE_LICENCES = {name: "Apache-2.0" for name in ("smollm2-135m-instruct", "qwen2.5-coder-0.5b-instruct")}
 
 
 class SftMethod(LlmMethod):
@@ -309,7 +308,7 @@ class SftMethod(LlmMethod):
         )
         return f"""# topicsent `sft` adapter
 
-- Base model: `{self.base}` (licence: {BASE_LICENCES.get(self.base, "see the base model's own licence")});
+- Base model: `{self.base}` (licence: {base_licence(self.base)});
   LoRA rank {self.lora_rank} on the attention projections; the base weights are unchanged.
 - Task: `{facts["task"]}`, answering the `llm` method's zero-shot prompt (templates {self.prompts.hash}).
 - Training data: {facts["training_data"]}; {facts["steps"]} steps of {self.train_batch_size};
