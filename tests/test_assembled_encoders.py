@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from topicsent.encoders import ASSEMBLED_ENCODERS, AssembledEncoder, WheelChunk, resolve_encoder
-from topicsent.encoders import _assembled
+from topicsent.encoders import ASSEMBLED_ENCODERS, AssembledEncoder, WheelChunk, _assembled, resolve_encoder
 from topicsent.errors import InvalidParameterError, ModelFileError
 
 WEIGHTS = b"not really safetensors, but bytes with a known hash" * 100
