@@ -2,7 +2,7 @@
 
 The README's encoder table is produced by this script rather than copied by hand, so
 every number in it can be traced to a run file (and its commit). Each row shows the
-quality metrics of its task, train seconds, reviews/s and the speed ratio against
+quality metrics of its task, train seconds, peak memory (MB, the process), reviews/s and the speed ratio against
 `tfidf-lr` of the *same run* (absolute times on a shared machine are noisy; ratios
 are not). Also writes the rows as CSV with ``--csv``.
 
@@ -22,7 +22,7 @@ TASK_METRICS = {
     "atsa": ("polarity_accuracy", "polarity_macro_f1"),
     "rating": ("accuracy", "macro_f1", "mae", "qwk"),
 }
-COLUMNS = ("dataset", "method", "commit", "metrics", "train_s", "reviews_per_s", "speed_vs_tfidf_lr")
+COLUMNS = ("dataset", "method", "commit", "metrics", "train_s", "peak_mb", "reviews_per_s", "speed_vs_tfidf_lr")
 
 
 def table_rows(run: dict) -> list[dict]:
@@ -35,7 +35,8 @@ def table_rows(run: dict) -> list[dict]:
         speed = (result.get("relative") or {}).get("speed_vs_tfidf_lr")
         rows.append({
             "dataset": result["dataset"], "method": result["method"], "commit": commit, "metrics": ", ".join(shown),
-            "train_s": f"{result['train_seconds']:,.0f}", "reviews_per_s": f"{result['reviews_per_second']:,.0f}",
+            "train_s": f"{result['train_seconds']:,.0f}", "peak_mb": f"{result.get('peak_rss_mb') or 0:,.0f}",
+            "reviews_per_s": f"{result['reviews_per_second']:,.0f}",
             "speed_vs_tfidf_lr": "" if speed is None else f"{speed:.3g}",
         })  # fmt: skip
     return rows

@@ -195,9 +195,13 @@ def test_device_auto_picks_a_gpu_only_when_torch_sees_one(monkeypatch):
 
 def test_one_pass_parameters_are_validated(mams_sample):
     train, _ = mams_sample
-    for bad, message in [({"train_layers": 0}, "None or an int >= 1"), ({"class_weight_power": -1}, "a number >= 0"),
-                         ({"device": "tpu"}, "'cuda:N'"),
-                         ({"adaptation": "lora"}, "adaptation='lora' is for design='pair'")]:  # fmt: skip
+    cases = [
+        ({"train_layers": 0}, "None or an int >= 1"),
+        ({"class_weight_power": -1}, "a number >= 0"),
+        ({"device": "tpu"}, "'cuda:N'"),
+        ({"adaptation": "lora"}, "adaptation='lora' is for design='pair'"),
+    ]
+    for bad, message in cases:
         with pytest.raises(InvalidParameterError, match=message):
             make_method("finetune", **(ONE_PASS | bad)).fit(train)
 
