@@ -34,6 +34,7 @@ CONTRACT_PARAMS: dict[str, dict] = {
     "lda": {"n_topics": 5, "iterations": 30, "min_count": 1},
     "llm": {"backend": "llamacpp", "model": "smollm2-135m-instruct", "max_tokens": 200},
     "cascade": {"stages": "tfidf-lr[C=1.0]>tfidf-lr"},
+    "stack": {"members": "tfidf-lr[C=1.0]+tfidf-lr[C=16.0,max_features=5000]"},
     "sft": {"base": "smollm2-135m-instruct", "max_steps": 1, "eval_every": 1, "validation_reviews": 1, "max_tokens": 200},
 }
 #: The small real-world inputs that once broke the product (../shared/cases/README.md).

@@ -26,7 +26,7 @@ from topicsent.data import Review, ReviewSet
 from topicsent.errors import InvalidParameterError
 from topicsent.methods._base import BaseMethod
 from topicsent.methods._calibration import answer_correctness, review_confidence
-from topicsent.methods._registry import make_method, parse_method_spec
+from topicsent.methods._registry import seeded_method
 from topicsent.schema import ReviewAnalysis, Task
 
 STATE_FILE = "cascade.json"
@@ -52,6 +52,24 @@ class StageOutcomes:
             confidence[row] = np.nan if found is None else found
             correct[row] = sum(right for _, right in answer_correctness([review], [analysis], task is Task.RATING))
         return cls(confidence, correct)
+
+
+def split_holdout(
+    reviews: ReviewSet, share: float, seed: int, *, max_size: int | None = None, who: str
+) -> tuple[ReviewSet, ReviewSet]:
+    """A seeded split into (training, held-out) reviews, ``share`` of them held out (at
+    most ``max_size``); :class:`InvalidParameterError` naming ``who`` when either part
+    would have fewer than 10 reviews."""
+    order = list(range(len(reviews)))
+    random.Random(seed).shuffle(order)
+    size = min(len(reviews) if max_size is None else max_size, round(share * len(reviews)))
+    if size < 10 or len(reviews) - size < 10:
+        raise InvalidParameterError(f"{who} needs at least 10 training and 10 held-out reviews; got {len(reviews)}")
+    held = set(order[:size])
+    return (
+        reviews.with_reviews([r for i, r in enumerate(reviews) if i not in held]),
+        reviews.with_reviews([r for i, r in enumerate(reviews) if i in held], name=f"{reviews.name} (held out)"),
+    )
 
 
 def answers_per_review(gold: Sequence[Review], task: Task) -> np.ndarray:
@@ -153,8 +171,8 @@ class CascadeMethod(BaseMethod):
     # ----- fit ----------------------------------------------------------------------------
 
     def _fit(self, reviews: ReviewSet) -> None:
-        training, held_out = self._split(reviews)
-        self.stages_ = [self._new_stage(spec).fit(training, self.task_) for spec in self.stage_specs()]
+        training, held_out = split_holdout(reviews, self.holdout, self.random_state, max_size=self.max_holdout, who="a cascade")
+        self.stages_ = [seeded_method(spec, self.random_state).fit(training, self.task_) for spec in self.stage_specs()]
         outcomes = [self._calibrated_outcomes(stage, held_out) for stage in self.stages_[:-1]]
         totals = answers_per_review(held_out, self.task_)
         if self.thresholds is not None:
@@ -166,25 +184,6 @@ class CascadeMethod(BaseMethod):
         reaching_last = np.logical_or.reduce([route([o.confidence for o in outcomes], t) == len(t) for t in allowed])
         outcomes.append(self._outcomes(self.stages_[-1], held_out, reaching_last))
         self.thresholds_, self.holdout_report_ = self._choose(outcomes, allowed, totals)
-
-    def _split(self, reviews: ReviewSet) -> tuple[ReviewSet, ReviewSet]:
-        order = list(range(len(reviews)))
-        random.Random(self.random_state).shuffle(order)
-        size = min(self.max_holdout, round(self.holdout * len(reviews)))
-        if size < 10 or len(reviews) - size < 10:
-            raise InvalidParameterError(f"a cascade needs at least 10 training and 10 held-out reviews; got {len(reviews)}")
-        held = set(order[:size])
-        return (
-            reviews.with_reviews([r for i, r in enumerate(reviews) if i not in held]),
-            reviews.with_reviews([r for i, r in enumerate(reviews) if i in held], name=f"{reviews.name} (held out)"),
-        )
-
-    def _new_stage(self, spec: str) -> BaseMethod:
-        name, params = parse_method_spec(spec)
-        stage = make_method(name, **params)
-        if "random_state" in stage.get_params() and "random_state" not in params:
-            stage.set_params(random_state=self.random_state)
-        return stage
 
     def _outcomes(self, stage: BaseMethod, held_out: ReviewSet, asked: np.ndarray) -> StageOutcomes:
         gold = [review for review, ask in zip(held_out, asked, strict=True) if ask]

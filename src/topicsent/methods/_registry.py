@@ -81,12 +81,22 @@ def _spec_value(text: str) -> Any:
         return text
 
 
-def split_method_specs(text: str) -> list[str]:
-    """Split a comma-separated list of specs, keeping commas inside ``[...]``."""
+def seeded_method(spec: str, random_state: int):
+    """A new unfitted method from a spec, seeded with ``random_state`` when it takes a
+    seed and the spec sets none: the members of a composed method share its seed."""
+    name, params = parse_method_spec(spec)
+    method = make_method(name, **params)
+    if "random_state" in method.get_params() and "random_state" not in params:
+        method.set_params(random_state=random_state)
+    return method
+
+
+def split_method_specs(text: str, separator: str = ",") -> list[str]:
+    """Split a list of specs at ``separator`` (one character), keeping those inside ``[...]``."""
     specs, depth, current = [], 0, ""
     for char in text:
         depth += {"[": 1, "]": -1}.get(char, 0)
-        if char == "," and depth == 0:
+        if char == separator and depth == 0:
             specs.append(current.strip())
             current = ""
         else:
