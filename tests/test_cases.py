@@ -81,6 +81,24 @@ def test_reviews_without_known_words_are_abstained_not_answered_from_the_prior(m
     assert analyses["p7"].status == "ok" and analyses["p7"].overall.rating is not None
 
 
+def test_a_review_where_the_term_finder_finds_nothing_says_so():
+    """ATSA without given terms: no known term in the text is a real answer (no aspects),
+    not one from the prior, and the row says why it has none."""
+    train = read_reviews(CASES / "base_atsa.jsonl", ASPECTS)
+    model = make_method("tfidf-lr").fit(train, "atsa")
+    known = model.term_lexicon_.terms[0]
+    found, nothing = model.predict(_reviews_of_texts([f"The {known} was fine.", "We went there and it was fine."]))
+    assert found.status == "ok" and [a.aspect for a in found.aspects] == [known] and found.status_reason is None
+    assert nothing.status == "ok" and not nothing.aspects
+    assert nothing.status_reason.startswith("no aspect term found: the term finder knows the")
+
+
+def _reviews_of_texts(texts: list[str]):
+    from topicsent.data import Review
+
+    return [Review(id=str(i), text=text) for i, text in enumerate(texts)]
+
+
 def _truncating_server(request: httpx.Request) -> httpx.Response:
     """An OpenAI-compatible server that cuts off the reviews marked TRUNC (partial JSON)
     and NULLC (no content) at the token limit, and answers the others."""

@@ -123,11 +123,25 @@ class AspectPipelineMethod(BaseMethod):
         proba = self._polarity_proba(pairs) if pairs else np.empty((0, len(self.polarity_classes_)))
         sentiments = iter(self._aspect_sentiment(pair, row) for pair, row in zip(pairs, proba, strict=True))
         analyses = []
+        found_nothing = self._found_nothing_reason(given_aspects)
         for review, aspects in zip(reviews, queries, strict=True):
             found = [next(sentiments) for _ in aspects]
             overall = Overall(polarity=overall_from_aspects(found))
-            analyses.append(self._analysis(review, overall=overall, aspects=found))
+            reason = None if found else found_nothing
+            analyses.append(self._analysis(review, overall=overall, aspects=found, status_reason=reason))
         return analyses
+
+    def _found_nothing_reason(self, given_aspects: bool) -> str | None:
+        """Why a review came back without aspects, said in the row (status stays ``ok``: no
+        aspect is a real answer, not one invented from a prior)."""
+        if given_aspects:
+            return None
+        if self.task_ is Task.ATSA:
+            return (
+                f"no aspect term found: the term finder knows the {len(self.term_lexicon_.terms):,} terms "
+                "marked in training, matched as whole words"
+            )
+        return f"no category detected (every mention probability < {DETECTION_THRESHOLD})"
 
     def _detected_categories(self, reviews: Sequence[Review]) -> list[list[AspectLabel]]:
         mention = self._detect_proba(reviews)
