@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Self
 
 import numpy as np
+from typing_extensions import TypedDict  # pydantic reads a TypedDict from here before Python 3.12
 
 from topicsent import __version__
 from topicsent._progress import progress_bar
@@ -40,6 +42,7 @@ from topicsent.errors import (
     UnsupportedTaskError,
 )
 from topicsent.methods._calibration import ConfidenceCalibrator, abstain_when_unsure, answer_correctness
+from topicsent.methods._files import model_file, read_json
 from topicsent.schema import Predictions, ReviewAnalysis, Task, Usage
 
 CONFIG_FILE = "topicsent.json"
@@ -102,7 +105,8 @@ class BaseMethod(ABC):
         return cls.tuning_grid
 
     #: Declarative checks run in ``fit``: a tuple of allowed values, ``"positive"`` (a
-    #: number > 0), ``"non-negative"`` (a number >= 0) or ``"count"`` (an int >= 1); a
+    #: finite number > 0), ``"non-negative"`` (a finite number >= 0), ``"index"`` (an int
+    #: >= 0), ``"text"`` (a non-empty string) or ``"count"`` (an int >= 1); a
     #: string constraint starting with ``"optional "`` also allows None.
     parameter_constraints: ClassVar[dict[str, tuple | str]] = {}
 
@@ -428,31 +432,49 @@ class BaseMethod(ABC):
 
     @classmethod
     def load(cls, directory: str | Path) -> BaseMethod:
-        """Load a method saved with :meth:`save`; the class comes from the registry."""
+        """Load a method saved with :meth:`save`; the class comes from the registry.
+
+        Every file is validated as it is read: the config's parameters by the same
+        constraints as :meth:`fit`, its label space, each JSON file's structure, each
+        array's dtype, shape and finiteness.
+
+        Raises
+        ------
+        ModelFileError
+            Any damage (a missing, truncated or empty file, a value of the wrong type,
+            an impossible parameter, an array of the wrong shape or with NaN), in one
+            line naming the file.
+        """
         from topicsent.methods._registry import method_class
 
         directory = Path(directory)
         config_path = directory / CONFIG_FILE
         if not config_path.is_file():
             raise ModelFileError(f"{directory}: not a saved topicsent model (no {CONFIG_FILE})")
+        config = read_json(config_path, _ModelConfig, "malformed model config")
+        if config["format"] != FORMAT_VERSION:
+            raise ModelFileError(f"{config_path}: model format {config['format']}, this topicsent reads {FORMAT_VERSION}")
         try:
-            config = json.loads(config_path.read_text(encoding="utf-8"))
-            format_version = config["format"]
             method = method_class(config["method"])(**config["params"])
+            method._validate_params()
             method.task_ = Task(config["task"])
             method.language_ = config["language"]
             method.label_space_ = LabelSpace.from_dict(config["label_space"])
-        except (KeyError, TypeError, ValueError) as error:
+            if problem := _label_space_problem(method.label_space_, method.task_):
+                raise ValueError(problem)
+        except (TypeError, ValueError, KeyError) as error:  # InvalidParameterError is both; an unknown method a KeyError
             raise ModelFileError(f"{config_path}: malformed model config ({error})") from None
-        if format_version != FORMAT_VERSION:
-            raise ModelFileError(f"{config_path}: model format {format_version}, this topicsent reads {FORMAT_VERSION}")
         try:
             method._load_state(directory)
             if (directory / CALIBRATION_FILE).is_file():
-                calibration = json.loads((directory / CALIBRATION_FILE).read_text(encoding="utf-8"))
-                method.calibrator_ = ConfidenceCalibrator.from_dict(calibration)
-        except (OSError, KeyError, ValueError) as error:
-            raise ModelFileError(f"{directory}: incomplete or damaged model files ({error})") from None
+                calibration = read_json(directory / CALIBRATION_FILE, dict[str, list[float]])
+                with model_file(directory / CALIBRATION_FILE):
+                    method.calibrator_ = ConfidenceCalibrator.from_dict(calibration)
+        except ModelFileError:
+            raise
+        except Exception as error:  # a reader without its own check: the folder, not a traceback
+            reason = " ".join(str(error).split())[:200]
+            raise ModelFileError(f"{directory}: incomplete or damaged model files ({type(error).__name__}: {reason})") from None
         return method
 
     @abstractmethod
@@ -486,11 +508,45 @@ def _check_training_labels(reviews: ReviewSet, task: Task) -> None:
             )
 
 
+class _ModelConfig(TypedDict):
+    """The structure of ``topicsent.json`` (extra keys, e.g. ``topicsent_version``, are ignored)."""
+
+    format: int
+    method: str
+    params: dict[str, Any]
+    task: str
+    language: str
+    label_space: _LabelSpaceFields
+
+
+class _LabelSpaceFields(TypedDict):
+    polarities: list[str]
+    categories: list[str] | None
+    rating_scale: tuple[int, int] | None
+
+
+def _label_space_problem(space: LabelSpace, task: Task) -> str | None:
+    """Why a saved label space cannot be a fitted model's, or None."""
+    if len(set(space.polarities)) < 2:
+        return "the label space needs two or more distinct polarities"
+    if task is Task.ACSA and not space.categories:
+        return "an ACSA model needs a non-empty category taxonomy"
+    if space.categories and len(set(space.categories)) != len(space.categories):
+        return "the category taxonomy repeats a category"
+    if space.rating_scale and space.rating_scale[0] >= space.rating_scale[1]:
+        return f"rating scale {list(space.rating_scale)} is not low < high"
+    return None
+
+
 def _satisfies(value: Any, constraint: str) -> tuple[bool, str]:
     """Whether ``value`` meets a named constraint, and the constraint in words."""
-    number = isinstance(value, int | float) and not isinstance(value, bool)
+    number = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
     if constraint == "positive":
-        return number and value > 0, "a float > 0"
+        return number and value > 0, "a finite float > 0"
     if constraint == "non-negative":
-        return number and value >= 0, "a number >= 0"
+        return number and value >= 0, "a finite number >= 0"
+    if constraint == "text":
+        return isinstance(value, str) and bool(value.strip()), "a non-empty string"
+    if constraint == "index":
+        return number and isinstance(value, int) and value >= 0, "an int >= 0"
     return number and isinstance(value, int) and value >= 1, "an int >= 1"

@@ -23,11 +23,11 @@ import numpy as np
 
 from topicsent.data import Review
 from topicsent.errors import InvalidParameterError
+from topicsent.methods._files import load_tensors
 from topicsent.methods._linear import (
     fit_binary,
     fit_classifier,
     fit_rater,
-    load_models,
     pipeline_models,
     predict_ratings,
     rating_proba,
@@ -320,11 +320,9 @@ class EmbedHeadMethod(AspectPipelineMethod):
 
     def _load_models(self, directory: Path) -> None:
         if (directory / LINEAR_FILE).is_file():
-            restore_pipeline_models(self, load_models(directory / LINEAR_FILE)[0], detectors="detector_models_")
+            restore_pipeline_models(self, directory / LINEAR_FILE, detectors="detector_models_")
         if (directory / HEADS_FILE).is_file():
-            from safetensors.torch import load_file
-
-            weights = load_file(directory / HEADS_FILE)
+            weights = load_tensors(directory / HEADS_FILE)
             for name, n_outputs in (("polarity", len(getattr(self, "polarity_classes_", []))), ("detector", 1)):
                 state = {k.removeprefix(f"{name}."): v for k, v in weights.items() if k.startswith(f"{name}.")}
                 if state:

@@ -23,6 +23,7 @@ import numpy as np
 from topicsent._progress import progress_bar
 from topicsent.data import Review
 from topicsent.errors import InvalidParameterError
+from topicsent.methods._files import load_tensors, read_json
 from topicsent.methods._finetuning import (
     ADAPTATIONS,
     DEVICES,
@@ -476,18 +477,16 @@ class FinetuneMethod(PairClassifierMethod):
         return self.design == "attention" and self.task_ is not Task.RATING
 
     def _load_models(self, directory: Path) -> None:
-        facts = json.loads((directory / MODEL_SUBDIR / "training.json").read_text(encoding="utf-8"))
+        facts = read_json(directory / MODEL_SUBDIR / "training.json", dict[str, Any])
         self.n_outputs_, self.n_train_examples_ = facts["n_outputs"], facts["training_examples"]
         self.training_data_ = facts["training_data"]
         self.training_report_ = TrainingReport(facts["best_epoch"], facts["curve"])
         if self._is_one_pass():
-            from safetensors.torch import load_file
-
             from topicsent.encoders._transformer import require_safetensors
 
             require_safetensors(directory / MODEL_SUBDIR)
             self._load_one_pass(directory / MODEL_SUBDIR, fresh=False)
-            self.model_.load_state_dict(load_file(directory / MODEL_SUBDIR / HEADS_FILE), strict=False)
+            self.model_.load_state_dict(load_tensors(directory / MODEL_SUBDIR / HEADS_FILE), strict=False)
             self.model_.eval()
             return
         self.model_, self.tokenizer_ = load_checkpoint(

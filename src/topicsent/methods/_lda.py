@@ -20,6 +20,7 @@ How the classic pipeline answers each question:
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -29,11 +30,11 @@ import scipy.sparse as sp
 
 from topicsent._progress import progress_bar
 from topicsent.data import Review, ReviewSet
+from topicsent.methods._files import check_array, load_arrays, model_file
 from topicsent.methods._linear import (
     fit_binary,
     fit_classifier,
     fit_rater,
-    load_models,
     pipeline_models,
     predict_ratings,
     rating_proba,
@@ -91,9 +92,11 @@ class LdaMethod(AspectPipelineMethod):
         "n_topics": "count",
         "iterations": "count",
         "min_count": "count",
+        "remove_top": "index",
         "supervised": (True, False),
         "rating_model": ("classify", "regress"),
         "C": "positive",
+        "random_state": "index",
     }
 
     def __init__(
@@ -266,18 +269,29 @@ class LdaMethod(AspectPipelineMethod):
 
     def _save_models(self, directory: Path) -> None:
         self.topic_model_.save(str(directory / TOPIC_MODEL_FILE))
-        save_models(directory / ARRAYS_FILE, pipeline_models(self))
+        digest = hashlib.sha256((directory / TOPIC_MODEL_FILE).read_bytes()).hexdigest()
+        save_models(directory / ARRAYS_FILE, pipeline_models(self), topic_model_sha256=np.array(digest))
 
     def _load_models(self, directory: Path) -> None:
         import tomotopy as tp
 
         model_class = tp.SLDAModel if self._is_slda else tp.LDAModel
         path = directory / TOPIC_MODEL_FILE
-        if not path.is_file():
-            raise OSError(f"{path} is missing")
-        try:
+        # tomotopy aborts the whole process on some damaged files: their bytes are checked first
+        # (models saved before the digest existed are loaded unchecked)
+        saved_digest = load_arrays(directory / ARRAYS_FILE).get("topic_model_sha256")
+        if saved_digest is not None:
+            check_array(directory / ARRAYS_FILE, "topic_model_sha256", saved_digest, ndim=0, kind="U")
+        with model_file(path):
+            if saved_digest is not None and hashlib.sha256(path.read_bytes()).hexdigest() != str(saved_digest):
+                raise ValueError("its sha256 differs from the one saved with the model: the file was changed or damaged")
             self.topic_model_ = model_class.load(str(path))
-        except Exception as error:  # tomotopy raises plain Exception subclasses for bad files
-            raise ValueError(f"{path}: not a tomotopy {model_class.__name__} ({error})") from None
+            if self.topic_model_.k != self.n_topics:
+                raise ValueError(f"{self.topic_model_.k} topics, the config says {self.n_topics}")
         self.vocabulary_ = {word: i for i, word in enumerate(self.topic_model_.used_vocabs)}
-        restore_pipeline_models(self, load_models(directory / ARRAYS_FILE)[0])
+        widths: dict[str, int | None] = {}
+        if self.task_ is Task.ACSA:
+            widths = {"polarity": len(self.vocabulary_), "detector": self.n_topics}
+        elif not self.supervised:
+            widths = {"rating": self.n_topics}
+        restore_pipeline_models(self, directory / ARRAYS_FILE, widths)

@@ -14,6 +14,9 @@ from pathlib import Path
 import numpy as np
 from scipy.special import expit, softmax
 
+from topicsent.errors import ModelFileError
+from topicsent.methods._files import check_array, load_arrays
+
 #: Intercept magnitude that stands in for "always" / "never" (sigmoid(30) = 1 - 1e-13).
 CERTAIN_LOGIT = 30.0
 
@@ -114,12 +117,28 @@ def save_models(path: Path, models: dict[str, LinearModel], **arrays: np.ndarray
 
 
 def load_models(path: Path) -> tuple[dict[str, LinearModel], dict[str, np.ndarray]]:
-    """What :func:`save_models` wrote: models by name, and the extra arrays."""
-    with np.load(path, allow_pickle=False) as arrays:
-        names = {key.rsplit(".", 1)[0] for key in arrays.files if key.endswith(".coef")}
-        models = {name: LinearModel.from_arrays(arrays, name) for name in names}
-        extras = {key: arrays[key] for key in arrays.files if "." not in key}
+    """What :func:`save_models` wrote: models by name, and the extra arrays, each model
+    checked whole (finite float coefficients, one intercept and one class per output).
+
+    Raises
+    ------
+    ModelFileError
+        ``path`` is missing or damaged, naming it and the array.
+    """
+    arrays = load_arrays(path)
+    names = {key.rsplit(".", 1)[0] for key in arrays if key.endswith(".coef")}
+    models = {name: _checked_model(path, arrays, name) for name in sorted(names)}
+    extras = {key: value for key, value in arrays.items() if "." not in key}
     return models, extras
+
+
+def _checked_model(path: Path, arrays: dict[str, np.ndarray], name: str) -> LinearModel:
+    coef = check_array(path, f"{name}.coef", arrays[f"{name}.coef"], ndim=2)
+    intercept = check_array(path, f"{name}.intercept", arrays.get(f"{name}.intercept", []), ndim=1, length=len(coef))
+    classes = arrays.get(f"{name}.classes")
+    if classes is not None:  # a binary model scores its second class with one row
+        check_array(path, f"{name}.classes", classes, ndim=1, length=2 if len(coef) == 1 else len(coef), kind="iuU")
+    return LinearModel(coef.astype(np.float64), intercept.astype(np.float64), classes)
 
 
 def _detectors_in_order(models: dict[str, LinearModel]) -> list[LinearModel]:
@@ -141,10 +160,47 @@ def pipeline_models(method, detectors: str = "detectors_") -> dict[str, LinearMo
     return models | {f"detector{i}": model for i, model in enumerate(getattr(method, detectors, []))}
 
 
-def restore_pipeline_models(method, models: dict[str, LinearModel], detectors: str = "detectors_") -> None:
-    """Set the attributes :func:`pipeline_models` read from what :func:`load_models` returned."""
+def restore_pipeline_models(
+    method, path: Path, widths: dict[str, int | None] | None = None, detectors: str = "detectors_"
+) -> dict[str, np.ndarray]:
+    """Load what :func:`pipeline_models` saved into ``path`` and set the attributes it read;
+    returns the extra arrays. ``widths`` (part -> feature count, None: any) names the
+    parts the fitted task must have ("polarity", "detector", "rating") and checks each
+    model's width, its outputs against ``polarity_classes_`` / ``classes_`` and one
+    detector per category.
+
+    Raises
+    ------
+    ModelFileError
+        A part missing, of another width or of other classes, naming ``path``.
+    """
+    models, extras = load_models(path)
     for name in _PIPELINE_PARTS:
         if name in models:
             setattr(method, f"{name}_model_", models[name])
     if found := _detectors_in_order(models):
         setattr(method, detectors, found)
+    if widths is not None:
+        _check_parts(method, path, widths, models)
+    return extras
+
+
+def _check_parts(method, path: Path, widths: dict[str, int | None], models: dict[str, LinearModel]) -> None:
+    expected = {name: widths[name] for name in _PIPELINE_PARTS if name in widths}
+    if "detector" in widths:
+        expected |= {f"detector{i}": widths["detector"] for i in range(len(method.categories))}
+    for name, width in expected.items():
+        model = models.get(name)
+        if model is None:
+            raise ModelFileError(f"{path}: damaged model file (no {name!r} model; the {method.task_.value} model needs it)")
+        if width is not None and model.coef.shape[1] != width:
+            raise ModelFileError(f"{path}: damaged model file ({name!r} has {model.coef.shape[1]} features, expected {width})")
+    if len(_detectors_in_order(models)) != len([n for n in expected if n.startswith("detector")]):
+        raise ModelFileError(f"{path}: damaged model file (not one detector per category of the taxonomy)")
+    polarity = models.get("polarity")
+    saved = None if polarity is None or polarity.classes is None else [str(c) for c in polarity.classes]
+    if saved is not None and saved != list(method.polarity_classes_):
+        raise ModelFileError(f"{path}: damaged model file (polarity classes differ from the saved state's)")
+    rating = models.get("rating")
+    if rating is not None and rating.classes is not None and not set(rating.classes.tolist()) <= set(method.classes_.tolist()):
+        raise ModelFileError(f"{path}: damaged model file (rating classes outside the saved scale)")

@@ -9,10 +9,13 @@ import json
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
 from topicsent.data import Review
+from topicsent.errors import ModelFileError
+from topicsent.methods._files import check_array, read_json
 from topicsent.methods._pipeline import AspectPipelineMethod, Pair
 from topicsent.schema import Task
 
@@ -34,6 +37,7 @@ class MajorityMethod(AspectPipelineMethod):
 
     name = "majority"
     supported_tasks = frozenset({Task.ACSA, Task.ATSA, Task.RATING})
+    parameter_constraints: ClassVar[dict[str, tuple | str]] = {"random_state": "index"}
 
     def __init__(self, *, random_state: int = 0) -> None:
         self.random_state = random_state
@@ -72,6 +76,14 @@ class MajorityMethod(AspectPipelineMethod):
         (directory / STATE_FILE).write_text(json.dumps(priors), encoding="utf-8")
 
     def _load_models(self, directory: Path) -> None:
-        priors = json.loads((directory / STATE_FILE).read_text(encoding="utf-8"))
-        for name, values in priors.items():
-            setattr(self, f"{name}_prior_", np.array(values))
+        path = directory / STATE_FILE
+        priors = read_json(path, dict[str, list[float]])
+        # each prior is a probability per polarity class, category or rating of the saved state
+        expected = {"rating": len(self.classes_)} if self.task_ is Task.RATING else {"polarity": len(self.polarity_classes_)}
+        if self.task_ is Task.ACSA:
+            expected["mention"] = len(self.categories)
+        for name, length in expected.items():
+            prior = check_array(path, name, priors.get(name, []), ndim=1, length=length)
+            if not ((prior >= 0) & (prior <= 1)).all():
+                raise ModelFileError(f"{path}: damaged model file ({name!r} holds a value outside [0, 1])")
+            setattr(self, f"{name}_prior_", prior)

@@ -17,14 +17,25 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from typing_extensions import TypedDict  # pydantic reads a TypedDict from here before Python 3.12
 
 from topicsent.data import AspectLabel, Review, ReviewSet
+from topicsent.errors import ModelFileError
 from topicsent.methods._base import BaseMethod
+from topicsent.methods._files import read_json
 from topicsent.methods._terms import TermLexicon
 from topicsent.schema import AspectSentiment, Overall, ReviewAnalysis, Span, Task
 
 Pair = tuple[Review, AspectLabel]
 STATE_FILE = "pipeline.json"
+
+
+class _PipelineState(TypedDict):
+    terms: list[str]
+    polarity_classes: list[str]
+    classes: list[int]
+
+
 DETECTION_THRESHOLD = 0.5
 NO_KNOWN_WORDS = "no known words: not one word of the review is in the model's vocabulary"
 
@@ -188,7 +199,14 @@ class AspectPipelineMethod(BaseMethod):
         self._save_models(directory)
 
     def _load_state(self, directory: Path) -> None:
-        state = json.loads((directory / STATE_FILE).read_text(encoding="utf-8"))
+        path = directory / STATE_FILE
+        state = read_json(path, _PipelineState)
+        if self.task_ is Task.RATING:
+            low, high = self.label_space_.rating_scale or (-np.inf, np.inf)
+            if not state["classes"] or not all(low <= c <= high for c in state["classes"]):
+                raise ModelFileError(f"{path}: damaged model file (no ratings, or ratings outside the scale)")
+        elif not state["polarity_classes"] or not set(state["polarity_classes"]) <= set(self.label_space_.polarities):
+            raise ModelFileError(f"{path}: damaged model file (no polarities, or some outside the label space)")
         self.term_lexicon_ = TermLexicon(state["terms"])
         if state["polarity_classes"]:
             self.polarity_classes_ = state["polarity_classes"]

@@ -19,18 +19,19 @@ import json
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 from scipy.special import logit
+from typing_extensions import TypedDict  # pydantic reads a TypedDict from here before Python 3.12
 
 from topicsent.data import Review, ReviewSet
 from topicsent.errors import InvalidParameterError, UnsupportedTaskError
 from topicsent.methods._base import BaseMethod
 from topicsent.methods._cascade import split_holdout
+from topicsent.methods._files import read_json
 from topicsent.methods._linear import (
     LinearModel,
-    load_models,
     pipeline_models,
     predict_ratings,
     rating_proba,
@@ -48,6 +49,11 @@ STATE_FILE = "stack.json"
 #: Probabilities are clipped to [EPS, 1 - EPS] before the log: a member that is sure
 #: (or lacks a class) must not give the combiner an infinite feature.
 EPS = 1e-6
+
+
+class _StackState(TypedDict):
+    member_polarities: list[str]
+    holdout_report: dict[str, Any]
 
 
 def log_proba(proba: np.ndarray, have: Sequence, want: Sequence) -> np.ndarray:
@@ -142,7 +148,13 @@ class StackMethod(AspectPipelineMethod):
 
     name = "stack"
     supported_tasks = frozenset({Task.ACSA, Task.ATSA, Task.RATING})
-    parameter_constraints: ClassVar[dict[str, tuple | str]] = {"refit": (True, False), "C": "positive"}
+    parameter_constraints: ClassVar[dict[str, tuple | str]] = {
+        "members": "text",
+        "holdout": "positive",  # and < 1, checked below
+        "refit": (True, False),
+        "C": "positive",
+        "random_state": "index",
+    }
 
     def __init__(
         self,
@@ -293,8 +305,13 @@ class StackMethod(AspectPipelineMethod):
         (directory / STATE_FILE).write_text(json.dumps(state, indent=2), encoding="utf-8")
 
     def _load_models(self, directory: Path) -> None:
-        state = json.loads((directory / STATE_FILE).read_text(encoding="utf-8"))
+        state = read_json(directory / STATE_FILE, _StackState)
         self.member_polarities_, self.holdout_report_ = state["member_polarities"], state["holdout_report"]
-        models, _ = load_models(directory / ARRAYS_FILE)
-        restore_pipeline_models(self, models)
         self.members_ = [BaseMethod.load(directory / f"member-{k}") for k in range(len(self.member_specs()))]
+        n_members = len(self.members_)
+        if self.task_ is Task.RATING:
+            widths = {"rating": n_members * len(self.classes_)}
+        else:  # the combiners see every member's log-probability of each polarity, its logit of a category
+            widths = {"polarity": n_members * len(self.member_polarities_)}
+            widths |= {"detector": n_members} if self.task_ is Task.ACSA else {}
+        restore_pipeline_models(self, directory / ARRAYS_FILE, widths)

@@ -18,11 +18,12 @@ import numpy as np
 import scipy.sparse as sp
 
 from topicsent.data import Review
+from topicsent.errors import ModelFileError
+from topicsent.methods._files import check_array, read_json
 from topicsent.methods._linear import (
     fit_binary,
     fit_classifier,
     fit_rater,
-    load_models,
     pipeline_models,
     predict_ratings,
     rating_proba,
@@ -79,6 +80,7 @@ class TfidfLRMethod(AspectPipelineMethod):
         "analyzer": ("auto", "word", "char"),
         "max_features": "count",
         "rating_model": ("classify", "regress"),
+        "random_state": "index",
     }
 
     @classmethod
@@ -183,9 +185,17 @@ class TfidfLRMethod(AspectPipelineMethod):
         (directory / VOCABULARY_FILE).write_text(json.dumps(vocabulary, ensure_ascii=False), encoding="utf-8")
 
     def _load_models(self, directory: Path) -> None:
-        vocabulary = json.loads((directory / VOCABULARY_FILE).read_text(encoding="utf-8"))
-        models, arrays = load_models(directory / ARRAYS_FILE)
-        restore_pipeline_models(self, models)
+        vocabulary = read_json(directory / VOCABULARY_FILE, list[str])
+        if not vocabulary or len(set(vocabulary)) != len(vocabulary):
+            raise ModelFileError(f"{directory / VOCABULARY_FILE}: damaged model file (an empty vocabulary or a repeated term)")
+        width = len(vocabulary)
+        # the polarity model's features: the text twice, shared and gated by category (ACSA) or term context (ATSA)
+        pair_width = width * (1 + len(self.categories)) if self.task_ is Task.ACSA else 2 * width
+        widths = {"rating": width} if self.task_ is Task.RATING else {"polarity": pair_width}
+        if self.task_ is Task.ACSA:
+            widths["detector"] = width
+        arrays = restore_pipeline_models(self, directory / ARRAYS_FILE, widths)
+        idf = check_array(directory / ARRAYS_FILE, "idf", arrays.get("idf", []), ndim=1, length=width)
         self.vectorizer_ = self._new_vectorizer()
         self.vectorizer_.vocabulary_ = {term: index for index, term in enumerate(vocabulary)}
-        self.vectorizer_.idf_ = arrays["idf"]
+        self.vectorizer_.idf_ = idf
