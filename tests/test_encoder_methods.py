@@ -176,6 +176,33 @@ def test_training_resumes_from_its_last_finished_epoch(mams_sample, tmp_path):
     assert curve[0] == first.training_report_.curve[0]  # epoch 1 was read back, not trained again
 
 
+def test_a_killed_training_resumes_as_if_it_had_never_stopped(mams_sample, tmp_path, monkeypatch):
+    """Killed after its first epoch and started again, a training ends with the curve and
+    weights of one that ran through: the epoch's data order, dropout masks, optimiser and
+    schedule all continue where they were."""
+    import torch
+
+    from topicsent.methods import _finetuning
+
+    small = mams_sample[0].sample(80, seed=1)
+    straight = make_method("finetune", epochs=2, **ONE_PASS).fit(small)
+    save = _finetuning._EpochState.save
+
+    def save_then_die(self, *args):
+        save(self, *args)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_finetuning._EpochState, "save", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        make_method("finetune", epochs=2, checkpoint_dir=str(tmp_path), **ONE_PASS).fit(small)
+    monkeypatch.setattr(_finetuning._EpochState, "save", save)
+    resumed = make_method("finetune", epochs=2, checkpoint_dir=str(tmp_path), **ONE_PASS).fit(small)
+    assert resumed.training_report_.curve == straight.training_report_.curve
+    resumed_weights = resumed.model_.state_dict()
+    for name, value in straight.model_.state_dict().items():
+        assert torch.equal(value, resumed_weights[name]), name
+
+
 def test_device_auto_picks_a_gpu_only_when_torch_sees_one(monkeypatch):
     import torch
 

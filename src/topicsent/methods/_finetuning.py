@@ -341,10 +341,10 @@ def fit_torch(
     trainable = [p for group in param_groups for p in group["params"]]
     optimizer = torch.optim.AdamW(param_groups, weight_decay=0.01)
     schedule = get_linear_schedule_with_warmup(optimizer, int(0.06 * steps_per_epoch * epochs), steps_per_epoch * epochs)
+    torch.manual_seed(seed)
     state = _EpochState(model)
-    if checkpoint is not None:
+    if checkpoint is not None:  # restores the generator where the killed run left it: dropout continues as it would have
         state.resume(checkpoint, optimizer, schedule)
-    torch.manual_seed(seed + state.epoch)
     with progress_bar(description, total=steps_per_epoch * epochs) as advance:
         advance(steps_per_epoch * state.epoch)
         while state.epoch < epochs and not state.stale(patience):
