@@ -176,16 +176,17 @@ def test_training_resumes_from_its_last_finished_epoch(mams_sample, tmp_path):
     assert curve[0] == first.training_report_.curve[0]  # epoch 1 was read back, not trained again
 
 
-def test_a_killed_training_resumes_as_if_it_had_never_stopped(mams_sample, tmp_path, monkeypatch):
+@pytest.mark.parametrize("design", [ONE_PASS, {"adaptation": "lora", "max_length": 64}], ids=["one-pass", "pair-lora"])
+def test_a_killed_training_resumes_as_if_it_had_never_stopped(design, mams_sample, tmp_path, monkeypatch):
     """Killed after its first epoch and started again, a training ends with the curve and
     weights of one that ran through: the epoch's data order, dropout masks, optimiser and
-    schedule all continue where they were."""
+    schedule all continue where they were (LoRA: the adapters and the new head)."""
     import torch
 
     from topicsent.methods import _finetuning
 
     small = mams_sample[0].sample(80, seed=1)
-    straight = make_method("finetune", epochs=2, **ONE_PASS).fit(small)
+    straight = make_method("finetune", epochs=2, **design).fit(small)
     save = _finetuning._EpochState.save
 
     def save_then_die(self, *args):
@@ -194,9 +195,9 @@ def test_a_killed_training_resumes_as_if_it_had_never_stopped(mams_sample, tmp_p
 
     monkeypatch.setattr(_finetuning._EpochState, "save", save_then_die)
     with pytest.raises(KeyboardInterrupt):
-        make_method("finetune", epochs=2, checkpoint_dir=str(tmp_path), **ONE_PASS).fit(small)
+        make_method("finetune", epochs=2, checkpoint_dir=str(tmp_path), **design).fit(small)
     monkeypatch.setattr(_finetuning._EpochState, "save", save)
-    resumed = make_method("finetune", epochs=2, checkpoint_dir=str(tmp_path), **ONE_PASS).fit(small)
+    resumed = make_method("finetune", epochs=2, checkpoint_dir=str(tmp_path), **design).fit(small)
     assert resumed.training_report_.curve == straight.training_report_.curve
     resumed_weights = resumed.model_.state_dict()
     for name, value in straight.model_.state_dict().items():
