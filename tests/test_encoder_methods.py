@@ -165,6 +165,21 @@ def test_one_pass_finetune_reads_the_term_for_atsa(tmp_path):
     assert [a.polarity for r in again for a in r.aspects] == [a.polarity for r in answers for a in r.aspects]
 
 
+def test_one_pass_loss_of_reviews_without_aspects_is_their_detection_loss():
+    """A batch (or held-out set) of reviews that mention no category has no polarity to
+    score: its loss is the detection loss, not NaN (which froze early stopping)."""
+    import torch
+
+    from topicsent.methods._one_pass import IGNORE, acsa_loss
+
+    outputs = {"polarity": torch.randn(4, 3, 2), "detection": torch.randn(4, 3)}
+    targets = {"polarity": torch.full((4, 3), IGNORE), "detection": torch.zeros(4, 3)}
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(outputs["detection"], targets["detection"])
+    assert torch.isclose(acsa_loss(1.0, torch.tensor([1.0, 2.0]))(outputs, targets), expected)
+    targets["polarity"][0, 1] = 1  # one mention: its polarity counts too
+    assert acsa_loss(1.0, None)(outputs, targets) > expected
+
+
 def test_training_resumes_from_its_last_finished_epoch(mams_sample, tmp_path):
     train, _ = mams_sample
     small = train.sample(80, seed=1)

@@ -149,16 +149,18 @@ def _after_layers(name: str) -> bool:
 
 def acsa_loss(detection_weight: float, polarity_weights: torch.Tensor | None):
     """Cross-entropy over the mentioned categories' polarities (unmentioned ones are
-    ``IGNORE``), optionally class-weighted, plus ``detection_weight`` times the binary
-    cross-entropy of every category's mention."""
+    ``IGNORE``; none in a batch of reviews without aspects), optionally class-weighted,
+    plus ``detection_weight`` times the binary cross-entropy of every category's mention."""
 
     def loss(outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]) -> torch.Tensor:
+        detection = nn.functional.binary_cross_entropy_with_logits(outputs["detection"], targets["detection"].float())
+        if not (targets["polarity"] != IGNORE).any():  # no review of the batch mentions a category: the mean is 0/0
+            return detection_weight * detection
         logits = outputs["polarity"]
         polarity = nn.functional.cross_entropy(
             logits.reshape(-1, logits.shape[-1]), targets["polarity"].reshape(-1),
             weight=polarity_weights, ignore_index=IGNORE,
         )  # fmt: skip
-        detection = nn.functional.binary_cross_entropy_with_logits(outputs["detection"], targets["detection"].float())
         return polarity + detection_weight * detection
 
     return loss
