@@ -276,25 +276,23 @@ class FinetuneMethod(PairClassifierMethod):
             super()._fit_polarity(pairs, labels)
             return
         self.polarity_classes_ = sorted(set(labels))
-        label_ids = np.array([self.polarity_classes_.index(label) for label in labels])
         if self.task_ is Task.ATSA:  # one row per review, holding all its terms
+            label_ids = np.array([self.polarity_classes_.index(label) for label in labels])
             reviews, spans, rows = _terms_by_review(pairs)
             targets = {"polarity": [label_ids[term_rows] for term_rows in rows]}
             self._train_one_pass([r.text for r in reviews], spans, targets, [r.id for r in reviews])
-        else:  # trained with the mention targets in _fit_detector, which sees every review
-            self._pending_acsa = (pairs, label_ids)
+        # ACSA trains in _fit_detector, which sees every review with its aspects and mentions
 
     def _fit_detector(self, reviews: Sequence[Review], mentioned: np.ndarray) -> None:
         if self.design == "pair":
             return
         from topicsent.methods._one_pass import IGNORE
 
-        pairs, label_ids = self.__dict__.pop("_pending_acsa")
-        row_of = {review.id: row for row, review in enumerate(reviews)}
-        index = self.category_index
+        index, label_id = self.category_index, {label: i for i, label in enumerate(self.polarity_classes_)}
         polarity = np.full(mentioned.shape, IGNORE)
-        for (review, aspect), label in zip(pairs, label_ids, strict=True):
-            polarity[row_of[review.id], index[aspect.name]] = label
+        for row, review in enumerate(reviews):
+            for aspect in review.aspects:
+                polarity[row, index[aspect.name]] = label_id[aspect.polarity]
         targets = {"polarity": polarity, "detection": mentioned.astype(np.float32)}
         self._train_one_pass([review.text for review in reviews], None, targets, [review.id for review in reviews])
 
