@@ -219,6 +219,20 @@ def test_a_killed_training_resumes_as_if_it_had_never_stopped(design, mams_sampl
         assert torch.equal(value, resumed_weights[name]), name
 
 
+@pytest.mark.parametrize("design", [ONE_PASS, {"max_length": 64}], ids=["one-pass", "pair"])
+def test_a_refit_forgets_the_outputs_of_its_earlier_weights(design, mams_sample):
+    """Outputs remembered between detection and polarity belong to the weights that gave
+    them: after fitting on other reviews, the same texts are scored by the new weights."""
+    train, test = mams_sample
+    first, second, asked = train.sample(60, seed=1), train.sample(60, seed=2), test[:10]
+    method = make_method("finetune", epochs=1, **design).fit(first)
+    method.predict(asked.text_only())  # detection remembers these texts' outputs
+    refit = method.fit(second).predict(asked, given_aspects=True)
+    fresh = make_method("finetune", epochs=1, **design).fit(second).predict(asked, given_aspects=True)
+    confidences = [a.confidence for r in refit for a in r.aspects]
+    assert confidences == pytest.approx([a.confidence for r in fresh for a in r.aspects])
+
+
 def test_device_auto_picks_a_gpu_only_when_torch_sees_one(monkeypatch):
     import torch
 

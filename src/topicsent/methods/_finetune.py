@@ -385,7 +385,8 @@ class FinetuneMethod(PairClassifierMethod):
 
     def _review_outputs(self, reviews: Sequence[Review]) -> dict[str, np.ndarray]:
         """ACSA outputs per distinct review text, remembered for the next call in the same
-        batch (detection, then the polarity of the detected categories)."""
+        batch (detection, then the polarity of the detected categories) in the attribute
+        the pair design uses, which a new fit drops."""
         texts = list(dict.fromkeys(review.text for review in reviews))
         recent = getattr(self, "_recent_outputs", {})
         missing = [text for text in texts if text not in recent]
