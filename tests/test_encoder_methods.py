@@ -180,6 +180,23 @@ def test_one_pass_loss_of_reviews_without_aspects_is_their_detection_loss():
     assert acsa_loss(1.0, None)(outputs, targets) > expected
 
 
+def test_one_pass_term_masks_mark_the_term_or_fall_back_to_the_review():
+    """ATSA inputs: a term's mask holds exactly its tokens; a term cut off by truncation,
+    or without a span, reads the whole (truncated) review, as embed-head's term vectors do."""
+    from transformers import AutoTokenizer
+
+    from topicsent.methods._one_pass import encode_texts
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_encoder("all-MiniLM-L6-v2"))
+    text = "The pasta was great but the waiter was rude " + "and slow " * 40 + "at the bar"
+    inputs = encode_texts(tokenizer, ["Short one.", text], [[None], [(4, 9), (len(text) - 3, len(text))]], max_length=16)
+    assert inputs["term_rows"].tolist() == [0, 1, 1]
+    pasta = inputs["term_mask"][1]
+    assert tokenizer.convert_ids_to_tokens(inputs["input_ids"][1][pasta].tolist()) == ["pasta"]
+    everything = inputs["attention_mask"].bool()
+    assert inputs["term_mask"][0].equal(everything[0]) and inputs["term_mask"][2].equal(everything[1])  # no span; "bar" cut off
+
+
 def test_training_resumes_from_its_last_finished_epoch(mams_sample, tmp_path):
     train, _ = mams_sample
     small = train.sample(80, seed=1)

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from topicsent.methods._heads import AspectAttentionHead
+from topicsent.methods._heads import AspectAttentionHead, tokens_in_span
 
 HEAD_LEARNING_RATE = 1e-3
 IGNORE = -1  # polarity target of a category the review does not mention
@@ -88,12 +88,11 @@ def encode_texts(
     if spans is None:
         return dict(encoded)
     offsets = encoded.pop("offset_mapping")
-    real = offsets[:, :, 1] > offsets[:, :, 0]
     rows = [row for row, text_spans in enumerate(spans) for _ in text_spans]
     term_mask = torch.zeros((len(rows), offsets.shape[1]), dtype=torch.bool)
     for term, (row, span) in enumerate(zip(rows, (span for text_spans in spans for span in text_spans), strict=True)):
         if span is not None:
-            term_mask[term] = real[row] & (offsets[row, :, 1] > span[0]) & (offsets[row, :, 0] < span[1])
+            term_mask[term] = tokens_in_span(offsets[row], *span)
         if not term_mask[term].any():
             term_mask[term] = encoded["attention_mask"][row].bool()
     return dict(encoded) | {"term_mask": term_mask, "term_rows": torch.tensor(rows, dtype=torch.long)}
