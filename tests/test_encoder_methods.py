@@ -280,6 +280,15 @@ def test_one_pass_parameters_are_validated(mams_sample):
             make_method("finetune", **(ONE_PASS | bad)).fit(train)
 
 
+def test_one_pass_training_that_would_not_fit_in_memory_is_refused_with_what_to_change(mams_sample, monkeypatch):
+    from topicsent.encoders import _assembled
+
+    monkeypatch.setattr(_assembled, "available_memory", lambda: 2**20)
+    with pytest.raises(InvalidParameterError, match=r"GiB is available; .*a smaller train_layers") as refused:
+        make_method("finetune", **ONE_PASS).fit(mams_sample[0][:40])
+    assert "lora" not in str(refused.value)  # design='attention' refuses adaptation='lora'
+
+
 def test_a_checkpoint_of_another_training_is_refused(mams_sample, tmp_path):
     train, _ = mams_sample
     small = train.sample(60, seed=2)

@@ -261,17 +261,17 @@ def available_memory() -> int:
     return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
-def require_memory(description: str, needed: int) -> None:
-    """Refuse work that would not fit: ``description`` needs about ``needed`` bytes.
+def require_memory(description: str, needed: int, advice: str) -> None:
+    """Refuse work that would not fit: ``description`` needs about ``needed`` bytes;
+    ``advice`` says what the caller's user can change.
 
     Raises
     ------
     InvalidParameterError
-        When less memory is available than needed, with both figures.
+        When less memory is available than needed, with both figures and the advice.
     """
     available = available_memory()
     if needed > available:
         raise InvalidParameterError(
-            f"{description} needs about {needed / 2**30:.1f} GiB of memory and {available / 2**30:.1f} GiB is available; "
-            "use a smaller base, adaptation='lora', a smaller train_batch_size or unfreeze fewer layers"
+            f"{description} needs about {needed / 2**30:.1f} GiB of memory and {available / 2**30:.1f} GiB is available; {advice}"
         )

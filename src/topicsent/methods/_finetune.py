@@ -360,7 +360,8 @@ class FinetuneMethod(PairClassifierMethod):
         layers = len(groups) - 1
         activations = self.train_batch_size * self.max_length * self.model_.encoder.config.hidden_size * layers * 4 * 24
         require_memory(f"fine-tuning {self.base} ({trained / 1e6:,.0f}M of {weights / 1e6:,.0f}M weights trained)",
-                       weights * 4 + trained * 12 + activations + 2**30)  # fmt: skip
+                       weights * 4 + trained * 12 + activations + 2**30,
+                       "use a smaller base, a smaller train_layers, train_batch_size or max_length")  # fmt: skip
 
     def _one_pass_inputs(self, texts: list[str], spans: list[list] | None, rows: list[int]) -> dict[str, Any]:
         """Model inputs for the reviews at ``rows`` (and their terms' spans, ATSA)."""
