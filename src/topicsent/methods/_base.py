@@ -102,8 +102,9 @@ class BaseMethod(ABC):
         return cls.tuning_grid
 
     #: Declarative checks run in ``fit``: a tuple of allowed values, ``"positive"`` (a
-    #: number > 0), ``"non-negative"`` (a number >= 0) or ``"count"`` (an int >= 1); a
-    #: string constraint starting with ``"optional "`` also allows None.
+    #: number > 0), ``"non-negative"`` (a number >= 0), ``"share"`` (a number in (0, 1))
+    #: or ``"count"`` (an int >= 1); a string constraint starting with ``"optional "``
+    #: also allows None.
     parameter_constraints: ClassVar[dict[str, tuple | str]] = {}
 
     def _validate_params(self) -> None:
@@ -493,4 +494,6 @@ def _satisfies(value: Any, constraint: str) -> tuple[bool, str]:
         return number and value > 0, "a float > 0"
     if constraint == "non-negative":
         return number and value >= 0, "a number >= 0"
+    if constraint == "share":
+        return number and 0 < value < 1, "in (0, 1)"
     return number and isinstance(value, int) and value >= 1, "an int >= 1"

@@ -142,7 +142,7 @@ class StackMethod(AspectPipelineMethod):
 
     name = "stack"
     supported_tasks = frozenset({Task.ACSA, Task.ATSA, Task.RATING})
-    parameter_constraints: ClassVar[dict[str, tuple | str]] = {"refit": (True, False), "C": "positive"}
+    parameter_constraints: ClassVar[dict[str, tuple | str]] = {"refit": (True, False), "C": "positive", "holdout": "share"}
 
     def __init__(
         self,
@@ -171,10 +171,6 @@ class StackMethod(AspectPipelineMethod):
 
     def _validate_params(self) -> None:
         super()._validate_params()
-        if not 0.0 < self.holdout < 1.0:
-            raise InvalidParameterError(
-                f"The 'holdout' parameter of StackMethod must be in (0, 1). Got {self.holdout!r} instead."
-            )
         specs = self.member_specs()
         if len(specs) < 2:
             raise InvalidParameterError(f"a stack needs at least two members separated by '+'; got {self.members!r}")
