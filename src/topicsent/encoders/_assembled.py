@@ -23,7 +23,7 @@ import subprocess
 import sys
 import zipfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from topicsent._folders import folder_written_once, model_dir
@@ -84,11 +84,6 @@ class AssembledEncoder:
     pooling: str
     description: str
     text_prefix: str = ""
-    extra_files: tuple[str, ...] = field(default=())
-
-    @property
-    def requirements(self) -> tuple[str, ...]:
-        return tuple(chunk.requirement for chunk in self.chunks)
 
     @property
     def directory(self) -> Path:
