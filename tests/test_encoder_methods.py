@@ -273,6 +273,7 @@ def test_one_pass_parameters_are_validated(mams_sample):
         ({"train_layers": 0}, "None or an int >= 1"),
         ({"class_weight_power": -1}, "a number >= 0"),
         ({"device": "tpu"}, "'cuda:N'"),
+        ({"device": "cuda:first"}, "'cuda:N'"),
         ({"adaptation": "lora"}, "adaptation='lora' is for design='pair'"),
     ]
     for bad, message in cases:

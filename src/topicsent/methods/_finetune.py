@@ -14,6 +14,7 @@ user's local model directory or ``.gguf`` file.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -201,7 +202,7 @@ class FinetuneMethod(PairClassifierMethod):
 
     def _validate_params(self) -> None:
         super()._validate_params()
-        if self.device not in DEVICES and not str(self.device).startswith("cuda:"):
+        if self.device not in DEVICES and not re.fullmatch(r"cuda:\d+", str(self.device)):
             raise InvalidParameterError(
                 f"The 'device' parameter of {type(self).__name__} must be one of {DEVICES} or 'cuda:N'. Got {self.device!r}."
             )
