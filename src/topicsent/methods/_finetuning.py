@@ -89,7 +89,16 @@ class BaseModel:
 
 
 def resolve_base(name_or_path: str) -> BaseModel:
-    """A packaged encoder or LLM name, a model directory, or a ``.gguf`` file."""
+    """A packaged encoder or LLM name, a model directory, or a ``.gguf`` file.
+
+    Raises
+    ------
+    InvalidParameterError
+        A missing ``.gguf`` file, or a name that is neither packaged nor a folder.
+    ModelFileError
+        A model folder without safetensors weights, or an assembled encoder that cannot
+        be assembled and checked (see :func:`topicsent.encoders.resolve_encoder`).
+    """
     from topicsent.encoders import TRANSFORMER_ENCODERS, resolve_encoder
     from topicsent.llm import PACKAGED_LLMS, packaged_model_path
 
@@ -333,6 +342,16 @@ def fit_torch(
     last finished epoch: a training killed at any point loses at most one epoch.
     Batches move to ``device`` (default: the CPU); forward passes run under autocast
     to ``precision`` (a torch dtype; None: fp32).
+
+    Returns
+    -------
+    TrainingReport
+        The epoch kept and the validation curve (of every epoch, resumed ones included).
+
+    Raises
+    ------
+    InvalidParameterError
+        The checkpoint folder holds the state of another training.
     """
     import torch
     from transformers import get_linear_schedule_with_warmup
