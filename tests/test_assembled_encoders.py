@@ -99,8 +99,8 @@ def test_a_missing_part_package_names_the_one_to_fetch(tiny_encoder, monkeypatch
 
 def test_a_backbone_too_big_for_memory_fails_before_training_with_the_figure(monkeypatch):
     monkeypatch.setattr(_assembled, "available_memory", lambda: 2 * 2**30)
-    with pytest.raises(InvalidParameterError, match=r"needs about 9\.6 GiB of memory and 2\.0 GiB is available"):
-        _assembled.require_memory("fine-tuning embeddinggemma-300m", int(9.6 * 2**30))
+    with pytest.raises(InvalidParameterError, match=r"needs about 9\.6 GiB of memory and 2\.0 GiB is available; use less"):
+        _assembled.require_memory("fine-tuning embeddinggemma-300m", int(9.6 * 2**30), "use less")
 
 
 def test_registry_entries_are_complete():

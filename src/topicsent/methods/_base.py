@@ -105,9 +105,10 @@ class BaseMethod(ABC):
         return cls.tuning_grid
 
     #: Declarative checks run in ``fit``: a tuple of allowed values, ``"positive"`` (a
-    #: finite number > 0), ``"non-negative"`` (a finite number >= 0), ``"index"`` (an int
-    #: >= 0), ``"text"`` (a non-empty string) or ``"count"`` (an int >= 1); a
-    #: string constraint starting with ``"optional "`` also allows None.
+    #: finite number > 0), ``"non-negative"`` (a finite number >= 0), ``"share"`` (a finite
+    #: number in (0, 1)), ``"index"`` (an int >= 0), ``"text"`` (a non-empty string) or
+    #: ``"count"`` (an int >= 1); a string constraint starting with ``"optional "`` also
+    #: allows None.
     parameter_constraints: ClassVar[dict[str, tuple | str]] = {}
 
     def _validate_params(self) -> None:
@@ -545,6 +546,8 @@ def _satisfies(value: Any, constraint: str) -> tuple[bool, str]:
         return number and value > 0, "a finite float > 0"
     if constraint == "non-negative":
         return number and value >= 0, "a finite number >= 0"
+    if constraint == "share":
+        return number and 0 < value < 1, "in (0, 1)"
     if constraint == "text":
         return isinstance(value, str) and bool(value.strip()), "a non-empty string"
     if constraint == "index":

@@ -134,7 +134,11 @@ class CascadeMethod(BaseMethod):
     supported_tasks = frozenset({Task.ACSA, Task.ATSA, Task.RATING})
     answers_can_fail = True  # an LLM stage's answer can stay unparsed
     batch_size = 100_000  # stages batch for themselves; one call keeps routing whole
-    parameter_constraints: ClassVar[dict[str, tuple | str]] = {"max_holdout": "count"}
+    parameter_constraints: ClassVar[dict[str, tuple | str]] = {
+        "max_holdout": "count",
+        "max_last_share": "share",
+        "holdout": "share",
+    }
 
     def __init__(
         self,
@@ -161,10 +165,6 @@ class CascadeMethod(BaseMethod):
 
     def _validate_params(self) -> None:
         super()._validate_params()
-        for name in ("max_last_share", "holdout"):
-            if not 0.0 < getattr(self, name) < 1.0:
-                value = getattr(self, name)
-                raise InvalidParameterError(f"The {name!r} parameter of CascadeMethod must be in (0, 1). Got {value!r} instead.")
         if self.thresholds is not None and len(self.thresholds) != len(self.stage_specs()) - 1:
             raise InvalidParameterError(f"thresholds needs one value per stage but the last: {len(self.stage_specs()) - 1}")
 

@@ -14,6 +14,7 @@ user's local model directory or ``.gguf`` file.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -202,7 +203,7 @@ class FinetuneMethod(PairClassifierMethod):
 
     def _validate_params(self) -> None:
         super()._validate_params()
-        if self.device not in DEVICES and not str(self.device).startswith("cuda:"):
+        if self.device not in DEVICES and not re.fullmatch(r"cuda:\d+", str(self.device)):
             raise InvalidParameterError(
                 f"The 'device' parameter of {type(self).__name__} must be one of {DEVICES} or 'cuda:N'. Got {self.device!r}."
             )
@@ -277,25 +278,23 @@ class FinetuneMethod(PairClassifierMethod):
             super()._fit_polarity(pairs, labels)
             return
         self.polarity_classes_ = sorted(set(labels))
-        label_ids = np.array([self.polarity_classes_.index(label) for label in labels])
         if self.task_ is Task.ATSA:  # one row per review, holding all its terms
+            label_ids = np.array([self.polarity_classes_.index(label) for label in labels])
             reviews, spans, rows = _terms_by_review(pairs)
             targets = {"polarity": [label_ids[term_rows] for term_rows in rows]}
             self._train_one_pass([r.text for r in reviews], spans, targets, [r.id for r in reviews])
-        else:  # trained with the mention targets in _fit_detector, which sees every review
-            self._pending_acsa = (pairs, label_ids)
+        # ACSA trains in _fit_detector, which sees every review with its aspects and mentions
 
     def _fit_detector(self, reviews: Sequence[Review], mentioned: np.ndarray) -> None:
         if self.design == "pair":
             return
         from topicsent.methods._one_pass import IGNORE
 
-        pairs, label_ids = self.__dict__.pop("_pending_acsa")
-        row_of = {review.id: row for row, review in enumerate(reviews)}
-        index = self.category_index
+        index, label_id = self.category_index, {label: i for i, label in enumerate(self.polarity_classes_)}
         polarity = np.full(mentioned.shape, IGNORE)
-        for (review, aspect), label in zip(pairs, label_ids, strict=True):
-            polarity[row_of[review.id], index[aspect.name]] = label
+        for row, review in enumerate(reviews):
+            for aspect in review.aspects:
+                polarity[row, index[aspect.name]] = label_id[aspect.polarity]
         targets = {"polarity": polarity, "detection": mentioned.astype(np.float32)}
         self._train_one_pass([review.text for review in reviews], None, targets, [review.id for review in reviews])
 
@@ -363,7 +362,8 @@ class FinetuneMethod(PairClassifierMethod):
         layers = len(groups) - 1
         activations = self.train_batch_size * self.max_length * self.model_.encoder.config.hidden_size * layers * 4 * 24
         require_memory(f"fine-tuning {self.base} ({trained / 1e6:,.0f}M of {weights / 1e6:,.0f}M weights trained)",
-                       weights * 4 + trained * 12 + activations + 2**30)  # fmt: skip
+                       weights * 4 + trained * 12 + activations + 2**30,
+                       "use a smaller base, a smaller train_layers, train_batch_size or max_length")  # fmt: skip
 
     def _one_pass_inputs(self, texts: list[str], spans: list[list] | None, rows: list[int]) -> dict[str, Any]:
         """Model inputs for the reviews at ``rows`` (and their terms' spans, ATSA)."""
@@ -388,7 +388,8 @@ class FinetuneMethod(PairClassifierMethod):
 
     def _review_outputs(self, reviews: Sequence[Review]) -> dict[str, np.ndarray]:
         """ACSA outputs per distinct review text, remembered for the next call in the same
-        batch (detection, then the polarity of the detected categories)."""
+        batch (detection, then the polarity of the detected categories) in the attribute
+        the pair design uses, which a new fit drops."""
         texts = list(dict.fromkeys(review.text for review in reviews))
         recent = getattr(self, "_recent_outputs", {})
         missing = [text for text in texts if text not in recent]

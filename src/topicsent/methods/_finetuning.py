@@ -89,7 +89,16 @@ class BaseModel:
 
 
 def resolve_base(name_or_path: str) -> BaseModel:
-    """A packaged encoder or LLM name, a model directory, or a ``.gguf`` file."""
+    """A packaged encoder or LLM name, a model directory, or a ``.gguf`` file.
+
+    Raises
+    ------
+    InvalidParameterError
+        A missing ``.gguf`` file, or a name that is neither packaged nor a folder.
+    ModelFileError
+        A model folder without safetensors weights, or an assembled encoder that cannot
+        be assembled and checked (see :func:`topicsent.encoders.resolve_encoder`).
+    """
     from topicsent.encoders import TRANSFORMER_ENCODERS, resolve_encoder
     from topicsent.llm import PACKAGED_LLMS, packaged_model_path
 
@@ -333,6 +342,16 @@ def fit_torch(
     last finished epoch: a training killed at any point loses at most one epoch.
     Batches move to ``device`` (default: the CPU); forward passes run under autocast
     to ``precision`` (a torch dtype; None: fp32).
+
+    Returns
+    -------
+    TrainingReport
+        The epoch kept and the validation curve (of every epoch, resumed ones included).
+
+    Raises
+    ------
+    InvalidParameterError
+        The checkpoint folder holds the state of another training.
     """
     import torch
     from transformers import get_linear_schedule_with_warmup
@@ -341,10 +360,10 @@ def fit_torch(
     trainable = [p for group in param_groups for p in group["params"]]
     optimizer = torch.optim.AdamW(param_groups, weight_decay=0.01)
     schedule = get_linear_schedule_with_warmup(optimizer, int(0.06 * steps_per_epoch * epochs), steps_per_epoch * epochs)
+    torch.manual_seed(seed)
     state = _EpochState(model)
-    if checkpoint is not None:
+    if checkpoint is not None:  # restores the generator where the killed run left it: dropout continues as it would have
         state.resume(checkpoint, optimizer, schedule)
-    torch.manual_seed(seed + state.epoch)
     with progress_bar(description, total=steps_per_epoch * epochs) as advance:
         advance(steps_per_epoch * state.epoch)
         while state.epoch < epochs and not state.stale(patience):

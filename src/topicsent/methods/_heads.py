@@ -31,10 +31,17 @@ def pad_tokens(items: Sequence[TokenEmbeddings]) -> tuple[torch.Tensor, torch.Te
     return torch.from_numpy(vectors), torch.from_numpy(mask)
 
 
+def tokens_in_span(offsets, start: int, end: int):
+    """Which tokens overlap the character span ``[start, end)``: ``offsets`` holds each
+    token's character span in its last axis (a numpy array or a torch tensor); special
+    tokens (empty spans) never do."""
+    return (offsets[..., 1] > start) & (offsets[..., 0] < end) & (offsets[..., 1] > offsets[..., 0])
+
+
 def term_vector(item: TokenEmbeddings, start: int, end: int) -> np.ndarray:
     """Mean vector of the tokens inside the character span (the term); the sentence
     mean when truncation cut the term off."""
-    inside = (item.offsets[:, 1] > start) & (item.offsets[:, 0] < end) & (item.offsets[:, 1] > item.offsets[:, 0])
+    inside = tokens_in_span(item.offsets, start, end)
     return item.vectors[inside].mean(axis=0) if inside.any() else item.mean()
 
 

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from topicsent.methods._heads import AspectAttentionHead
+from topicsent.methods._heads import AspectAttentionHead, tokens_in_span
 
 HEAD_LEARNING_RATE = 1e-3
 IGNORE = -1  # polarity target of a category the review does not mention
@@ -88,12 +88,11 @@ def encode_texts(
     if spans is None:
         return dict(encoded)
     offsets = encoded.pop("offset_mapping")
-    real = offsets[:, :, 1] > offsets[:, :, 0]
     rows = [row for row, text_spans in enumerate(spans) for _ in text_spans]
     term_mask = torch.zeros((len(rows), offsets.shape[1]), dtype=torch.bool)
     for term, (row, span) in enumerate(zip(rows, (span for text_spans in spans for span in text_spans), strict=True)):
         if span is not None:
-            term_mask[term] = real[row] & (offsets[row, :, 1] > span[0]) & (offsets[row, :, 0] < span[1])
+            term_mask[term] = tokens_in_span(offsets[row], *span)
         if not term_mask[term].any():
             term_mask[term] = encoded["attention_mask"][row].bool()
     return dict(encoded) | {"term_mask": term_mask, "term_rows": torch.tensor(rows, dtype=torch.long)}
@@ -149,16 +148,18 @@ def _after_layers(name: str) -> bool:
 
 def acsa_loss(detection_weight: float, polarity_weights: torch.Tensor | None):
     """Cross-entropy over the mentioned categories' polarities (unmentioned ones are
-    ``IGNORE``), optionally class-weighted, plus ``detection_weight`` times the binary
-    cross-entropy of every category's mention."""
+    ``IGNORE``; none in a batch of reviews without aspects), optionally class-weighted,
+    plus ``detection_weight`` times the binary cross-entropy of every category's mention."""
 
     def loss(outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]) -> torch.Tensor:
+        detection = nn.functional.binary_cross_entropy_with_logits(outputs["detection"], targets["detection"].float())
+        if not (targets["polarity"] != IGNORE).any():  # no review of the batch mentions a category: the mean is 0/0
+            return detection_weight * detection
         logits = outputs["polarity"]
         polarity = nn.functional.cross_entropy(
             logits.reshape(-1, logits.shape[-1]), targets["polarity"].reshape(-1),
             weight=polarity_weights, ignore_index=IGNORE,
         )  # fmt: skip
-        detection = nn.functional.binary_cross_entropy_with_logits(outputs["detection"], targets["detection"].float())
         return polarity + detection_weight * detection
 
     return loss

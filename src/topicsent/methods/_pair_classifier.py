@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from topicsent.data import AspectLabel, Review
+from topicsent.data import AspectLabel, Review, ReviewSet
 from topicsent.methods._finetuning import Example
 from topicsent.methods._pipeline import AspectPipelineMethod, Pair
 from topicsent.schema import Task
@@ -79,6 +79,10 @@ class PairClassifierMethod(AspectPipelineMethod):
         """What the pair model predicts: the polarities, plus ``none`` for ACSA."""
         return [*self.polarity_classes_, NONE] if self.task_ is Task.ACSA else list(self.polarity_classes_)
 
+    def _fit(self, reviews: ReviewSet) -> None:
+        self.__dict__.pop("_recent_outputs", None)  # remembered from the weights this fit replaces
+        super()._fit(reviews)
+
     def _rating_sample(self, reviews: Sequence[Review], ratings: np.ndarray) -> tuple[list[Review], np.ndarray]:
         """The rating-training reviews, at most ``examples_per_class`` per rating (seeded)."""
         keep = sample_per_class([str(r) for r in ratings], self.examples_per_class, self.random_state)
@@ -122,11 +126,11 @@ class PairClassifierMethod(AspectPipelineMethod):
         pairs = [(review, AspectLabel(name, "category")) for review in reviews for name in self.categories]
         proba = self._pair_model_proba(self._examples(pairs))
         # remembered for the polarity of the detected pairs, asked for next in the same batch
-        self._recent_proba = {_pair_key(pair): row for pair, row in zip(pairs, proba, strict=True)}
+        self._recent_outputs = {_pair_key(pair): row for pair, row in zip(pairs, proba, strict=True)}
         return 1.0 - proba[:, -1].reshape(len(reviews), len(self.categories))
 
     def _polarity_proba(self, pairs: list[Pair]) -> np.ndarray:
-        recent = getattr(self, "_recent_proba", {})
+        recent = getattr(self, "_recent_outputs", {})
         missing = [pair for pair in pairs if _pair_key(pair) not in recent]
         if missing:
             recent = recent | dict(zip(map(_pair_key, missing), self._pair_model_proba(self._examples(missing)), strict=True))

@@ -150,7 +150,7 @@ class StackMethod(AspectPipelineMethod):
     supported_tasks = frozenset({Task.ACSA, Task.ATSA, Task.RATING})
     parameter_constraints: ClassVar[dict[str, tuple | str]] = {
         "members": "text",
-        "holdout": "positive",  # and < 1, checked below
+        "holdout": "share",
         "refit": (True, False),
         "C": "positive",
         "random_state": "index",
@@ -183,10 +183,6 @@ class StackMethod(AspectPipelineMethod):
 
     def _validate_params(self) -> None:
         super()._validate_params()
-        if not 0.0 < self.holdout < 1.0:
-            raise InvalidParameterError(
-                f"The 'holdout' parameter of StackMethod must be in (0, 1). Got {self.holdout!r} instead."
-            )
         specs = self.member_specs()
         if len(specs) < 2:
             raise InvalidParameterError(f"a stack needs at least two members separated by '+'; got {self.members!r}")
