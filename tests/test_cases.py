@@ -99,6 +99,18 @@ def _reviews_of_texts(texts: list[str]):
     return [Review(id=str(i), text=text) for i, text in enumerate(texts)]
 
 
+def test_a_category_without_examples_stops_methods_that_learn_it_but_not_a_prompted_llm():
+    from topicsent.data import load_dataset
+
+    train = load_dataset("mams-acsa").train.sample(200, seed=5)
+    sample = train.with_reviews([r for r in train if all(a.name != "service" for a in r.aspects)])
+    assert "service" in sample.label_space.categories and not any(a.name == "service" for r in sample for a in r.aspects)
+    with pytest.raises(InputDataError, match="no review is labelled with the taxonomy's 'service'"):
+        make_method("tfidf-lr").fit(sample, "acsa")
+    prompted = make_method("llm", backend="llamacpp", model="smollm2-135m-instruct").fit(sample, "acsa")
+    assert "service" in prompted.label_space_.categories  # the taxonomy comes from the prompt, examples are optional
+
+
 def _truncating_server(request: httpx.Request) -> httpx.Response:
     """An OpenAI-compatible server that cuts off the reviews marked TRUNC (partial JSON)
     and NULLC (no content) at the token limit, and answers the others."""

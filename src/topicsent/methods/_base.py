@@ -69,6 +69,10 @@ class BaseMethod(ABC):
     #: Whether ``topicsent train`` calibrates on the validation split unasked (not when
     #: every review costs a model call).
     calibrate_by_default: ClassVar[bool] = True
+    #: Whether ACSA training learns something per category (a detector, a weight block),
+    #: so every taxonomy category needs training examples. A prompted LLM reads the
+    #: taxonomy from its prompt and does not.
+    learns_each_category: ClassVar[bool] = True
 
     # ----- parameters -------------------------------------------------------------
 
@@ -183,7 +187,7 @@ class BaseMethod(ABC):
         if task is None and reviews.task is None:
             task = infer_task(reviews)
         task = self._resolve_task(reviews, task)
-        _check_training_labels(reviews, task)
+        _check_training_labels(reviews, task, every_category=self.learns_each_category)
         usable = reviews.with_reviews([r for r in reviews if r.text.strip()])
         self.task_ = task
         self.label_space_ = reviews.label_space
@@ -487,10 +491,11 @@ class BaseMethod(ABC):
         """Restore what :meth:`_save_state` wrote."""
 
 
-def _check_training_labels(reviews: ReviewSet, task: Task) -> None:
+def _check_training_labels(reviews: ReviewSet, task: Task, *, every_category: bool = True) -> None:
     """Refuse training data that cannot teach ``task`` before any work starts: a bad
-    label (named by its review), no labels, or labels that never differ (one rating,
-    one polarity), which no method can learn from."""
+    label (named by its review), no labels, labels that never differ (one rating, one
+    polarity), which no method can learn from, and (``every_category``: methods that
+    learn per category) a taxonomy category without any example."""
     if not len(reviews):
         raise InputDataError(f"{reviews.name}: no reviews to train on")
     check_labels(reviews, reviews.label_space, task)
@@ -500,7 +505,7 @@ def _check_training_labels(reviews: ReviewSet, task: Task) -> None:
     if problem := one_class_problem(reviews, task, needed_by):
         raise InputDataError(f"{reviews.name}: {problem}")
     categories = reviews.label_space.categories
-    if task is Task.ACSA and categories:
+    if task is Task.ACSA and categories and every_category:
         seen = {a.name for r in reviews for a in r.aspects}
         if missing := [c for c in categories if c not in seen]:
             raise InputDataError(

@@ -82,6 +82,7 @@ class LlmMethod(BaseMethod):
     supported_tasks = frozenset({Task.ACSA, Task.ATSA, Task.RATING})
     answers_can_fail = True
     calibrate_by_default = False  # each validation review would cost a model call
+    learns_each_category = False  # the taxonomy is in the prompt; examples are optional
     parameter_constraints: ClassVar[dict[str, tuple | str]] = {
         "strategy": STRATEGIES, "k": "count", "pool_size": "count", "reviews_per_prompt": "count",
         "max_concurrency": "count", "max_tokens": "count", "max_review_chars": "count",
