@@ -194,7 +194,7 @@ def test_sentences_of_a_command_without_a_table_keep_a_path_whole_in_a_log_file(
         (["predict", "--model", "/nonexistent", "x.csv", "-o", "out.xlsx"], "unknown output type"),
         (["train", "-o", "m"], "give either a labelled file or --dataset"),
         (["train", "--dataset", "mams-acsa", "--params", "{bad", "-o", "m"], "--params is not valid JSON"),
-        (["train", "--dataset", "mams-acsa", "--params", '{"C": -1}', "-o", "m"], "must be a float > 0"),
+        (["train", "--dataset", "mams-acsa", "--params", '{"C": -1}', "-o", "m"], "must be a finite float > 0"),
         (["train", "--dataset", "mams-acsa", "--params", '{"depth": 3}', "-o", "m"], "has no parameter(s) depth"),
         (["train", "--dataset", "mams-acsa", "--base", "smollm2-135m-instruct", "-o", "m"], "has no parameter(s) base"),
         (["train", "-d", "mams-acsa", "-m", "sft", "--base", "/nowhere/x.gguf", "-o", "m"], "/nowhere/x.gguf does not exist"),

@@ -125,7 +125,7 @@ def test_bad_bases_fail_clearly(tmp_path):
         resolve_base("no-such-model")
     with pytest.raises(InvalidParameterError, match="does not exist"):
         resolve_base(str(tmp_path / "missing.gguf"))
-    with pytest.raises(InvalidParameterError, match="must be None or a float > 0"):
+    with pytest.raises(InvalidParameterError, match="must be None or a finite float > 0"):
         make_method("finetune", learning_rate=-1).fit(load_dataset("mams-acsa").train[:20])
 
 
@@ -271,7 +271,7 @@ def test_one_pass_parameters_are_validated(mams_sample):
     train, _ = mams_sample
     cases = [
         ({"train_layers": 0}, "None or an int >= 1"),
-        ({"class_weight_power": -1}, "a number >= 0"),
+        ({"class_weight_power": -1}, "a finite number >= 0"),
         ({"device": "tpu"}, "'cuda:N'"),
         ({"device": "cuda:first"}, "'cuda:N'"),
         ({"adaptation": "lora"}, "adaptation='lora' is for design='pair'"),
