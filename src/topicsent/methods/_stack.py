@@ -85,8 +85,9 @@ def fit_combiner(features: np.ndarray, targets: np.ndarray, *, C: float, part: s
 
 
 class StackMethod(AspectPipelineMethod):
-    """Members' calibrated probabilities combined by a logistic regression learned on
-    held-out reviews (multinomial stacking, Wolpert 1992).
+    """An ensemble: members' probabilities combined by a model learned on held-out reviews.
+
+    Multinomial stacking (Wolpert 1992): logistic regressions learned on a held-out share.
 
     The combiner sees, for a (review, aspect) pair, every member's log-probability of
     each polarity; for a category, every member's mention logit of that category (one
