@@ -58,6 +58,7 @@ bench: bench-baselines bench-encoders bench-topics bench-llm bench-sft bench-cas
 ## checkpoints: an interrupted target re-run continues from the last finished epoch. Ends with the table.
 ACCURACY_SPEC ?= finetune[base=all-mpnet-base-v2,design=attention,learning_rate=3e-5,layer_decay=0.9,epochs=6,patience=2
 ACCURACY_DATASETS ?= mams-acsa semeval14-acsa mams-atsa
+ACCURACY_COMMON := base=all-mpnet-base-v2,learning_rate=3e-5,epochs=6,patience=2
 bench-accuracy: export COLUMNS = 200
 bench-accuracy: $(STAMP)
 	$(BIN)/topicsent models install all-mpnet-base-v2
@@ -65,6 +66,11 @@ bench-accuracy: $(STAMP)
 		$(BIN)/topicsent eval --dataset $$dataset --out results/bench-accuracy \
 			--methods "majority,tfidf-lr,$(ACCURACY_SPEC),checkpoint_dir=results/bench-accuracy/checkpoints/$$dataset]" || exit 1; \
 	done
+	# the one-pass and BERT-pair designs on the same base in one run, then the stack with tfidf-lr (SemEval-14: the cheapest)
+	$(BIN)/topicsent eval --dataset semeval14-acsa --out results/bench-accuracy --methods "majority,tfidf-lr,\
+		finetune[design=attention,layer_decay=0.9,$(ACCURACY_COMMON)],finetune[design=pair,$(ACCURACY_COMMON)]"
+	$(BIN)/topicsent eval --dataset semeval14-acsa --out results/bench-accuracy --methods "majority,tfidf-lr,\
+		stack[members=tfidf-lr+finetune[design=attention,layer_decay=0.9,$(ACCURACY_COMMON)]]"
 	$(BIN)/python benchmarks/results_table.py results/bench-accuracy/eval-*.json --csv results/bench-accuracy/table.csv
 
 ## bench-baselines: baselines and embed-head on the English sets; baselines on full NSMC
