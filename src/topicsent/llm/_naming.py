@@ -23,9 +23,15 @@ from topicsent.topics._taxonomy import Taxonomy, Topic
 
 MAX_NAME_WORDS = 4
 MAX_NAME_CHARS = 40
+NAME_PATTERN = f"^[^ ]+( [^ ]+){{0,{MAX_NAME_WORDS - 1}}}$"  # 1 to MAX_NAME_WORDS words
 NAME_SCHEMA = {
     "type": "object",
-    "properties": {"name": {"type": "string", "maxLength": MAX_NAME_CHARS}, "description": {"type": "string"}},
+    "properties": {
+        # 1-4 words: backends that constrain decoding (llama.cpp grammars, OpenAI strict schemas) then cannot
+        # produce a longer name; the check below still holds for backends that do not
+        "name": {"type": "string", "maxLength": MAX_NAME_CHARS, "pattern": NAME_PATTERN},
+        "description": {"type": "string"},
+    },
     "required": ["name", "description"],
 }
 
