@@ -267,20 +267,13 @@ def train_classifier(
     train: tuple[Sequence[Example], np.ndarray],
     validation: tuple[Sequence[Example], np.ndarray],
     *,
-    epochs: int,
-    batch_size: int,
     learning_rate: float,
     max_length: int,
-    patience: int,
-    seed: int,
-    description: str,
-    checkpoint: Checkpoint | None = None,
-    device=None,
-    precision: Any = None,
+    **fit_options: Any,
 ) -> TrainingReport:
-    """Fine-tune a sequence classifier on (pair) examples with :func:`fit_torch`.
-    Integer targets train a classifier (cross-entropy), float targets a regressor
-    (mean squared error)."""
+    """Fine-tune a sequence classifier on (pair) examples with :func:`fit_torch`
+    (``fit_options``: its keyword arguments). Integer targets train a classifier
+    (cross-entropy), float targets a regressor (mean squared error)."""
     regression = train[1].dtype.kind == "f"
 
     def batches(examples: Sequence[Example], targets: np.ndarray) -> Batches:
@@ -296,9 +289,7 @@ def train_classifier(
     return fit_torch(
         _LogitsOf(model), batches(*train), batches(*validation), Objective(
             lambda logits, targets: _loss(logits, targets, regression), lambda logits, targets: _hits(logits, targets, regression)
-        ), [{"params": trainable, "lr": learning_rate}],
-        epochs=epochs, batch_size=batch_size, patience=patience, seed=seed, description=description, checkpoint=checkpoint,
-        device=device, precision=precision,
+        ), [{"params": trainable, "lr": learning_rate}], **fit_options,
     )  # fmt: skip
 
 
