@@ -305,7 +305,7 @@ class FinetuneMethod(PairClassifierMethod):
         from topicsent.methods import _one_pass
 
         train_rows, held_rows = held_out_rows(review_ids, self.random_state)
-        self._load_one_pass(resolve_base(self.base).directory, fresh=True)
+        self._load_one_pass(resolve_base(self.base).directory)
         groups = _one_pass.layerwise_groups(
             self.model_, learning_rate=self.learning_rate or FULL_LEARNING_RATE,
             train_layers=self.train_layers, layer_decay=self.layer_decay,
@@ -334,7 +334,7 @@ class FinetuneMethod(PairClassifierMethod):
         self.n_outputs_ = len(self.polarity_classes_)
         self.n_train_examples_ = len(polarity)
 
-    def _load_one_pass(self, directory: Path, *, fresh: bool) -> None:
+    def _load_one_pass(self, directory: Path) -> None:
         """The encoder from ``directory`` and new heads (seeded) around it."""
         import torch
         from transformers import AutoModel, AutoTokenizer
@@ -349,8 +349,6 @@ class FinetuneMethod(PairClassifierMethod):
         torch.manual_seed(self.random_state)
         n_categories = len(self.categories) if self.task_ is Task.ACSA else 0
         self.model_ = OnePassAspectModel(encoder, len(self.polarity_classes_), n_categories, hidden=self.hidden)
-        if not fresh:
-            self.model_.eval()
 
     def _require_training_memory(self, groups: list[dict[str, Any]]) -> None:
         """Refuse before training when weights, gradients, AdamW moments and the
@@ -486,7 +484,7 @@ class FinetuneMethod(PairClassifierMethod):
             from topicsent.encoders._transformer import require_safetensors
 
             require_safetensors(directory / MODEL_SUBDIR)
-            self._load_one_pass(directory / MODEL_SUBDIR, fresh=False)
+            self._load_one_pass(directory / MODEL_SUBDIR)
             self.model_.load_state_dict(load_tensors(directory / MODEL_SUBDIR / HEADS_FILE), strict=False)
             self.model_.eval()
             return
