@@ -296,3 +296,38 @@ def test_a_checkpoint_of_another_training_is_refused(mams_sample, tmp_path):
     make_method("finetune", epochs=1, checkpoint_dir=str(tmp_path), **ONE_PASS).fit(small)
     with pytest.raises(InvalidParameterError, match="holds the state of another training"):
         make_method("finetune", epochs=1, hidden=64, checkpoint_dir=str(tmp_path), **ONE_PASS).fit(small)
+
+
+@pytest.mark.parametrize(
+    ("monitor", "kept"),
+    [("loss", 2), ("accuracy", 3)],
+)
+def test_the_epoch_kept_follows_the_monitored_measure(monitor, kept):
+    """The loss can turn up from over-confidence while accuracy still rises (MAMS and
+    SemEval-14 with MPNet did): ``monitor="accuracy"`` keeps the later, more accurate epoch."""
+    import torch
+
+    from topicsent.methods._finetuning import _EpochState
+
+    model = torch.nn.Linear(2, 2)
+    state = _EpochState(model, monitor)
+    start = float(model.weight[0, 0])
+    for loss, accuracy in [(0.70, 0.80), (0.60, 0.82), (0.65, 0.85), (0.66, 0.85)]:
+        with torch.no_grad():
+            model.weight.add_(1.0)  # a different weight per epoch, to see which is restored
+        state.end_epoch(loss, accuracy)
+    state.restore_best()
+    assert state.best_epoch == kept
+    assert float(model.weight[0, 0]) == pytest.approx(start + kept)  # the kept epoch's weights are back
+    assert state.stale(patience=1) == (kept < 4)
+
+
+def test_a_regressor_monitored_by_accuracy_falls_back_to_its_loss():
+    import torch
+
+    from topicsent.methods._finetuning import _EpochState
+
+    state = _EpochState(torch.nn.Linear(2, 1), "accuracy")
+    for loss in [0.9, 0.5, 0.7]:
+        state.end_epoch(loss, float("nan"))
+    assert state.best_epoch == 2

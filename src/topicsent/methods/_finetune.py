@@ -101,7 +101,10 @@ class FinetuneMethod(PairClassifierMethod):
     epochs : int, default=3
         Most epochs; early stopping on held-out training reviews keeps the best.
     patience : int, default=1
-        Epochs without a better validation loss before stopping.
+        Epochs without a better ``monitor`` value before stopping.
+    monitor : {"loss", "accuracy"}, default="loss"
+        What picks the epoch kept: the lowest validation loss, or the highest
+        validation accuracy (polarity accuracy; ties to the lower loss).
     train_batch_size : int, default=16
     learning_rate : float or None, default=None
         None: 5e-5 for full fine-tuning; for LoRA, 2e-3 on an encoder and 5e-4 on a GGUF
@@ -138,6 +141,7 @@ class FinetuneMethod(PairClassifierMethod):
         "lora_rank": "count",
         "epochs": "count",
         "patience": "count",
+        "monitor": ("loss", "accuracy"),
         "train_batch_size": "count",
         "max_length": "count",
         "negative_ratio": "positive",
@@ -161,6 +165,7 @@ class FinetuneMethod(PairClassifierMethod):
         lora_rank: int = 8,
         epochs: int = 3,
         patience: int = 1,
+        monitor: str = "loss",
         train_batch_size: int = 16,
         learning_rate: float | None = None,
         max_length: int = 128,
@@ -183,6 +188,7 @@ class FinetuneMethod(PairClassifierMethod):
         self.lora_rank = lora_rank
         self.epochs = epochs
         self.patience = patience
+        self.monitor = monitor
         self.train_batch_size = train_batch_size
         self.learning_rate = learning_rate
         self.max_length = max_length
@@ -234,7 +240,7 @@ class FinetuneMethod(PairClassifierMethod):
             ([examples[i] for i in held_rows], targets[held_rows]),
             epochs=self.epochs, batch_size=self.train_batch_size,
             learning_rate=self.learning_rate or self._default_learning_rate(base),
-            max_length=self.max_length, patience=self.patience, seed=self.random_state,
+            max_length=self.max_length, patience=self.patience, monitor=self.monitor, seed=self.random_state,
             description=f"{self.name}: {self.adaptation} fine-tuning on {len(train_rows):,} examples",
             checkpoint=self._checkpoint([a + (b or "") for a, b in examples]), **self._placement(),
         )  # fmt: skip
@@ -327,8 +333,8 @@ class FinetuneMethod(PairClassifierMethod):
         trained = "every layer" if self.train_layers is None else f"the top {self.train_layers} layers"
         self.training_report_ = fit_torch(
             self.model_, batches(train_rows), batches(held_rows), Objective(loss, _one_pass.polarity_hits), groups,
-            epochs=self.epochs, batch_size=self.train_batch_size, patience=self.patience, seed=self.random_state,
-            description=f"{self.name}: one-pass fine-tuning of {trained} on {len(train_rows):,} reviews",
+            epochs=self.epochs, batch_size=self.train_batch_size, patience=self.patience, monitor=self.monitor,
+            seed=self.random_state, description=f"{self.name}: one-pass fine-tuning of {trained} on {len(train_rows):,} reviews",
             checkpoint=self._checkpoint(texts), **self._placement(),
         )  # fmt: skip
         self.n_outputs_ = len(self.polarity_classes_)
