@@ -9,7 +9,7 @@ review keeps the aspects every teacher found with the same polarity, each sure e
 teachers that detect aspects differently still agree on most polarities, but such a
 review's aspect list is then incomplete, so it suits "rate these aspects" data (the
 ``given`` SFT form) and polarity students, not detection. What is kept feeds
-:func:`~topicsent.llm._sft.sft_examples` (instruction data for a small model) or the
+:func:`~topicsent.methods.llm._sft_data.sft_examples` (instruction data for a small model) or the
 training of a student method (distillation).
 """
 

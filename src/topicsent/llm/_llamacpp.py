@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from topicsent._provenance import file_sha256
-from topicsent.errors import InvalidParameterError
-from topicsent.llm._backend import Backend, BackendError, ChatRequest, RawCompletion, file_id
+from topicsent.errors import BackendError, InvalidParameterError
+from topicsent.llm._backend import Backend, ChatRequest, RawCompletion, file_id
 from topicsent.llm._packaged import PACKAGED_LLMS, packaged_model_path
 
 

@@ -21,8 +21,8 @@ from typing import Any, ClassVar, Self
 import numpy as np
 from typing_extensions import TypedDict  # pydantic reads a TypedDict from here before Python 3.12
 
-from topicsent import __version__
 from topicsent._progress import progress_bar
+from topicsent._version import __version__
 from topicsent.data import (
     LabelSpace,
     Review,
