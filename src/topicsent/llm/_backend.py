@@ -9,6 +9,7 @@ file with one ``complete`` coroutine plus a ``topicsent.backends`` entry point.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, ClassVar
 
+from topicsent._extras import extras_needed
 from topicsent.errors import InvalidParameterError, UnknownNameError
 
 ENTRY_POINT_GROUP = "topicsent.backends"
@@ -127,7 +129,11 @@ def make_backend(name: str, model: str, **options: Any) -> Backend:
         entry_point = _entry_points()[name]
     except KeyError:
         raise UnknownNameError(f"unknown LLM backend {name!r}; registered: {', '.join(backend_names())}") from None
-    try:
-        return entry_point.load()(model, **options)
+    with extras_needed(f"the {name} backend"):
+        backend_class = entry_point.load()
+    try:  # only a call that does not fit the constructor is the user's error; a TypeError inside it is a bug
+        inspect.signature(backend_class).bind(model, **options)
     except TypeError as error:
         raise InvalidParameterError(f"backend {name!r}: {error}") from None
+    with extras_needed(f"the {name} backend"):
+        return backend_class(model, **options)

@@ -12,6 +12,7 @@ from functools import cache
 from importlib.metadata import entry_points
 from typing import Any
 
+from topicsent._extras import extras_needed
 from topicsent.errors import InvalidParameterError, UnknownNameError
 
 ENTRY_POINT_GROUP = "topicsent.methods"
@@ -34,7 +35,8 @@ def method_class(name: str) -> type:
     except KeyError:
         known = ", ".join(method_names()) or "none (is topicsent installed? run: pip install -e .)"
         raise UnknownNameError(f"unknown method {name!r}; registered methods: {known}") from None
-    return entry_point.load()
+    with extras_needed(f"method {name!r}"):
+        return entry_point.load()
 
 
 def method_class_names() -> dict[str, str]:
