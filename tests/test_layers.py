@@ -48,6 +48,7 @@ INTERNAL_TESTS: dict[tuple[str, str], str] = {
     ("test_cli.py", "topicsent.interfaces.cli._METRIC_COLUMNS"): "every metric the harness writes has a column",
     ("test_runs.py", "topicsent.runs._run"): "interrupting a run between parts (monkeypatched)",
     ("test_server.py", "topicsent.interfaces._jobs"): "the job store behind the REST service",
+    ("test_extras.py", "topicsent._extras"): "the optional-dependency helper and its module -> extra table",
 }
 
 

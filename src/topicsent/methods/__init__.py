@@ -24,6 +24,7 @@ from topicsent.methods._registry import (
     method_class,
     method_class_names,
     method_names,
+    method_spec,
     parse_method_spec,
     parse_methods,
     split_method_specs,
@@ -35,7 +36,7 @@ from topicsent.methods._tfidf_lr import TfidfLRMethod
 __all__ = [
     "AspectPipelineMethod", "BaseMethod", "CascadeMethod", "EmbedHeadMethod", "FinetuneMethod", "LdaMethod", "LlmMethod",
     "MajorityMethod", "SetFitMethod", "SftMethod", "StackMethod", "StageOutcomes", "TfidfLRMethod", "answer_correctness",
-    "answers_per_review", "confidence_levels", "make_method", "method_class", "method_class_names", "method_names",
+    "answers_per_review", "confidence_levels", "make_method", "method_class", "method_class_names", "method_names", "method_spec",
     "parse_method_spec", "parse_methods", "review_confidence", "route", "routed_accuracy", "split_holdout",
     "split_method_specs",
 ]  # fmt: skip
