@@ -21,8 +21,7 @@ from dataclasses import dataclass, field, replace
 
 from topicsent.data import AspectLabel, Review, ReviewSet
 from topicsent.errors import InvalidParameterError
-from topicsent.methods import BaseMethod
-from topicsent.methods._calibration import review_confidence
+from topicsent.methods import BaseMethod, review_confidence
 from topicsent.schema import ReviewAnalysis, Task
 
 
