@@ -32,13 +32,18 @@ from pathlib import Path
 
 import numpy as np
 
-from topicsent._provenance import git_commit
 from topicsent.data import load_dataset
-from topicsent.encoders._cache import CACHE_DIR_ENV
-from topicsent.eval import expected_calibration_error, polarity_scores
-from topicsent.methods import make_method
-from topicsent.methods._calibration import answer_correctness
-from topicsent.methods._cascade import StageOutcomes, answers_per_review, confidence_levels, route, routed_accuracy
+from topicsent.encoders import CACHE_DIR_ENV
+from topicsent.eval import expected_calibration_error, git_commit, polarity_scores
+from topicsent.methods import (
+    StageOutcomes,
+    answer_correctness,
+    answers_per_review,
+    confidence_levels,
+    make_method,
+    route,
+    routed_accuracy,
+)
 
 
 def main() -> None:

@@ -22,11 +22,10 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from topicsent._provenance import git_commit
 from topicsent.data import load_dataset
-from topicsent.eval import primary_metric, score
-from topicsent.llm._teacher import teacher_labels
+from topicsent.eval import git_commit, primary_metric, score
 from topicsent.methods import make_method, parse_method_spec, split_method_specs
+from topicsent.teacher import teacher_labels
 
 
 def main() -> None:

@@ -26,8 +26,8 @@ from pathlib import Path
 import pandas as pd
 import psutil
 
-from topicsent._provenance import git_commit
 from topicsent.data import data_dir, load_dataset
+from topicsent.eval import git_commit
 from topicsent.methods import make_method
 from topicsent.runs import part_files, read_manifest
 

@@ -28,11 +28,9 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
-from topicsent._provenance import git_commit
 from topicsent.data import load_dataset
-from topicsent.eval._topics import CLUSTERING, OUTLIER_RULES, evaluate_topic_models
-from topicsent.interfaces._tables import TableFormat, printer
-from topicsent.interfaces._topics_cli import topic_table
+from topicsent.eval import CLUSTERING, OUTLIER_RULES, evaluate_topic_models, git_commit
+from topicsent.interfaces import TableFormat, printer, topic_table
 
 DATASETS = "nsmc,womens-clothing,mams-acsa,semeval14-acsa"
 RULES = OUTLIER_RULES | {" (target share 10%)": {"share": 0.10}}

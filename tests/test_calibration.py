@@ -8,8 +8,7 @@ import pytest
 from topicsent.data import load_dataset
 from topicsent.errors import InvalidParameterError
 from topicsent.eval import expected_calibration_error, polarity_scores
-from topicsent.methods import BaseMethod, make_method
-from topicsent.methods._calibration import answer_correctness, review_confidence
+from topicsent.methods import BaseMethod, answer_correctness, make_method, review_confidence
 
 
 @pytest.fixture(scope="module")

@@ -20,8 +20,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from topicsent.data import ColumnMap, LabelSpace, Review, read_reviews, review_batches
-from topicsent.errors import InputDataError
-from topicsent.llm._answer import AnswerError, Question, parse_answer
+from topicsent.errors import AnswerError, InputDataError
+from topicsent.methods.llm import Question, parse_answer
 from topicsent.schema import ReviewAnalysis, Task, dumps, loads
 
 FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -15,13 +15,11 @@ import pytest
 from typer.testing import CliRunner
 
 from topicsent.data import Review, load_dataset
+from topicsent.errors import AnswerError
 from topicsent.interfaces.cli import app
-from topicsent.llm._answer import AnswerError, Question, answer_schema, gold_answer, locate, parse_answer
-from topicsent.llm._backend import Backend, BackendError, ChatRequest, RawCompletion
-from topicsent.llm._client import Limits, LlmClient, RateLimiter
-from topicsent.llm._prompts import PromptSet
-from topicsent.llm._sft import sft_examples
+from topicsent.llm import Backend, BackendError, ChatRequest, Limits, LlmClient, RateLimiter, RawCompletion
 from topicsent.methods import BaseMethod, make_method
+from topicsent.methods.llm import PromptSet, Question, answer_schema, gold_answer, locate, parse_answer, sft_examples
 from topicsent.schema import Task
 
 
@@ -52,7 +50,7 @@ def llm_cache(tmp_path, monkeypatch):
 
 def scripted(monkeypatch, answer) -> ScriptedBackend:
     backend = ScriptedBackend(answer)
-    monkeypatch.setattr("topicsent.methods._llm.make_backend", lambda *args, **kwargs: backend)
+    monkeypatch.setattr("topicsent.methods.llm._llm.make_backend", lambda *args, **kwargs: backend)
     return backend
 
 
@@ -167,6 +165,31 @@ def test_korean_prompts_render_with_the_rating_scale(korean_ratings):
     system = prompts.system(Question(Task.RATING, train.label_space), batch=False)
     assert "1부터 10까지" in system and '{"rating": <정수>, "confidence": <0~1>}' in system
     assert prompts.hash != PromptSet("en").hash
+
+
+def test_prompt_hashes_cover_only_their_own_templates(monkeypatch):
+    """Editing the topic-naming prompt keeps every review prompt's hash (cache keys and
+    sft_file checks); editing the review prompt changes it but not the naming one's."""
+    from topicsent.llm import _templates
+    from topicsent.topics import naming_prompt_hash
+
+    before = {lang: (PromptSet(lang).hash, naming_prompt_hash(lang)) for lang in ("en", "ko")}
+    original = _templates.template_text
+
+    def edited(name):
+        def text(package, template, language):
+            return original(package, template, language) + (" edited" if template == name else "")
+
+        return text
+
+    for name, review_changes, naming_changes in (("topic", False, True), ("system", True, False), ("repair", True, True)):
+        monkeypatch.setattr(_templates, "template_text", edited(name))
+        _templates.templates_hash.cache_clear()
+        for lang, (review, naming) in before.items():
+            assert (PromptSet(lang).hash != review, naming_prompt_hash(lang) != naming) == (review_changes, naming_changes)
+    monkeypatch.setattr(_templates, "template_text", original)
+    _templates.templates_hash.cache_clear()
+    assert PromptSet("en").hash == before["en"][0]
 
 
 # ----- the method: repair, unparsed, per-row failures, cache, budget, batching ---------------
@@ -376,7 +399,7 @@ def test_sft_data_is_what_the_parser_accepts(tmp_path, mams, korean_ratings):
 @pytest.fixture(scope="module")
 def mams_taxonomy(mams):
     """Three topics made from real MAMS sentences, named by keywords as discovery does."""
-    from topicsent.topics._taxonomy import Taxonomy, Topic
+    from topicsent.topics import Taxonomy, Topic
 
     train, _ = mams
     topics = []
@@ -392,7 +415,7 @@ def mams_taxonomy(mams):
 
 
 def test_topic_naming_checks_names_and_keeps_keywords_when_the_llm_fails(mams_taxonomy, llm_cache, monkeypatch):
-    from topicsent.llm._naming import name_topics
+    from topicsent.topics import name_topics
 
     def answer(request, count):
         prompt = request.messages[0][1]
@@ -404,7 +427,7 @@ def test_topic_naming_checks_names_and_keeps_keywords_when_the_llm_fails(mams_ta
         return '{"name": "what people say about how much everything here costs", "description": "too long"}'
 
     backend = ScriptedBackend(answer)
-    monkeypatch.setattr("topicsent.llm._naming.make_backend", lambda *args, **kwargs: backend)
+    monkeypatch.setattr("topicsent.topics._naming.make_backend", lambda *args, **kwargs: backend)
     named, outcomes = name_topics(mams_taxonomy, "scripted:gpt-4o-mini")
     assert named.categories == ("service", "pasta dishes", "price_expensive_cheap")
     assert [t.named_by for t in named.topics][:2] == ["llm", "llm"] and named.topics[2].named_by.startswith("keywords: ")
@@ -413,7 +436,7 @@ def test_topic_naming_checks_names_and_keeps_keywords_when_the_llm_fails(mams_ta
 
 
 def test_topic_naming_with_a_real_local_model(mams_taxonomy, llm_cache):
-    from topicsent.llm._naming import name_topics
+    from topicsent.topics import name_topics
 
     named, outcomes = name_topics(mams_taxonomy, "llamacpp:smollm2-135m-instruct")
     assert len(named.topics) == 3 and len(set(named.categories)) == 3

@@ -16,8 +16,7 @@ from typer.testing import CliRunner
 
 from conftest import SERVED_MODEL, free_port  # what the llama_server fixture serves
 from topicsent.interfaces.cli import app
-from topicsent.llm._backend import ChatRequest
-from topicsent.llm._openai import OpenAIBackend
+from topicsent.llm import ChatRequest, OpenAIBackend
 from topicsent.methods import make_method
 
 

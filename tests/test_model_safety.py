@@ -15,10 +15,9 @@ import sys
 import numpy as np
 import pytest
 
-from topicsent.encoders import resolve_encoder
-from topicsent.encoders._transformer import TransformerEncoder
+from topicsent.encoders import TransformerEncoder, resolve_encoder
 from topicsent.errors import ModelFileError
-from topicsent.llm._transformers import TransformersBackend
+from topicsent.llm import TransformersBackend
 from topicsent.methods import BaseMethod, make_method
 
 

@@ -51,3 +51,28 @@ def test_parameters_are_validated_in_fit(name, params, message):
     with pytest.raises(InvalidParameterError) as error:
         method.fit(ReviewSet((Review("1", "fine", rating=5),)), Task.RATING)
     assert message in str(error.value)
+
+
+def test_nested_options_stay_one_spec():
+    """``backend_options={"a": 1, "b": 2}`` was split at its inner comma into two specs."""
+    text = 'llm[backend_options={"a": 1, "b": 2},k=3], tfidf-lr[analyzer=char], stack[members=tfidf-lr+majority]'
+    assert split_method_specs(text) == [
+        'llm[backend_options={"a": 1, "b": 2},k=3]',
+        "tfidf-lr[analyzer=char]",
+        "stack[members=tfidf-lr+majority]",
+    ]
+    assert parse_method_spec('llm[backend_options={"a": 1, "b": [2, 3]},k=3]') == (
+        "llm", {"backend_options": {"a": 1, "b": [2, 3]}, "k": 3},
+    )  # fmt: skip
+    assert split_method_specs('llm[base_url="http://h:1/v1,x"],majority') == ['llm[base_url="http://h:1/v1,x"]', "majority"]
+
+
+def test_specs_parse_once_into_method_objects_and_back():
+    from topicsent.methods import MajorityMethod, TfidfLRMethod, method_spec, parse_methods
+
+    methods = parse_methods("majority, tfidf-lr[C=0.5,analyzer=char]")
+    assert [type(m) for m in methods] == [MajorityMethod, TfidfLRMethod]
+    assert methods[1].get_params() == TfidfLRMethod(C=0.5, analyzer="char").get_params()
+    assert [method_spec(m) for m in methods] == ["majority", "tfidf-lr[C=0.5,analyzer=char]"]
+    seeded = parse_methods("tfidf-lr,tfidf-lr[random_state=1],majority", random_state=3)
+    assert [m.get_params()["random_state"] for m in seeded] == [3, 1, 3]  # a seed the spec sets is kept

@@ -11,11 +11,11 @@ import pytest
 
 from topicsent.data import load_dataset
 from topicsent.errors import InputDataError
-from topicsent.llm._sft import sft_examples
 from topicsent.methods import BaseMethod, make_method
 from topicsent.methods._finetuning import resolve_base
-from topicsent.methods._lora_gguf import export_lora_gguf
-from topicsent.methods._tuning import load_causal_lm
+from topicsent.methods.llm import sft_examples
+from topicsent.methods.llm._lora_gguf import export_lora_gguf
+from topicsent.methods.llm._tuning import load_causal_lm
 
 BASE = "smollm2-135m-instruct"
 

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 from topicsent.data import ColumnMap, read_reviews
 from topicsent.interfaces.cli import app
-from topicsent.llm._costs import model_price
+from topicsent.llm import model_price
 from topicsent.methods import make_method
 from topicsent.schema import Task
 

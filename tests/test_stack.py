@@ -9,9 +9,7 @@ import pytest
 from topicsent.data import load_dataset
 from topicsent.errors import InvalidParameterError, UnknownNameError, UnsupportedTaskError
 from topicsent.eval import score
-from topicsent.methods import make_method, parse_method_spec
-from topicsent.methods._cascade import split_holdout
-from topicsent.methods._tfidf_lr import TfidfLRMethod
+from topicsent.methods import TfidfLRMethod, make_method, parse_method_spec, split_holdout
 from topicsent.schema import Task
 
 MEMBERS = "tfidf-lr[C=1.0]+tfidf-lr[analyzer=char]"  # word and character n-grams err differently

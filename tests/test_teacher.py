@@ -9,10 +9,10 @@ import pytest
 
 from topicsent.data import load_dataset
 from topicsent.errors import InvalidParameterError
-from topicsent.llm._sft import sft_examples
-from topicsent.llm._teacher import teacher_labels
 from topicsent.methods import make_method
+from topicsent.methods.llm import sft_examples
 from topicsent.schema import Task
+from topicsent.teacher import teacher_labels
 
 
 @pytest.fixture(scope="module")

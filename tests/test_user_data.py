@@ -22,7 +22,7 @@ import pytest
 import topicsent
 from topicsent.data import ColumnMap, file_splits, read_reviews, stratified_split
 from topicsent.errors import InputDataError, NotFittedError
-from topicsent.report._data import read_eval
+from topicsent.report import read_eval
 from topicsent.schema import FLAT_COLUMNS, Predictions, Task
 
 CASES = Path(__file__).parents[2] / "shared" / "cases"

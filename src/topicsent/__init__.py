@@ -21,7 +21,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.1.0"
+from topicsent._version import __version__ as __version__
 
 #: The public module -> the names it gives this package.
 _PUBLIC: dict[str, tuple[str, ...]] = {

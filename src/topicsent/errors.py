@@ -1,8 +1,8 @@
-"""The small exception hierarchy of topicsent.
+"""The small exception hierarchy of topicsent: every exception a user can catch.
 
 Every error a user can cause derives from :class:`TopicsentError`, so the CLI can
 print its one-line message instead of a traceback. The classes also subclass the
-builtin a caller would naturally catch (``ValueError``, ``KeyError``).
+builtin a caller would naturally catch (``ValueError``, ``KeyError``, ``ImportError``).
 """
 
 from __future__ import annotations
@@ -41,3 +41,29 @@ class UnknownNameError(TopicsentError, KeyError):
 
 class ModelFileError(TopicsentError, ValueError):
     """A saved model directory is missing, incomplete or from an incompatible version."""
+
+
+class MissingExtraError(TopicsentError, ImportError):
+    """An optional dependency is not installed; the message names the extra to install
+    (``pip install 'topicsent[EXTRA]'``), see :func:`topicsent.errors.missing_extra`."""
+
+
+class BackendError(TopicsentError):
+    """An LLM call failed. ``retryable`` (timeouts, 429, 5xx, dropped connections) means
+    the same request may succeed later; ``retry_after`` is the server's hint in seconds;
+    ``status`` the HTTP status when there was one."""
+
+    def __init__(self, message: str, *, retryable: bool, retry_after: float | None = None, status: int | None = None) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.retry_after = retry_after
+        self.status = status
+
+
+class BudgetExceededError(TopicsentError):
+    """The next LLM call could take spending past ``max_cost``; it was not made."""
+
+
+class AnswerError(ValueError):
+    """An LLM's answer is not usable; the message says what is wrong, for the repair
+    prompt (a row whose answer stays unusable comes back ``unparsed``, never guessed)."""

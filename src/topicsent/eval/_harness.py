@@ -2,7 +2,7 @@
 
 For each dataset and method: search the method's small tuning grid by fitting on
 train and scoring on validation, keep the best, then score on test. Quality metrics
-follow the published protocols (:mod:`topicsent.eval._metrics`); cost is training
+follow the published protocols (:mod:`topicsent.metrics`); cost is training
 time, prediction throughput and peak memory. Results carry the git commit so runs
 can be compared across commits; relative columns compare methods within one run,
 since absolute speed on a shared machine is noisy.
@@ -31,7 +31,11 @@ from topicsent._provenance import git_commit
 from topicsent.data import ReviewSet, Splits, load_dataset
 from topicsent.encoders._cache import CACHE_DIR_ENV
 from topicsent.errors import InvalidParameterError
-from topicsent.eval._metrics import (
+from topicsent.eval._resources import measure
+from topicsent.llm import LLM_CACHE_ENV, llm_cache_path
+from topicsent.methods import BaseMethod, make_method, method_class, parse_method_spec
+from topicsent.methods._calibration import MIN_CALIBRATION_ANSWERS, answer_correctness
+from topicsent.metrics import (
     coverage,
     detection_scores,
     expected_calibration_error,
@@ -40,10 +44,6 @@ from topicsent.eval._metrics import (
     rating_scores,
     status_counts,
 )
-from topicsent.eval._resources import measure
-from topicsent.llm._store import LLM_CACHE_ENV, llm_cache_path
-from topicsent.methods import BaseMethod, make_method, method_class, parse_method_spec
-from topicsent.methods._calibration import MIN_CALIBRATION_ANSWERS, answer_correctness
 from topicsent.schema import ReviewAnalysis, Task
 
 #: Training reviews (seeded sample) for the grid search; the chosen parameters are then

@@ -40,7 +40,7 @@ def log(
 
     Example: topicsent llm log --hours 24 --last 20
     """
-    from topicsent.llm._store import LlmStore
+    from topicsent.llm import LlmStore
 
     store = LlmStore()
     calls = store.calls(since=time.time() - hours * 3600 if hours else None)
@@ -49,6 +49,7 @@ def log(
             "calls": 0,
             "cache_hits": 0,
             "failed": 0,
+            "unparsed": 0,
             "input_tokens": 0,
             "output_tokens": 0,
             "cost_usd": 0.0,
@@ -60,6 +61,7 @@ def log(
         total["calls"] += 1
         total["cache_hits"] += call.cache_hit
         total["failed"] += call.outcome != "ok"
+        total["unparsed"] += call.parse_status == "failed"  # answers that failed their check (a repair may follow)
         total["input_tokens"] += call.input_tokens
         total["output_tokens"] += call.output_tokens
         total["cost_usd"] += call.cost_usd or 0.0
@@ -76,6 +78,7 @@ def log(
     columns = [
         Col("backend", show=text, wrap=True), Col("model", show=text, wrap=True), Col("calls", show=count),
         Col("cache hits", key="cache_hits", show=count), Col("failed", show=count, priority=1),
+        Col("unparsed", show=count, priority=1),
         Col("tokens in", key="input_tokens", show=count, priority=1),
         Col("tokens out", key="output_tokens", show=count, priority=1),
         Col("cost USD", key="cost_usd", show=lambda v: f"{v:.4f}"), Col("mean latency s", key="mean_latency_s", priority=1),
@@ -90,7 +93,8 @@ def _recent_calls(calls) -> ResultTable:
     rows = [
         {"time": datetime.fromtimestamp(call.timestamp).isoformat(timespec="seconds"), "model": call.model,
          "prompt": call.prompt_hash, "in": call.input_tokens, "out": call.output_tokens, "latency_s": call.latency_ms / 1000,
-         "cost_usd": call.cost_usd, "cache": "hit" if call.cache_hit else "", "outcome": call.outcome}
+         "cost_usd": call.cost_usd, "cache": "hit" if call.cache_hit else "", "outcome": call.outcome,
+         "method": call.method, "run": call.run_id, "parsed": call.parse_status}
         for call in calls
     ]  # fmt: skip
     columns = [
@@ -98,14 +102,15 @@ def _recent_calls(calls) -> ResultTable:
         Col("in", show=count, priority=1), Col("out", show=count, priority=1),
         Col("latency s", key="latency_s", show=lambda v: f"{v:.2f}"),
         Col("cost USD", key="cost_usd", show=lambda v: "?" if v is None else f"{v:.5f}", priority=1),
-        Col("cache", show=text), Col("outcome", show=text, wrap=True),
+        Col("cache", show=text), Col("outcome", show=text, wrap=True), Col("parsed", show=text),
+        Col("method", show=text, priority=2), Col("run", show=text, priority=2),
     ]  # fmt: skip
     return ResultTable(f"{len(calls)} most recent calls", columns, rows)
 
 
 def _teacher_labelled(reviews, teacher_dirs: list[Path], min_confidence: float, agree_on: str, max_cost: float | None):
-    from topicsent.llm._teacher import teacher_labels
     from topicsent.methods import BaseMethod
+    from topicsent.teacher import teacher_labels
 
     teachers = [BaseMethod.load(path) for path in teacher_dirs]
     for model in teachers:
@@ -177,7 +182,7 @@ def sft_data(
 
       topicsent sft-data new.csv --teacher models/qwen --teacher models/finetune --min-confidence 0.7 -o sft/distilled.jsonl
     """
-    from topicsent.llm._sft import FILE_FORMATS, FORMS, OPENAI_MIN_EXAMPLES, sft_examples, write_sft
+    from topicsent.methods.llm._sft_data import FILE_FORMATS, FORMS, OPENAI_MIN_EXAMPLES, sft_examples, write_sft
     from topicsent.schema import Task
 
     split_names(file_format, list(FILE_FORMATS), "format")  # a typo fails before any teacher call

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from topicsent._extras import require
 from topicsent.errors import InvalidParameterError
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -42,7 +43,8 @@ def serve(
 
       curl localhost:8000/v1/analyze -H 'content-type: application/json' -d '{"reviews": [{"text": "Rude waiter."}]}'
     """
-    import uvicorn
+    uvicorn = require("uvicorn", needed_by="topicsent serve")
+    require("fastapi", needed_by="topicsent serve")
 
     from topicsent.interfaces._server import ServerSettings, create_app
 

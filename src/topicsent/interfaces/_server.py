@@ -27,7 +27,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field, model_validator
 
-from topicsent import __version__
+from topicsent._version import __version__
 from topicsent.data import FORMATS, ColumnMap, ReadLimits, Review, detect_language
 from topicsent.errors import InputDataError, InputTooLargeError, InvalidParameterError
 from topicsent.interfaces._jobs import JobStore

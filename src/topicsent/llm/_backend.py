@@ -2,13 +2,14 @@
 
 A backend turns one chat request into one completion and says, when it fails,
 whether trying again may help. Everything else (cache, retries, rate limits, cost,
-concurrency) lives once in :mod:`topicsent.llm._client`, so a new backend is one
+concurrency) lives once in :class:`topicsent.llm.LlmClient`, so a new backend is one
 file with one ``complete`` coroutine plus a ``topicsent.backends`` entry point.
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -17,21 +18,10 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, ClassVar
 
-from topicsent.errors import InvalidParameterError, TopicsentError, UnknownNameError
+from topicsent._extras import extras_needed
+from topicsent.errors import InvalidParameterError, UnknownNameError
 
 ENTRY_POINT_GROUP = "topicsent.backends"
-
-
-class BackendError(TopicsentError):
-    """A call failed. ``retryable`` (timeouts, 429, 5xx, dropped connections) means
-    the same request may succeed later; ``retry_after`` is the server's hint in seconds;
-    ``status`` the HTTP status when there was one."""
-
-    def __init__(self, message: str, *, retryable: bool, retry_after: float | None = None, status: int | None = None) -> None:
-        super().__init__(message)
-        self.retryable = retryable
-        self.retry_after = retry_after
-        self.status = status
 
 
 @dataclass(frozen=True)
@@ -124,13 +114,26 @@ def backend_names() -> list[str]:
     return sorted(_entry_points())
 
 
+def parse_backend_spec(spec: str) -> tuple[str, str]:
+    """``"llamacpp:qwen2.5-coder-1.5b-instruct"`` -> ``("llamacpp", "qwen2.5-coder-1.5b-instruct")``;
+    the model part may itself contain colons (``openai:llama3:8b``)."""
+    backend, colon, model = spec.partition(":")
+    if not colon or not backend or not model:
+        raise InvalidParameterError(f"expected BACKEND:MODEL (e.g. llamacpp:qwen2.5-coder-1.5b-instruct), got {spec!r}")
+    return backend, model
+
+
 def make_backend(name: str, model: str, **options: Any) -> Backend:
     """A backend by registered name, e.g. ``make_backend("openai", "gpt-4o-mini", base_url=...)``."""
     try:
         entry_point = _entry_points()[name]
     except KeyError:
         raise UnknownNameError(f"unknown LLM backend {name!r}; registered: {', '.join(backend_names())}") from None
-    try:
-        return entry_point.load()(model, **options)
+    with extras_needed(f"the {name} backend"):
+        backend_class = entry_point.load()
+    try:  # only a call that does not fit the constructor is the user's error; a TypeError inside it is a bug
+        inspect.signature(backend_class).bind(model, **options)
     except TypeError as error:
         raise InvalidParameterError(f"backend {name!r}: {error}") from None
+    with extras_needed(f"the {name} backend"):
+        return backend_class(model, **options)

@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import json
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_random_exponential
-
-from topicsent.errors import TopicsentError
-from topicsent.llm._backend import Backend, BackendError, ChatRequest
+from topicsent._extras import require
+from topicsent.errors import AnswerError, BackendError, BudgetExceededError, TopicsentError
+from topicsent.llm._backend import Backend, ChatRequest
 from topicsent.llm._costs import call_cost, model_price
 from topicsent.llm._store import CallRecord, LlmStore
 
@@ -28,9 +29,8 @@ CHARS_PER_TOKEN = 3  # a cautious estimate for budgets and token rate limits bef
 MAX_RETRY_AFTER = 60.0
 T = TypeVar("T")
 
-
-class BudgetExceededError(TopicsentError):
-    """The next call could take spending past ``max_cost``; it was not made."""
+if TYPE_CHECKING:
+    from tenacity import RetryCallState
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,8 @@ class Completion:
     latency_ms: float
     cost_usd: float | None
     cache_hit: bool
-    finish_reason: str | None = None  # see topicsent.llm._backend.FINISH_REASONS
+    finish_reason: str | None = None  # see topicsent.llm.FINISH_REASONS
+    call_id: int | None = None  # the call's row in the log, for LlmClient.record_parse
 
 
 @dataclass
@@ -100,7 +101,7 @@ def _wait(state: RetryCallState) -> float:
     hint = getattr(error, "retry_after", None)
     if hint is not None:
         return min(max(hint, 0.0), MAX_RETRY_AFTER)
-    return wait_random_exponential(multiplier=0.5, max=30)(state)
+    return require("tenacity").wait_random_exponential(multiplier=0.5, max=30)(state)
 
 
 def _retryable(error: BaseException) -> bool:
@@ -111,9 +112,20 @@ class LlmClient:
     """One backend behind the shared cache, limits and accounting."""
 
     def __init__(
-        self, backend: Backend, *, store: LlmStore | None, limits: Limits = Limits(), stats: ClientStats | None = None
+        self,
+        backend: Backend,
+        *,
+        store: LlmStore | None,
+        limits: Limits = Limits(),
+        stats: ClientStats | None = None,
+        run_id: str | None = None,
+        method: str | None = None,
     ) -> None:
+        """``run_id`` and ``method`` go into every logged call (default run id: a new
+        one per client, so the calls of one prediction run can be told apart)."""
         self.backend = backend
+        self.run_id = run_id or new_run_id()
+        self.method = method
         self.store = store
         self.limits = limits
         self.price = model_price(backend.model, local=backend.local)
@@ -134,9 +146,9 @@ class LlmClient:
         cached = self.store.get(key) if self.store else None
         if cached is not None:
             self.stats.cache_hits += 1
-            self._log(prompt_hash, cached.input_tokens, cached.output_tokens, 0.0, 0.0, cache_hit=True, outcome="ok")
+            call_id = self._log(prompt_hash, cached.input_tokens, cached.output_tokens, 0.0, 0.0, cache_hit=True, outcome="ok")
             reason = cached.finish_reason
-            return Completion(cached.text, cached.input_tokens, cached.output_tokens, 0.0, 0.0, True, reason)
+            return Completion(cached.text, cached.input_tokens, cached.output_tokens, 0.0, 0.0, True, reason, call_id)
         estimate = self._reserve(request)
         try:
             async with self._semaphore:
@@ -154,11 +166,12 @@ class LlmClient:
         return estimate
 
     async def _call(self, request: ChatRequest, key: str, prompt_hash: str) -> Completion:
+        tenacity = require("tenacity", needed_by="calling an LLM")  # lazily: a core install lists methods without it
         began = time.perf_counter()
         try:
-            async for attempt in AsyncRetrying(
-                retry=retry_if_exception(_retryable), wait=_wait, reraise=True,
-                stop=stop_after_attempt(self.limits.max_retries + 1), before_sleep=self._count_retry,
+            async for attempt in tenacity.AsyncRetrying(
+                retry=tenacity.retry_if_exception(_retryable), wait=_wait, reraise=True,
+                stop=tenacity.stop_after_attempt(self.limits.max_retries + 1), before_sleep=self._count_retry,
             ):  # fmt: skip
                 with attempt:
                     await self._rate.acquire(request.prompt_chars // CHARS_PER_TOKEN + request.max_tokens)
@@ -175,21 +188,34 @@ class LlmClient:
         self.stats.cost_usd += cost or 0.0
         if self.store:
             self.store.put(key, raw)
-        self._log(prompt_hash, raw.input_tokens, raw.output_tokens, latency_ms, cost, cache_hit=False, outcome="ok")
+        call_id = self._log(prompt_hash, raw.input_tokens, raw.output_tokens, latency_ms, cost, cache_hit=False, outcome="ok")
         return Completion(
-            raw.text, raw.input_tokens, raw.output_tokens, latency_ms, cost, cache_hit=False, finish_reason=raw.finish_reason
-        )
+            raw.text, raw.input_tokens, raw.output_tokens, latency_ms, cost, cache_hit=False, finish_reason=raw.finish_reason,
+            call_id=call_id,
+        )  # fmt: skip
+
+    def record_parse(self, completion: Completion, status: str) -> None:
+        """Log how ``completion``'s answer parsed (``ok``, ``partial`` or ``failed``), once
+        the caller checked it: the log never calls an answer usable before it was read."""
+        if self.store and completion.call_id is not None:
+            self.store.set_parse_status([completion.call_id], status)
 
     def _count_retry(self, state: RetryCallState) -> None:
         self.stats.retries += 1
 
     def _log(self, prompt_hash: str, tokens_in: int, tokens_out: int, latency_ms: float, cost: float | None, *,
-             cache_hit: bool, outcome: str) -> None:  # fmt: skip
-        if self.store:
-            self.store.log(
-                CallRecord(time.time(), self.backend.name, self.backend.model, prompt_hash, tokens_in, tokens_out,
-                           latency_ms, cost, cache_hit, outcome)
-            )  # fmt: skip
+             cache_hit: bool, outcome: str) -> int | None:  # fmt: skip
+        if not self.store:
+            return None
+        return self.store.log(
+            CallRecord(time.time(), self.backend.name, self.backend.model, prompt_hash, tokens_in, tokens_out,
+                       latency_ms, cost, cache_hit, outcome, self.run_id, self.method)
+        )  # fmt: skip
+
+
+def new_run_id() -> str:
+    """A short random id for the calls of one run."""
+    return uuid.uuid4().hex[:12]
 
 
 def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
@@ -236,6 +262,32 @@ def stop_problem(completion: Completion, max_tokens: int) -> str | None:
     return None
 
 
+def json_object(text: str) -> dict[str, Any]:
+    """The JSON object in ``text``; a code fence or words around it are tolerated (the
+    object itself is not altered)."""
+    start, end = text.find("{"), text.rfind("}")
+    if start < 0 or end < start:
+        raise AnswerError("the answer contains no JSON object")
+    try:
+        value = json.loads(text[start : end + 1])
+    except json.JSONDecodeError as error:
+        raise AnswerError(f"the answer is not valid JSON: {error.msg} at character {error.pos}") from None
+    if not isinstance(value, dict):
+        raise AnswerError("the answer must be a JSON object")
+    return value
+
+
+def _checked(client: LlmClient, check: Callable[[str], T], completion: Completion) -> T:
+    """``check(completion.text)``, with its outcome logged for the call."""
+    try:
+        value = check(completion.text)
+    except ValueError:
+        client.record_parse(completion, "failed")
+        raise
+    client.record_parse(completion, "ok")
+    return value
+
+
 async def ask_checked(
     client: LlmClient,
     messages: list[dict[str, str]],
@@ -252,13 +304,13 @@ async def ask_checked(
     request = make_request(messages)
     completions = [await client.complete(request, prompt_hash=prompt_hash)]
     try:
-        return Checked(check(completions[-1].text), completions)
+        return Checked(_checked(client, check, completions[-1]), completions)
     except ValueError as problem:
         if stopped := stop_problem(completions[-1], request.max_tokens):
             return Checked(None, completions, stopped)
         turn = [{"role": "assistant", "content": completions[-1].text}, {"role": "user", "content": repair_message(str(problem))}]
         completions.append(await client.complete(make_request(messages + turn), prompt_hash=prompt_hash))
     try:
-        return Checked(check(completions[-1].text), completions)
+        return Checked(_checked(client, check, completions[-1]), completions)
     except ValueError as still:
         return Checked(None, completions, stop_problem(completions[-1], request.max_tokens) or str(still))

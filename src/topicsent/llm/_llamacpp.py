@@ -16,9 +16,10 @@ import weakref
 from pathlib import Path
 from typing import Any
 
+from topicsent._extras import require
 from topicsent._provenance import file_sha256
-from topicsent.errors import InvalidParameterError
-from topicsent.llm._backend import Backend, BackendError, ChatRequest, RawCompletion, file_id
+from topicsent.errors import BackendError, InvalidParameterError
+from topicsent.llm._backend import Backend, ChatRequest, RawCompletion, file_id
 from topicsent.llm._packaged import PACKAGED_LLMS, packaged_model_path
 
 
@@ -53,10 +54,7 @@ class LlamaCppBackend(Backend):
 
     def _load(self):
         if self._llama is None:
-            try:
-                from llama_cpp import Llama
-            except ImportError:
-                raise InvalidParameterError("the llamacpp backend needs llama-cpp-python: pip install 'topicsent[llm]'") from None
+            Llama = require("llama_cpp", needed_by="the llamacpp backend").Llama
             os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # a busy-waiting thread starves the other core's work
             self._llama = Llama(
                 model_path=str(self.path), n_ctx=self.n_ctx, n_threads=self.n_threads, verbose=False,

@@ -15,8 +15,8 @@ from typing import Any
 
 import httpx
 
-from topicsent.errors import InvalidParameterError
-from topicsent.llm._backend import Backend, BackendError, ChatRequest, RawCompletion
+from topicsent.errors import BackendError, InvalidParameterError
+from topicsent.llm._backend import Backend, ChatRequest, RawCompletion
 
 SCHEMA_MODES = ("auto", "json_schema", "json_object", "none")
 BASE_URL_ENV = "OPENAI_BASE_URL"

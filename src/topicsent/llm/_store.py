@@ -3,8 +3,10 @@
 Responses are keyed by everything that can change them (backend, model, messages,
 which embed the versioned prompt templates, schema and decoding parameters), so a
 second identical run makes no backend call and gives identical output. Every call,
-hit or not, is logged with its tokens, latency and cost, so ``topicsent llm log``
-can show what a run cost.
+hit or not, is logged with its tokens, latency, cost, the run and method that made it
+and, once the caller checked the answer, whether it parsed, so ``topicsent llm log``
+can show what a run cost and how often its answers were usable. The file's layout has
+a version (SQLite ``user_version``) and append-only migrations.
 """
 
 from __future__ import annotations
@@ -12,31 +14,73 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from topicsent.encoders._cache import cache_dir
+from topicsent.errors import TopicsentError
 from topicsent.llm._backend import RawCompletion
 
 FILE_NAME = "llm.sqlite"
 LLM_CACHE_ENV = "TOPICSENT_LLM_CACHE"
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS responses (
-    key TEXT PRIMARY KEY, text TEXT NOT NULL, input_tokens INTEGER, output_tokens INTEGER, created REAL,
-    finish_reason TEXT
-);
-CREATE TABLE IF NOT EXISTS calls (
-    timestamp REAL, backend TEXT, model TEXT, prompt_hash TEXT, input_tokens INTEGER, output_tokens INTEGER,
-    latency_ms REAL, cost_usd REAL, cache_hit INTEGER, outcome TEXT
-);
-"""
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = []
+
+
+def migration(function: Callable[[sqlite3.Connection], None]) -> Callable[[sqlite3.Connection], None]:
+    """Append a schema change. The list only grows: a file at version ``n`` (SQLite's
+    ``user_version``) gets the changes after the n-th, so an old log opens in a new version."""
+    MIGRATIONS.append(function)
+    return function
+
+
+def _columns(db: sqlite3.Connection, table: str) -> set[str]:
+    return {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+
+
+@migration
+def m001_tables(db: sqlite3.Connection) -> None:
+    """The first layout (files written before versions existed have it, or m002's too)."""
+    db.executescript("""
+        CREATE TABLE IF NOT EXISTS responses (
+            key TEXT PRIMARY KEY, text TEXT NOT NULL, input_tokens INTEGER, output_tokens INTEGER, created REAL
+        );
+        CREATE TABLE IF NOT EXISTS calls (
+            timestamp REAL, backend TEXT, model TEXT, prompt_hash TEXT, input_tokens INTEGER, output_tokens INTEGER,
+            latency_ms REAL, cost_usd REAL, cache_hit INTEGER, outcome TEXT
+        );
+    """)  # fmt: skip
+
+
+@migration
+def m002_finish_reason(db: sqlite3.Connection) -> None:
+    """Answers say why they stopped (a cut-off answer is not repaired)."""
+    if "finish_reason" not in _columns(db, "responses"):  # unversioned files may have it already
+        db.execute("ALTER TABLE responses ADD COLUMN finish_reason TEXT")
+
+
+@migration
+def m003_call_context(db: sqlite3.Connection) -> None:
+    """Which run and method made a call, and whether its answer parsed (NULL: not parsed
+    yet, or the call failed)."""
+    for column in ("run_id", "method", "parse_status"):
+        if column not in _columns(db, "calls"):  # another process may have just added it
+            db.execute(f"ALTER TABLE calls ADD COLUMN {column} TEXT")
+
+
+SCHEMA_VERSION = len(MIGRATIONS)
+#: What ``parse_status`` says of a call's answer: all of it parsed, part of it (a batch
+#: prompt with some reviews unusable), or none (a repair turn or an ``unparsed`` row follows).
+PARSE_STATUSES = ("ok", "partial", "failed")
 
 
 @dataclass(frozen=True)
 class CallRecord:
+    """One logged call. ``outcome`` is the call's ("ok", or the error that ended it);
+    ``parse_status`` the answer's (:data:`PARSE_STATUSES`), set once the caller parsed it."""
+
     timestamp: float
     backend: str
     model: str
@@ -46,7 +90,10 @@ class CallRecord:
     latency_ms: float
     cost_usd: float | None
     cache_hit: bool
-    outcome: str  # "ok", or the error that ended the call
+    outcome: str
+    run_id: str | None = None
+    method: str | None = None
+    parse_status: str | None = None
 
 
 def llm_cache_path() -> Path:
@@ -61,10 +108,7 @@ class LlmStore:
         self.path = Path(path) if path else llm_cache_path()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as db:
-            db.executescript(_SCHEMA)
-            columns = {row[1] for row in db.execute("PRAGMA table_info(responses)")}
-            if "finish_reason" not in columns:  # a cache written before answers said why they stopped
-                db.execute("ALTER TABLE responses ADD COLUMN finish_reason TEXT")
+            migrate(db)
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -93,13 +137,44 @@ class LlmStore:
                 (key, completion.text, completion.input_tokens, completion.output_tokens, time.time(), completion.finish_reason),
             )
 
-    def log(self, record: CallRecord) -> None:
+    def log(self, record: CallRecord) -> int:
+        """Append a call; returns its row id, for :meth:`set_parse_status`."""
+        fields = asdict(record)
         with self._connect() as db:
-            db.execute("INSERT INTO calls VALUES (:timestamp, :backend, :model, :prompt_hash, :input_tokens, "
-                       ":output_tokens, :latency_ms, :cost_usd, :cache_hit, :outcome)", asdict(record))  # fmt: skip
+            cursor = db.execute(f"INSERT INTO calls ({', '.join(fields)}) VALUES ({', '.join(':' + f for f in fields)})", fields)
+        return int(cursor.lastrowid)
+
+    def set_parse_status(self, call_ids: list[int], status: str) -> None:
+        """Record how the answers of logged calls parsed (after the caller checked them)."""
+        if status not in PARSE_STATUSES:
+            raise ValueError(f"parse status {status!r} is not one of {PARSE_STATUSES}")
+        with self._connect() as db:
+            db.executemany("UPDATE calls SET parse_status = ? WHERE rowid = ?", [(status, i) for i in call_ids])
 
     def calls(self, *, since: float | None = None) -> list[CallRecord]:
         """Logged calls (since a Unix time), newest first."""
+        names = [field.name for field in fields(CallRecord)]
         with self._connect() as db:
-            rows = db.execute("SELECT * FROM calls WHERE timestamp >= ? ORDER BY timestamp DESC", (since or 0.0,)).fetchall()
-        return [CallRecord(*row[:8], bool(row[8]), row[9]) for row in rows]
+            rows = db.execute(
+                f"SELECT {', '.join(names)} FROM calls WHERE timestamp >= ? ORDER BY timestamp DESC", (since or 0.0,)
+            ).fetchall()
+        return [CallRecord(**dict(zip(names, row, strict=True)) | {"cache_hit": bool(row[8])}) for row in rows]
+
+
+def schema_version(db: sqlite3.Connection) -> int:
+    return int(db.execute("PRAGMA user_version").fetchone()[0])
+
+
+def migrate(db: sqlite3.Connection) -> int:
+    """Bring the file to :data:`SCHEMA_VERSION`, one migration at a time; returns the
+    version it had. A file from a newer topicsent is refused rather than damaged."""
+    found = schema_version(db)
+    if found > SCHEMA_VERSION:
+        raise TopicsentError(
+            f"the LLM cache was written by a newer topicsent (log schema {found}, this one reads up to {SCHEMA_VERSION}); "
+            f"upgrade topicsent or point ${LLM_CACHE_ENV} at another file"
+        )
+    for step in MIGRATIONS[found:]:
+        step(db)
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    return found

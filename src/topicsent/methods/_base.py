@@ -21,8 +21,9 @@ from typing import Any, ClassVar, Self
 import numpy as np
 from typing_extensions import TypedDict  # pydantic reads a TypedDict from here before Python 3.12
 
-from topicsent import __version__
+from topicsent._extras import extras_needed
 from topicsent._progress import progress_bar
+from topicsent._version import __version__
 from topicsent.data import (
     LabelSpace,
     Review,
@@ -37,6 +38,7 @@ from topicsent.data import (
 from topicsent.errors import (
     InputDataError,
     InvalidParameterError,
+    MissingExtraError,
     ModelFileError,
     NotFittedError,
     UnsupportedTaskError,
@@ -192,7 +194,8 @@ class BaseMethod(ABC):
         self.task_ = task
         self.label_space_ = reviews.label_space
         self.language_ = reviews.language
-        self._fit(usable)
+        with extras_needed(f"method {self.name!r}"):
+            self._fit(usable)
         return self
 
     def predict(
@@ -264,7 +267,8 @@ class BaseMethod(ABC):
                 refused = self._refused([(i, reviews[i]) for i in batch], given_aspects)
                 results |= refused
                 asked = [i for i in batch if i not in refused]
-                answers = self._predict([reviews[i] for i in asked], given_aspects=given_aspects) if asked else []
+                with extras_needed(f"method {self.name!r}"):
+                    answers = self._predict([reviews[i] for i in asked], given_aspects=given_aspects) if asked else []
                 if hasattr(self, "calibrator_"):
                     answers = [self.calibrator_.apply(answer) for answer in answers]
                 per_review_ms = (time.perf_counter() - began) * 1000 / len(batch)
@@ -470,12 +474,13 @@ class BaseMethod(ABC):
         except (TypeError, ValueError, KeyError) as error:  # InvalidParameterError is both; an unknown method a KeyError
             raise ModelFileError(f"{config_path}: malformed model config ({error})") from None
         try:
-            method._load_state(directory)
+            with extras_needed(f"method {method.name!r}"):
+                method._load_state(directory)
             if (directory / CALIBRATION_FILE).is_file():
                 calibration = read_json(directory / CALIBRATION_FILE, dict[str, list[float]])
                 with model_file(directory / CALIBRATION_FILE):
                     method.calibrator_ = ConfidenceCalibrator.from_dict(calibration)
-        except ModelFileError:
+        except (ModelFileError, MissingExtraError):
             raise
         except Exception as error:  # a reader without its own check: the folder, not a traceback
             reason = " ".join(str(error).split())[:200]

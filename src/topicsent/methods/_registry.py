@@ -12,6 +12,7 @@ from functools import cache
 from importlib.metadata import entry_points
 from typing import Any
 
+from topicsent._extras import extras_needed
 from topicsent.errors import InvalidParameterError, UnknownNameError
 
 ENTRY_POINT_GROUP = "topicsent.methods"
@@ -34,7 +35,8 @@ def method_class(name: str) -> type:
     except KeyError:
         known = ", ".join(method_names()) or "none (is topicsent installed? run: pip install -e .)"
         raise UnknownNameError(f"unknown method {name!r}; registered methods: {known}") from None
-    return entry_point.load()
+    with extras_needed(f"method {name!r}"):
+        return entry_point.load()
 
 
 def method_class_names() -> dict[str, str]:
@@ -91,14 +93,62 @@ def seeded_method(spec: str, random_state: int):
     return method
 
 
+_OPENING, _CLOSING = "[{(", "]})"
+
+
 def split_method_specs(text: str, separator: str = ",") -> list[str]:
-    """Split a list of specs at ``separator`` (one character), keeping those inside ``[...]``."""
-    specs, depth, current = [], 0, ""
+    """Split a list of specs at ``separator`` (one character), keeping those nested in
+    ``[...]``, ``{...}`` or ``(...)`` or inside a quoted string: a value such as
+    ``backend_options={"a": 1, "b": 2}`` stays whole."""
+    specs, depth, quote, current = [], 0, "", ""
     for char in text:
-        depth += {"[": 1, "]": -1}.get(char, 0)
-        if char == separator and depth == 0:
+        if quote:
+            quote = "" if char == quote and not current.endswith("\\") else quote
+        elif char in "\"'":
+            quote = char
+        elif char in _OPENING:
+            depth += 1
+        elif char in _CLOSING:
+            depth -= 1
+        if char == separator and depth == 0 and not quote:
             specs.append(current.strip())
             current = ""
         else:
             current += char
     return [s for s in [*specs, current.strip()] if s]
+
+
+def parse_methods(text: str, separator: str = ",", *, random_state: int | None = None) -> list:
+    """Method objects from a spec list, parsed once where text enters (the CLI):
+    ``"tfidf-lr,embed-head[design=pair]"`` -> ``[TfidfLRMethod(), EmbedHeadMethod(design='pair')]``.
+    With ``random_state``, methods that take a seed and whose spec sets none get it.
+
+    Raises
+    ------
+    InvalidParameterError : a spec that is not ``NAME[key=value,...]``, or an unknown parameter.
+    UnknownNameError : an unregistered method name.
+    """
+    if random_state is None:
+        return [make_method(name, **params) for name, params in map(parse_method_spec, split_method_specs(text, separator))]
+    return [seeded_method(spec, random_state) for spec in split_method_specs(text, separator)]
+
+
+def method_spec(method) -> str:
+    """The spec of a method object, ``NAME[key=value,...]`` with the parameters that
+    differ from the class defaults; :func:`parse_method_spec` reads it back to equal
+    parameters (``parse_method_spec(method_spec(m))`` gives ``m``'s name and those)."""
+    defaults = type(method)().get_params()
+    changed = {k: v for k, v in method.get_params().items() if k not in defaults or v != defaults[k]}
+    items = [f"{key}={_spec_text(value)}" for key, value in changed.items()]
+    return method.name + (f"[{','.join(items)}]" if items else "")
+
+
+def _spec_text(value: Any) -> str:
+    """A parameter value as spec text that :func:`_spec_value` reads back unchanged."""
+    if hasattr(value, "get_params"):
+        return method_spec(value)
+    if isinstance(value, list) and value and all(hasattr(v, "get_params") for v in value):
+        return "[" + ",".join(method_spec(v) for v in value) + "]"
+    if isinstance(value, str) and _spec_value(value) == value and not set(value) & set(",[]{}()\"'="):
+        return value
+    return json.dumps(value, ensure_ascii=False)

@@ -16,6 +16,8 @@ from typing import Any
 
 import pandas as pd
 
+from topicsent._extras import require
+
 COLOURS = {"positive": "#2e7d32", "neutral": "#9e9e9e", "negative": "#c62828", "conflict": "#f9a825"}
 TOP_ASPECTS = 15
 TOP_DRIVERS = 12
@@ -31,8 +33,7 @@ _STYLE = {
 
 @contextmanager
 def _figure(width: float, height: float) -> Iterator[Any]:
-    import matplotlib
-
+    matplotlib = require("matplotlib", needed_by="topicsent report")
     matplotlib.use("Agg")  # no display needed
     import matplotlib.pyplot as plt
 

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from topicsent._extras import require
 from topicsent.errors import InputDataError, InvalidParameterError
 from topicsent.report import _charts as charts
 from topicsent.report._data import RunData, RunSection, read_eval, run_section
@@ -86,9 +87,10 @@ def _cut(text: str, limit: int) -> str:
 
 
 def _template():
-    from jinja2 import Environment, PackageLoader, select_autoescape
-
-    environment = Environment(loader=PackageLoader("topicsent.report", "templates"), autoescape=select_autoescape(["html", "j2"]))
+    jinja2 = require("jinja2", "report", needed_by="topicsent report")  # jinja2 comes with [llm] too; [report] is this one's
+    environment = jinja2.Environment(
+        loader=jinja2.PackageLoader("topicsent.report", "templates"), autoescape=jinja2.select_autoescape(["html", "j2"])
+    )
     environment.filters["pct"] = lambda value: "-" if value is None else f"{100 * value:.0f}%"
     environment.filters["num"] = _number
     return environment.get_template("report.html.j2")

@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from topicsent._extras import require
 from topicsent.data import FORMATS, ColumnMap, count_rows, review_from_record
 from topicsent.errors import InvalidParameterError, TopicsentError
 from topicsent.runs._run import (
@@ -52,7 +53,7 @@ class RunPredictor:
 
 def analyze_with_ray(request: RunRequest, *, address: str | None = None, workers: int | None = None) -> dict[str, Any]:
     """Analyse the input on Ray into a new run folder; returns the manifest."""
-    import ray
+    ray = require("ray", needed_by="--engine ray")
 
     if request.columns.id is None:
         raise InvalidParameterError("--engine ray needs --id-col: workers finish blocks out of order, so row numbers are no ids")

@@ -19,10 +19,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from topicsent import __version__
 from topicsent._folders import LOCK_FILE, folder_lock
 from topicsent._progress import progress_bar
 from topicsent._provenance import file_sha256, git_commit, path_sha256
+from topicsent._version import __version__
 from topicsent.data import ColumnMap, ReadLimits, Review, count_rows, review_batches
 from topicsent.errors import InputDataError, InvalidParameterError, TopicsentError
 from topicsent.methods import BaseMethod

@@ -95,7 +95,7 @@ def analyze_topics(
         outlier_threshold=outlier_threshold, outlier_share=outlier_share, seed=seed,
     )  # fmt: skip
     if namer:
-        from topicsent.llm._naming import name_topics
+        from topicsent.topics._naming import name_topics
 
         discovery = replace(discovery, taxonomy=name_topics(discovery.taxonomy, namer)[0])
     segments = discovery.assignments()

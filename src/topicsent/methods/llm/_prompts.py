@@ -1,28 +1,26 @@
 """Prompt templates (Jinja2 files in ``prompts/``, English and Korean) turned into chat messages.
 
 Templates are files so they can be read, diffed and versioned like code; the hash of
-a language's templates is part of every cache key, so editing a prompt never serves
-answers written for the old one. The instructions and the few-shot examples come
+the files a review prompt is rendered from is part of every cache key, so editing one
+never serves answers written for the old one (and editing another prompt, such as
+topic naming's, invalidates nothing here). The instructions and the few-shot examples come
 before the review, so a local model reuses that prefix from its KV cache.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import cache
-from importlib import resources
-
-import jinja2
 
 from topicsent.data import Review
-from topicsent.errors import InvalidParameterError
-from topicsent.llm._answer import Question
+from topicsent.llm import REPAIR_TEMPLATE, prompt_language, repair_message, template, templates_hash
+from topicsent.methods.llm._answer import Question
 
-LANGUAGES = ("en", "ko")
-TEMPLATES = ("system", "user", "repair", "topic")
+PACKAGE = "topicsent.methods.llm"
+#: The files a review prompt is rendered from, so its hash (a cache-key part) covers only them.
+TEMPLATES = ((PACKAGE, "system"), (PACKAGE, "user"), REPAIR_TEMPLATE)
+__all__ = ["TEMPLATES", "Example", "PromptSet", "prompt_language"]
 
 Message = dict[str, str]
 
@@ -52,12 +50,13 @@ class PromptSet:
 
     @property
     def hash(self) -> str:
-        """sha256 (first 16 hex digits) of this language's template files."""
-        return _templates_hash(self.language)
+        """sha256 (first 16 hex digits) of the template files review prompts are rendered
+        from (not the topic-naming prompt: editing it keeps these answers cached)."""
+        return templates_hash(self.language, *TEMPLATES)
 
     def system(self, question: Question, *, batch: bool) -> str:
         low, high = question.space.rating_scale or (1, 5)
-        return _template(self.language, "system").render(
+        return template(PACKAGE, "system", self.language).render(
             task=question.task.value, categories=question.space.categories or (), descriptions=self.descriptions,
             polarities=question.space.polarities, low=low, high=high, given=question.given is not None, batch=batch,
             evidence=question.evidence,
@@ -70,15 +69,10 @@ class PromptSet:
             {"text": review.text[: self.max_review_chars], "given": [a.name for a in given] if given else None}
             for review, given in reviews
         ]
-        return _template(self.language, "user").render(reviews=items, batch=batch).strip()
-
-    def topic(self, keywords: Sequence[str], examples: Sequence[str], taken: Sequence[str]) -> str:
-        """Ask for the name and description of one discovered topic."""
-        shown = [example[: self.max_review_chars // 4] for example in examples]
-        return _template(self.language, "topic").render(keywords=keywords, examples=shown, taken=taken).strip()
+        return template(PACKAGE, "user", self.language).render(reviews=items, batch=batch).strip()
 
     def repair(self, problem: str) -> str:
-        return _template(self.language, "repair").render(problem=problem).strip()
+        return repair_message(problem, self.language)
 
     def messages(
         self, question: Question, reviews: Sequence[tuple[Review, Sequence | None]], examples: Sequence[Example]
@@ -98,36 +92,3 @@ class PromptSet:
                 messages.extend(example.messages(self, question))
         messages.append({"role": "user", "content": self.user(reviews, batch=batch)})
         return messages
-
-
-def prompt_language(language: str | None) -> str:
-    """The template language for reviews in ``language`` (English for languages without templates)."""
-    return language if language in LANGUAGES else "en"
-
-
-def check_language(language: str) -> str:
-    if language not in LANGUAGES:
-        raise InvalidParameterError(f"no prompt templates for language {language!r}; available: {', '.join(LANGUAGES)}")
-    return language
-
-
-@cache
-def _environment() -> jinja2.Environment:
-    return jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False)
-
-
-def _template_text(language: str, name: str) -> str:
-    return resources.files("topicsent.llm").joinpath("prompts", f"{name}.{language}.j2").read_text(encoding="utf-8")
-
-
-@cache
-def _template(language: str, name: str) -> jinja2.Template:
-    return _environment().from_string(_template_text(check_language(language), name))
-
-
-@cache
-def _templates_hash(language: str) -> str:
-    digest = hashlib.sha256()
-    for name in TEMPLATES:
-        digest.update(_template_text(check_language(language), name).encode())
-    return digest.hexdigest()[:16]

@@ -21,13 +21,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from topicsent.data import AspectLabel, LabelSpace, Review
+from topicsent.errors import AnswerError
+from topicsent.llm import json_object
 from topicsent.schema import AspectSentiment, Span, Task
 
 MAX_TERMS = 6  # aspect terms one review is allowed to list
-
-
-class AnswerError(ValueError):
-    """The answer is not usable; the message says what is wrong, for the repair prompt."""
 
 
 class AnswerAspect(BaseModel):
@@ -130,21 +128,6 @@ def batch_schema(item_schemas: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 # ----- parsing and checking -------------------------------------------------------------------
-
-
-def json_object(text: str) -> dict[str, Any]:
-    """The JSON object in ``text``; a code fence or words around it are tolerated (the
-    object itself is not altered)."""
-    start, end = text.find("{"), text.rfind("}")
-    if start < 0 or end < start:
-        raise AnswerError("the answer contains no JSON object")
-    try:
-        value = json.loads(text[start : end + 1])
-    except json.JSONDecodeError as error:
-        raise AnswerError(f"the answer is not valid JSON: {error.msg} at character {error.pos}") from None
-    if not isinstance(value, dict):
-        raise AnswerError("the answer must be a JSON object")
-    return value
 
 
 def locate(quote: str, text: str) -> Span | None:

@@ -4,7 +4,7 @@
 scale) and, per ``strategy``, no examples, k fixed examples, or an index of labelled
 reviews to fetch the k most similar ones for each review. ``predict`` asks the backend
 for one JSON answer per review (or per group of ``reviews_per_prompt``), validates it
-(:mod:`topicsent.llm._answer`), gives a wrong answer one repair turn with the problem
+(:mod:`topicsent.methods.llm._answer`), gives a wrong answer one repair turn with the problem
 spelled out, and otherwise returns ``unparsed`` with the raw answer. A failed call
 is an ``error`` row; neither ever becomes a guessed label, and one bad row never stops
 the others.
@@ -21,7 +21,24 @@ from typing import Any, ClassVar
 
 from topicsent.data import Review, ReviewSet
 from topicsent.encoders import default_encoder
-from topicsent.llm._answer import (
+from topicsent.llm import (
+    Backend,
+    BackendError,
+    BudgetExceededError,
+    ChatRequest,
+    ClientStats,
+    Completion,
+    Limits,
+    LlmClient,
+    LlmStore,
+    ask_checked,
+    make_backend,
+    new_run_id,
+    run_sync,
+)
+from topicsent.methods._base import BaseMethod
+from topicsent.methods._pipeline import overall_from_aspects
+from topicsent.methods.llm._answer import (
     AnswerError,
     ParsedAnswer,
     Question,
@@ -31,13 +48,8 @@ from topicsent.llm._answer import (
     parse_answer,
     split_batch,
 )
-from topicsent.llm._backend import Backend, BackendError, ChatRequest, make_backend
-from topicsent.llm._client import BudgetExceededError, ClientStats, Completion, Limits, LlmClient, ask_checked, run_sync
-from topicsent.llm._examples import ExampleIndex, load_reviews, save_reviews, stratified_examples
-from topicsent.llm._prompts import Example, PromptSet, prompt_language
-from topicsent.llm._store import LlmStore
-from topicsent.methods._base import BaseMethod
-from topicsent.methods._pipeline import overall_from_aspects
+from topicsent.methods.llm._examples import ExampleIndex, load_reviews, save_reviews, stratified_examples
+from topicsent.methods.llm._prompts import Example, PromptSet, prompt_language
 from topicsent.schema import Overall, ReviewAnalysis, Task, Usage
 
 STRATEGIES = ("zero-shot", "few-shot", "retrieval")
@@ -161,6 +173,7 @@ class LlmMethod(BaseMethod):
     def _reset_run_state(self) -> None:
         """Counters of the predictions to come, and no backend until the first call."""
         self.stats_ = ClientStats()
+        self.run_id_ = new_run_id()  # tags this run's calls in the call log
         self.unparsed_ = 0
         self.evidence_dropped_ = 0
         self._backend_instance = None
@@ -204,7 +217,8 @@ class LlmMethod(BaseMethod):
     async def _predict_async(self, reviews: Sequence[Review], given_aspects: bool) -> list[ReviewAnalysis]:
         backend = self._make_backend()
         limits = Limits(self.max_concurrency, self.requests_per_minute, self.tokens_per_minute, self.max_retries, self.max_cost)
-        client = LlmClient(backend, store=LlmStore() if self.cache else None, limits=limits, stats=self.stats_)
+        store = LlmStore() if self.cache else None
+        client = LlmClient(backend, store=store, limits=limits, stats=self.stats_, run_id=self.run_id_, method=self.name)
         questions = [self._question(r, given_aspects) for r in reviews]
         examples = self._examples_for(
             reviews, Question(self.task_, self.label_space_, () if given_aspects else None, self.evidence)
@@ -238,15 +252,20 @@ class LlmMethod(BaseMethod):
             completion = await client.complete(request, prompt_hash=prompts.hash)
         except (BackendError, BudgetExceededError) as error:
             return [self._failed(review, "error", str(error)) for review, _, _ in items]
-        results = []
-        for (review, question, examples), part in zip(items, split_batch(completion.text, len(items)), strict=True):
+        results: list[ReviewAnalysis | None] = []
+        for (review, question, _), part in zip(items, split_batch(completion.text, len(items)), strict=True):
             try:
                 if isinstance(part, AnswerError):
                     raise part
                 results.append(self._answered(review, parse_answer(part, review, question), [completion], len(items)))
             except AnswerError:
-                results.append(await self._answer_one(client, review, question, examples))  # on its own, with its repair turn
-        return results
+                results.append(None)
+        parsed = sum(result is not None for result in results)
+        client.record_parse(completion, "ok" if parsed == len(items) else "partial" if parsed else "failed")
+        return [  # a review whose part of the answer is unusable is asked on its own, with its repair turn
+            result if result is not None else await self._answer_one(client, *item)
+            for item, result in zip(items, results, strict=True)
+        ]
 
     async def _answer_one(self, client: LlmClient, review: Review, question: Question, examples: list[Example]) -> ReviewAnalysis:
         prompts = self.prompts

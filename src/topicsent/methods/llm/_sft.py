@@ -1,7 +1,7 @@
 """A small instruction LLM tuned with LoRA on this task's own prompts, then asked zero-shot.
 
 ``fit`` turns the training reviews into chat examples with the `llm` method's own
-templates (:func:`~topicsent.llm._sft.sft_examples`: the exact prompt, the answer the
+templates (:func:`~topicsent.methods.llm._sft_data.sft_examples`: the exact prompt, the answer the
 parser accepts), optionally adds examples from a JSONL file (e.g. labelled by a
 bigger teacher with ``topicsent sft-data --teacher``), and trains LoRA adapters of a
 small local decoder (SmolLM2-135M, Qwen2.5 0.5B; a GGUF is dequantised by
@@ -30,15 +30,12 @@ from typing import Any, ClassVar
 from topicsent._progress import progress_bar
 from topicsent.data import ReviewSet
 from topicsent.errors import InputDataError, InvalidParameterError
-from topicsent.eval._metrics import polarity_scores, rating_scores
-from topicsent.llm._backend import Backend
-from topicsent.llm._llamacpp import LlamaCppBackend
-from topicsent.llm._sft import FORMS, sft_examples
-from topicsent.llm._transformers import TransformersBackend
+from topicsent.llm import Backend, LlamaCppBackend, TransformersBackend
 from topicsent.methods._finetuning import base_licence, resolve_base
-from topicsent.methods._llm import LlmMethod
-from topicsent.methods._lora_gguf import export_lora_gguf
-from topicsent.methods._tuning import (
+from topicsent.methods.llm._llm import LlmMethod
+from topicsent.methods.llm._lora_gguf import export_lora_gguf
+from topicsent.methods.llm._sft_data import FORMS, sft_examples
+from topicsent.methods.llm._tuning import (
     ChatTokens,
     TuningReport,
     adapter_fingerprint,
@@ -48,6 +45,7 @@ from topicsent.methods._tuning import (
     tokenize_chat,
     train_lora,
 )
+from topicsent.metrics import polarity_scores, rating_scores
 from topicsent.schema import Task
 
 ADAPTER_DIR = "adapter"

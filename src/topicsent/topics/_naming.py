@@ -9,20 +9,36 @@ and a topic whose answer stays invalid keeps its keyword name, marked as such.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from topicsent.errors import InvalidParameterError
-from topicsent.llm._answer import json_object
-from topicsent.llm._backend import Backend, BackendError, ChatRequest, make_backend
-from topicsent.llm._client import LlmClient, ask_checked, run_sync
-from topicsent.llm._prompts import PromptSet, prompt_language
-from topicsent.llm._store import LlmStore
+from topicsent.llm import (
+    REPAIR_TEMPLATE,
+    Backend,
+    BackendError,
+    ChatRequest,
+    LlmClient,
+    LlmStore,
+    ask_checked,
+    json_object,
+    make_backend,
+    parse_backend_spec,
+    prompt_language,
+    repair_message,
+    run_sync,
+    template,
+    templates_hash,
+)
 from topicsent.topics._taxonomy import Taxonomy, Topic
+
+#: The files the naming prompt is rendered from: its hash covers only them.
+TEMPLATES = (("topicsent.topics", "topic"), REPAIR_TEMPLATE)
 
 MAX_NAME_WORDS = 4
 MAX_NAME_CHARS = 40
+MAX_EXAMPLE_CHARS = 500  # a quarter of the review prompt's max_review_chars
 NAME_PATTERN = f"^[^ ]+( [^ ]+){{0,{MAX_NAME_WORDS - 1}}}$"  # 1 to MAX_NAME_WORDS words
 NAME_SCHEMA = {
     "type": "object",
@@ -50,15 +66,6 @@ class NamingOutcome:
     named_by: str  # "llm", or "keywords: <why the LLM's answer was not used>"
 
 
-def parse_backend_spec(spec: str) -> tuple[str, str]:
-    """``"llamacpp:qwen2.5-coder-1.5b-instruct"`` -> ``("llamacpp", "qwen2.5-coder-1.5b-instruct")``;
-    the model part may itself contain colons (``openai:llama3:8b``)."""
-    backend, colon, model = spec.partition(":")
-    if not colon or not backend or not model:
-        raise InvalidParameterError(f"expected BACKEND:MODEL (e.g. llamacpp:qwen2.5-coder-1.5b-instruct), got {spec!r}")
-    return backend, model
-
-
 def _checked_name(text: str, taken: set[str]) -> _Named:
     """The validated answer; ``taken``: names of other topics (case-insensitive)."""
     try:
@@ -73,16 +80,28 @@ def _checked_name(text: str, taken: set[str]) -> _Named:
     return named.model_copy(update={"name": name})
 
 
+def naming_prompt(language: str, keywords: Sequence[str], examples: Sequence[str], taken: Sequence[str]) -> str:
+    """Ask for the name and description of one discovered topic (examples cut to 500 characters)."""
+    shown = [example[:MAX_EXAMPLE_CHARS] for example in examples]
+    return template("topicsent.topics", "topic", language).render(keywords=keywords, examples=shown, taken=taken).strip()
+
+
+def naming_prompt_hash(language: str) -> str:
+    """The version of the naming prompt (its template files), part of its cache keys."""
+    return templates_hash(language, *TEMPLATES)
+
+
 async def _name_one(
-    client: LlmClient, prompts: PromptSet, topic: Topic, taken: set[str], reserved: set[str]
+    client: LlmClient, language: str, topic: Topic, taken: set[str], reserved: set[str]
 ) -> tuple[_Named | None, str]:
     """``taken``: names the LLM gave other topics (shown to it); ``reserved``: also the
     keyword names of topics not named yet (a clash would make the taxonomy invalid)."""
-    messages = [{"role": "user", "content": prompts.topic(topic.keywords[:10], topic.examples[:3], sorted(taken))}]
+    messages = [{"role": "user", "content": naming_prompt(language, topic.keywords[:10], topic.examples[:3], sorted(taken))}]
     try:
         checked = await ask_checked(
             client, messages, lambda turns: ChatRequest.of(turns, schema=NAME_SCHEMA, max_tokens=96),
-            lambda text: _checked_name(text, reserved), prompts.repair, prompts.hash,
+            lambda text: _checked_name(text, reserved), lambda problem: repair_message(problem, language),
+            naming_prompt_hash(language),
         )  # fmt: skip
     except BackendError as error:
         return None, f"keywords: {error}"
@@ -90,7 +109,7 @@ async def _name_one(
 
 
 async def _name_all(backend: Backend, taxonomy: Taxonomy, cache: bool) -> list[tuple[Topic, _Named | None, str]]:
-    prompts = PromptSet(prompt_language(taxonomy.language))
+    language = prompt_language(taxonomy.language)
     client = LlmClient(backend, store=LlmStore() if cache else None)
     taken: set[str] = set()
     final = {topic.id: topic.name for topic in taxonomy.topics}
@@ -98,7 +117,7 @@ async def _name_all(backend: Backend, taxonomy: Taxonomy, cache: bool) -> list[t
     try:
         for topic in sorted(taxonomy.topics, key=lambda t: -t.size):  # the biggest topics choose first
             reserved = {name for topic_id, name in final.items() if topic_id != topic.id}
-            named, how = await _name_one(client, prompts, topic, taken, reserved)
+            named, how = await _name_one(client, language, topic, taken, reserved)
             if named is not None:
                 taken.add(named.name)
                 final[topic.id] = named.name

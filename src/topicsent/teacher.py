@@ -9,7 +9,7 @@ review keeps the aspects every teacher found with the same polarity, each sure e
 teachers that detect aspects differently still agree on most polarities, but such a
 review's aspect list is then incomplete, so it suits "rate these aspects" data (the
 ``given`` SFT form) and polarity students, not detection. What is kept feeds
-:func:`~topicsent.llm._sft.sft_examples` (instruction data for a small model) or the
+:func:`~topicsent.methods.llm._sft_data.sft_examples` (instruction data for a small model) or the
 training of a student method (distillation).
 """
 
@@ -21,8 +21,7 @@ from dataclasses import dataclass, field, replace
 
 from topicsent.data import AspectLabel, Review, ReviewSet
 from topicsent.errors import InvalidParameterError
-from topicsent.methods import BaseMethod
-from topicsent.methods._calibration import review_confidence
+from topicsent.methods import BaseMethod, review_confidence
 from topicsent.schema import ReviewAnalysis, Task
 
 

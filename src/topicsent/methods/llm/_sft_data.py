@@ -2,7 +2,7 @@
 
 Each example is the exact conversation the `llm` method sends (system instructions
 from the same versioned templates, the review) followed by the answer it should get
-(:func:`~topicsent.llm._answer.gold_answer`, the format the parser accepts), so a model
+(:func:`~topicsent.methods.llm._answer.gold_answer`, the format the parser accepts), so a model
 tuned on them answers the way the parser expects. ACSA/ATSA reviews give two forms:
 ``detect`` (the model finds the aspects) and ``given`` (it rates the aspects it is told).
 """
@@ -15,8 +15,8 @@ from pathlib import Path
 
 from topicsent.data import ReviewSet
 from topicsent.errors import InvalidParameterError
-from topicsent.llm._answer import Question, gold_answer
-from topicsent.llm._prompts import PromptSet, prompt_language
+from topicsent.methods.llm._answer import Question, gold_answer
+from topicsent.methods.llm._prompts import PromptSet, prompt_language
 from topicsent.schema import Task
 
 FORMS = ("detect", "given")
