@@ -322,6 +322,7 @@ def _run(
             "python": platform.python_version(),
             "machine": platform.machine(),
             "sources": {name: dict(source) for name, source in sources.items()},
+            "notes": {},  # per dataset: what its loader skipped (unparseable lines, ...), one line per file
         },
         "results": [],
     }
@@ -331,6 +332,8 @@ def _run(
             chosen = (splits[dataset] if dataset in splits else load_dataset(dataset)).limited(limit, seed)
             if test_limit:
                 chosen = replace(chosen, test=chosen.test.sample(test_limit, seed + 2))
+        if notes := [*chosen.train.notes, *chosen.validation.notes, *chosen.test.notes]:
+            run["run"]["notes"][dataset] = notes
         for spec in methods:
             if chosen.train.task not in method_class(parse_method_spec(spec)[0]).supported_tasks:
                 continue
