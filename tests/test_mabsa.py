@@ -153,3 +153,16 @@ def test_an_evaluation_run_records_the_notes(tmp_path):
         "m_absa/ko/food/dev.txt: 1 unparseable line skipped (48)",
     ]
     assert run["results"][0]["n_test"] == 522
+
+
+def test_each_evaluated_method_analyses_korean_text_afresh():
+    """The morpheme cache is emptied per method: another method's analyses of the test
+    texts would make this one look faster than it is on new reviews."""
+    from topicsent.eval._harness import evaluate_method
+    from topicsent.text import korean_morphemes
+
+    splits = load_dataset("mabsa-ko-food-acsa").limited(60, seed=0)
+    for review in splits.test:
+        korean_morphemes(review.text)
+    evaluate_method("mabsa-ko-food-acsa", splits, "majority", tune=False, calibration_sample=0)
+    assert korean_morphemes.cache_info().currsize == 0

@@ -45,6 +45,7 @@ from topicsent.llm._store import LLM_CACHE_ENV, llm_cache_path
 from topicsent.methods import BaseMethod, make_method, method_class, parse_method_spec
 from topicsent.methods._calibration import MIN_CALIBRATION_ANSWERS, answer_correctness
 from topicsent.schema import ReviewAnalysis, Task
+from topicsent.text import korean_morphemes
 
 #: Training reviews (seeded sample) for the grid search; the chosen parameters are then
 #: fitted on the full train split. Keeps tuning on NSMC's 568k reviews affordable.
@@ -200,6 +201,9 @@ def evaluate_method(
     (0: skip)."""
     task = splits.train.task
     metric = primary_metric(task, splits.train.label_space)
+    # each method pays for its own Korean morphological analysis: analyses of the test
+    # texts cached by the method before would inflate this one's reviews/s
+    korean_morphemes.cache_clear()
     params, trials, fitted = _tune(spec, splits, metric=metric, tune=tune, seed=seed, tune_sample=tune_sample)
     if fitted is None:
         method = make_method(parse_method_spec(spec)[0], random_state=seed, **params)
