@@ -296,3 +296,16 @@ def test_a_checkpoint_of_another_training_is_refused(mams_sample, tmp_path):
     make_method("finetune", epochs=1, checkpoint_dir=str(tmp_path), **ONE_PASS).fit(small)
     with pytest.raises(InvalidParameterError, match="holds the state of another training"):
         make_method("finetune", epochs=1, hidden=64, checkpoint_dir=str(tmp_path), **ONE_PASS).fit(small)
+
+
+@pytest.mark.parametrize(("name", "param"), [("embed-head", "encoder"), ("setfit", "encoder"), ("finetune", "base")])
+def test_the_default_encoder_reads_the_training_language(name, param):
+    """Without an encoder named, Korean training data gets the multilingual e5 (the English
+    MiniLM splits Hangul into jamo and [UNK]s); a named one is kept."""
+    for language, expected in (("ko", "multilingual-e5-small"), ("en", "all-MiniLM-L6-v2")):
+        method = make_method(name)
+        method.language_ = language  # what fit sets from the training reviews
+        assert method.model_name.startswith(expected)
+    named = make_method(name, **{param: "all-MiniLM-L6-v2"})
+    named.language_ = "ko"
+    assert named.model_name.startswith("all-MiniLM-L6-v2")
