@@ -7,6 +7,10 @@ quality metrics of its task, train seconds, peak memory (MB, the process), revie
 are not). Also writes the rows as CSV with ``--csv``.
 
     python benchmarks/results_table.py results/bench-encoders/*.json --csv table.csv
+
+With ``--into page.md`` the table replaces the lines between ``<!-- results-table -->``
+and ``<!-- /results-table -->`` of that page, so a benchmark page's prose stays and its
+table is regenerated (``make bench-korean-absa``).
 """
 
 from __future__ import annotations
@@ -48,16 +52,30 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+BEGIN, END = "<!-- results-table -->", "<!-- /results-table -->"
+
+
+def replace_table(page: str, table: str) -> str:
+    """``page`` with the text between the table markers replaced by ``table``."""
+    start, end = page.find(BEGIN), page.find(END)
+    if start < 0 or end < start:
+        raise SystemExit(f"the page has no {BEGIN} ... {END} markers to put the table between")
+    return f"{page[: start + len(BEGIN)]}\n{table}\n{page[end:]}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path, help="eval-*.json files written by `topicsent eval --out`")
     parser.add_argument("--csv", type=Path, default=None, help="also write the rows as CSV here")
+    parser.add_argument("--into", type=Path, default=None, help="put the table between the markers of this markdown page")
     args = parser.parse_args()
     rows = [row for path in sorted(args.runs) for row in table_rows(json.loads(path.read_text(encoding="utf-8")))]
     if not rows:
         raise SystemExit("no results in the given runs")
     rows.sort(key=lambda row: row["dataset"])  # stable: each dataset keeps its run order
     print(markdown(rows))
+    if args.into:
+        args.into.write_text(replace_table(args.into.read_text(encoding="utf-8"), markdown(rows)), encoding="utf-8")
     if args.csv:
         with args.csv.open("w", newline="", encoding="utf-8") as handle:
             writer = csv.DictWriter(handle, fieldnames=COLUMNS)

@@ -68,3 +68,22 @@ def test_nsmc_binary_full_reaches_the_published_baseline():
     splits = load_dataset("nsmc-binary")
     metrics, _, _ = score(make_method("tfidf-lr").fit(splits.train), splits.test)
     assert metrics["accuracy"] >= 0.87  # BENCHMARKS.md: 88.7 on a 150k/50k sample
+
+
+@pytest.mark.parametrize("analyzer", ["auto", "morph", "char+morph"])
+def test_korean_restaurant_categories_tfidf_lr_beats_majority(analyzer, tmp_path):
+    """M-ABSA Korean restaurant, entity-level ACSA (measured, docs/benchmarks/m-absa.md:
+    majority 0.703, char 0.808, morph 0.797, char+morph 0.817); the Kiwi-morpheme
+    vocabularies are saved and read back like the character one."""
+    splits = load_dataset("mabsa-ko-restaurant-acsa")
+    method = make_method("tfidf-lr", analyzer=analyzer).fit(splits.train)
+    tfidf, statuses, _ = score(method, splits.test)
+    majority, _, _ = score(make_method("majority").fit(splits.train), splits.test)
+    assert statuses["ok"] == len(splits.test)
+    assert tfidf["polarity_accuracy"] >= majority["polarity_accuracy"] + 0.07 and tfidf["detection_f1"] >= 0.65
+    if analyzer != "auto":
+        assert any("/" in term for term in method.vectorizer_.get_feature_names_out())  # morpheme/TAG features
+    sample = splits.test[:40].text_only()
+    method.save(tmp_path / "model")
+    again = type(method).load(tmp_path / "model")
+    assert [a.aspects for a in again.predict(sample)] == [a.aspects for a in method.predict(sample)]

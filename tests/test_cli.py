@@ -38,6 +38,8 @@ def test_listings():
     assert "review_id" in json.loads(run("schema").stdout)["properties"]
     markdown = run("datasets", "--format", "markdown").stdout
     assert "| name | task | language | description | licence |" in markdown and "| nsmc-binary | rating | ko |" in markdown
+    korean_restaurant = next(line for line in markdown.splitlines() if line.startswith("| mabsa-ko-restaurant-acsa |"))
+    assert korean_restaurant.endswith("| Apache-2.0 | 1,263 | 316 | 541 |")  # reviews per split
     tsv = [line.split("\t") for line in run("methods", "--format", "tsv").stdout.splitlines()]
     assert ["name", "tasks", "description"] in tsv and any(row[0] == "tfidf-lr" for row in tsv)
 

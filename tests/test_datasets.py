@@ -67,6 +67,7 @@ def test_every_dataset_has_three_disjoint_labelled_splits(name):
     splits = load_dataset(name)
     ids = [{r.id for r in part} for part in (splits.train, splits.validation, splits.test)]
     assert all(ids) and not (ids[0] & ids[1] or ids[0] & ids[2] or ids[1] & ids[2])
+    assert (len(splits.train), len(splits.validation), len(splits.test)) == DATASETS[name].sizes  # what `datasets` lists
     task = DATASETS[name].task
     assert splits.test.task is task and splits.test.language == DATASETS[name].language
     if task.value == "rating":

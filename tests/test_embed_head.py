@@ -93,3 +93,14 @@ def test_sentence_only_encoders_need_the_pair_design(mams_sample):
     train, _ = mams_sample
     with pytest.raises(InvalidParameterError, match="use design='pair'"):
         make_method("embed-head", encoder="multilingual-use").fit(train[:20])
+
+
+def test_korean_training_data_gets_the_multilingual_encoder_by_default():
+    splits = load_dataset("nsmc-binary")
+    train, test = splits.train.sample(400, seed=6), splits.test.sample(100, seed=6)
+    method = make_method("embed-head", C=10.0).fit(train)
+    assert method.model_name == "multilingual-e5-small"
+    assert all(a.model == "multilingual-e5-small" for a in method.predict(test.text_only()))
+    learned, _, _ = score(method, test)
+    majority, _, _ = score(make_method("majority").fit(train), test)
+    assert learned["macro_f1"] >= majority["macro_f1"] + 0.2

@@ -331,3 +331,16 @@ def test_a_regressor_monitored_by_accuracy_falls_back_to_its_loss():
     for loss in [0.9, 0.5, 0.7]:
         state.end_epoch(loss, float("nan"))
     assert state.best_epoch == 2
+
+
+@pytest.mark.parametrize(("name", "param"), [("embed-head", "encoder"), ("setfit", "encoder"), ("finetune", "base")])
+def test_the_default_encoder_reads_the_training_language(name, param):
+    """Without an encoder named, Korean training data gets the multilingual e5 (the English
+    MiniLM splits Hangul into jamo and [UNK]s); a named one is kept."""
+    for language, expected in (("ko", "multilingual-e5-small"), ("en", "all-MiniLM-L6-v2")):
+        method = make_method(name)
+        method.language_ = language  # what fit sets from the training reviews
+        assert method.model_name.startswith(expected)
+    named = make_method(name, **{param: "all-MiniLM-L6-v2"})
+    named.language_ = "ko"
+    assert named.model_name.startswith("all-MiniLM-L6-v2")

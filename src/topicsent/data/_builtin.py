@@ -13,9 +13,10 @@ import os
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 
+from topicsent.data._mabsa import MABSA_DOMAINS, MABSA_FILES, MABSA_VIEWS, mabsa_splits, read_mabsa_file
 from topicsent.data._reviews import AspectLabel, LabelSpace, Review, ReviewSet, Splits
 from topicsent.errors import InputDataError, UnknownNameError
 from topicsent.schema import Task
@@ -62,12 +63,17 @@ def sample_path(name: str) -> Path:
 
 @dataclass(frozen=True)
 class DatasetInfo:
+    """A built-in dataset: ``load`` reads its splits; ``sizes`` are the reviews its train,
+    validation and test splits hold, so ``topicsent datasets`` lists them without
+    loading 700k reviews (a test loads every dataset and checks them)."""
+
     name: str
     task: Task
     language: str
     description: str
     licence: str
     load: Callable[[], Splits]
+    sizes: tuple[int, int, int]
 
 
 def _require_file(path: Path) -> Path:
@@ -200,38 +206,103 @@ def _load_womens_clothing() -> Splits:
     ))  # fmt: skip
 
 
+def _load_mabsa(language: str, domain: str, view: str) -> Splits:
+    """M-ABSA, official train/dev/test files of one language and domain (see ``_mabsa``)."""
+    folder = data_dir() / "m_absa"
+    files = {
+        split: read_mabsa_file(_require_file(folder / language / domain / file), f"m_absa/{language}/{domain}/{file}")
+        for split, file in MABSA_FILES.items()
+    }
+    return mabsa_splits(files, view=view, language=language, name=_mabsa_name(language, domain, view))
+
+
+def _mabsa_name(language: str, domain: str, view: str) -> str:
+    return f"mabsa-{language}-{domain}-{view}"
+
+
+_LANGUAGE_NAMES = {"ko": "Korean", "en": "English"}
+#: An entity-attribute category of each domain, for the descriptions.
+_MABSA_EXAMPLES = {"restaurant": ("food quality", "food"), "hotel": ("rooms comfort", "rooms"),
+                   "food": ("food quality", "food"), "phone": ("Screen#Clarity", "Screen")}  # fmt: skip
+
+
+def _mabsa_description(language: str, domain: str, view: str) -> str:
+    category, entity = _MABSA_EXAMPLES[domain]
+    aspects = {
+        "acsa": f"categories at entity level ('{category}' -> '{entity}')",
+        "acsa-full": f"entity-attribute categories ('{category}')",
+        "atsa": "aspect terms found in the text, with spans",
+    }[view]
+    return f"M-ABSA {domain} ({_LANGUAGE_NAMES[language]}), {aspects}; 4 polarities incl. conflict"
+
+
+#: Reviews per split (train, val, test): sentences with at least one aspect of the view.
+_MABSA_SIZES = {
+    ("ko", "restaurant", "acsa"): (1263, 316, 541), ("ko", "restaurant", "acsa-full"): (1263, 316, 541),
+    ("ko", "restaurant", "atsa"): (941, 239, 398),
+    ("ko", "hotel", "acsa"): (957, 188, 584), ("ko", "hotel", "acsa-full"): (957, 188, 584),
+    ("ko", "hotel", "atsa"): (713, 141, 401),
+    ("ko", "food", "acsa"): (887, 235, 522), ("ko", "food", "acsa-full"): (887, 235, 522),
+    ("ko", "food", "atsa"): (311, 86, 236),
+    ("ko", "phone", "acsa"): (1073, 256, 448), ("ko", "phone", "acsa-full"): (1073, 256, 448),
+    ("ko", "phone", "atsa"): (1070, 255, 447),
+    ("en", "food", "acsa"): (891, 236, 522), ("en", "food", "acsa-full"): (891, 236, 522),
+    ("en", "food", "atsa"): (316, 87, 237),
+    ("en", "hotel", "acsa"): (957, 188, 584), ("en", "hotel", "acsa-full"): (957, 188, 584),
+    ("en", "hotel", "atsa"): (709, 141, 408),
+    ("en", "phone", "acsa"): (1073, 256, 449), ("en", "phone", "acsa-full"): (1073, 256, 449),
+    ("en", "phone", "atsa"): (1073, 256, 449),
+}  # fmt: skip
+
+
+def _mabsa_infos() -> list[DatasetInfo]:
+    """One dataset per language x domain x view: Korean restaurant/hotel/food/phone and the
+    parallel English food/hotel/phone, each as entity ACSA, full-category ACSA and ATSA."""
+    return [
+        DatasetInfo(
+            _mabsa_name(language, domain, view), MABSA_VIEWS[view][0], language,
+            _mabsa_description(language, domain, view),
+            "Apache-2.0", partial(_load_mabsa, language, domain, view), _MABSA_SIZES[language, domain, view],
+        )
+        for language, domains in MABSA_DOMAINS.items()
+        for domain in domains
+        for view in MABSA_VIEWS
+    ]  # fmt: skip
+
+
 _SEMEVAL_LICENCE = "research use (SemEval-2014 organisers)"
 DATASETS: dict[str, DatasetInfo] = {
     info.name: info
     for info in (
         DatasetInfo(
             "mams-acsa", Task.ACSA, "en", "MAMS restaurant sentences, 8 categories, >=2 aspects each",
-            "Apache-2.0", lambda: _load_mams(Task.ACSA),
+            "Apache-2.0", lambda: _load_mams(Task.ACSA), (3149, 400, 400),
         ),
         DatasetInfo(
             "mams-atsa", Task.ATSA, "en", "MAMS restaurant sentences, aspect terms with spans",
-            "Apache-2.0", lambda: _load_mams(Task.ATSA),
+            "Apache-2.0", lambda: _load_mams(Task.ATSA), (4297, 500, 500),
         ),
         DatasetInfo(
             "semeval14-acsa", Task.ACSA, "en", "SemEval-2014 restaurants, 5 categories, 4 polarities incl. conflict",
-            _SEMEVAL_LICENCE, lambda: _load_semeval(Task.ACSA),
+            _SEMEVAL_LICENCE, lambda: _load_semeval(Task.ACSA), (2737, 304, 800),
         ),
         DatasetInfo(
             "semeval14-atsa", Task.ATSA, "en", "SemEval-2014 restaurants, aspect terms with spans, 4 polarities",
-            _SEMEVAL_LICENCE, lambda: _load_semeval(Task.ATSA),
+            _SEMEVAL_LICENCE, lambda: _load_semeval(Task.ATSA), (1819, 202, 606),
         ),
         DatasetInfo(
             "nsmc", Task.RATING, "ko", "Naver movie reviews (Korean), 1-10 ratings, split by movie",
-            "CC0-1.0", lambda: _load_nsmc(binary=False),
+            "CC0-1.0", lambda: _load_nsmc(binary=False), (567_980, 71_963, 72_440),
         ),
         DatasetInfo(
             "nsmc-binary", Task.RATING, "ko", "NSMC binary view: 1-4 -> 0 (negative), 9-10 -> 1 (positive)",
-            "CC0-1.0", lambda: _load_nsmc(binary=True),
+            "CC0-1.0", lambda: _load_nsmc(binary=True), (398_737, 49_723, 51_249),
         ),
         DatasetInfo(
             "womens-clothing", Task.RATING, "en", "Women's e-commerce clothing reviews, 1-5 stars",
-            "CC0-1.0", _load_womens_clothing,
+            "CC0-1.0", _load_womens_clothing, (18_113, 2_264, 2_265),
         ),
+        *_mabsa_infos(),
     )
 }  # fmt: skip
 

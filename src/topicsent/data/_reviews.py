@@ -106,13 +106,16 @@ class LabelSpace:
 
 @dataclass(frozen=True)
 class ReviewSet(Sequence[Review]):
-    """A list of reviews plus what they are about: name, task, language, label space."""
+    """A list of reviews plus what they are about: name, task, language, label space,
+    and ``notes``: one line per source file on what its loader skipped (unparseable
+    lines, terms not in the text), which runs report beside their numbers."""
 
     reviews: tuple[Review, ...]
     label_space: LabelSpace = LabelSpace()
     task: Task | None = None
     name: str = "reviews"
     language: str = "en"
+    notes: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.reviews)

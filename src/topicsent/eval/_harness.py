@@ -45,6 +45,7 @@ from topicsent.metrics import (
     status_counts,
 )
 from topicsent.schema import ReviewAnalysis, Task
+from topicsent.text import korean_morphemes
 
 #: Training reviews (seeded sample) for the grid search; the chosen parameters are then
 #: fitted on the full train split. Keeps tuning on NSMC's 568k reviews affordable.
@@ -200,6 +201,9 @@ def evaluate_method(
     (0: skip)."""
     task = splits.train.task
     metric = primary_metric(task, splits.train.label_space)
+    # each method pays for its own Korean morphological analysis: analyses of the test
+    # texts cached by the method before would inflate this one's reviews/s
+    korean_morphemes.cache_clear()
     params, trials, fitted = _tune(spec, splits, metric=metric, tune=tune, seed=seed, tune_sample=tune_sample)
     if fitted is None:
         method = make_method(parse_method_spec(spec)[0], random_state=seed, **params)
@@ -322,6 +326,7 @@ def _run(
             "python": platform.python_version(),
             "machine": platform.machine(),
             "sources": {name: dict(source) for name, source in sources.items()},
+            "notes": {},  # per dataset: what its loader skipped (unparseable lines, ...), one line per file
         },
         "results": [],
     }
@@ -331,6 +336,8 @@ def _run(
             chosen = (splits[dataset] if dataset in splits else load_dataset(dataset)).limited(limit, seed)
             if test_limit:
                 chosen = replace(chosen, test=chosen.test.sample(test_limit, seed + 2))
+        if notes := [*chosen.train.notes, *chosen.validation.notes, *chosen.test.notes]:
+            run["run"]["notes"][dataset] = notes
         for spec in methods:
             if chosen.train.task not in method_class(parse_method_spec(spec)[0]).supported_tasks:
                 continue

@@ -217,6 +217,8 @@ def eval_command(
             calibration_sample=calibration_sample, on_result=save_and_report, splits=user_splits, sources=sources,
         )  # fmt: skip
         for name in datasets:
+            for note in run["run"]["notes"].get(name, []):
+                shown.line(f"[dim]{name}: {escape(note)}[/dim]")
             rows = [r for r in run["results"] if r["dataset"] == name]
             if rows:
                 shown.table(_results_table(name, rows))
@@ -443,13 +445,19 @@ app.command("serve")(serve)
 
 @app.command()
 def datasets(format: FormatOption = TableFormat.table) -> None:
-    """List the built-in datasets (from the shared data folder)."""
+    """List the built-in datasets (from the shared data folder) with the reviews of each split."""
     from topicsent.data import DATASETS
 
-    columns = [Col(name, show=text, wrap=True, priority=1 if name == "licence" else 0)
-               for name in ("name", "task", "language", "description", "licence")]  # fmt: skip
-    rows = [{"name": i.name, "task": i.task.value, "language": i.language, "description": i.description, "licence": i.licence}
-            for i in DATASETS.values()]  # fmt: skip
+    columns = [
+        *(Col(name, show=text, wrap=True, priority=1 if name == "licence" else 0)
+          for name in ("name", "task", "language", "description", "licence")),
+        *(Col(split, show=count) for split in ("train", "val", "test")),
+    ]  # fmt: skip
+    rows = [
+        {"name": i.name, "task": i.task.value, "language": i.language, "description": i.description, "licence": i.licence,
+         "train": i.sizes[0], "val": i.sizes[1], "test": i.sizes[2]}
+        for i in DATASETS.values()
+    ]  # fmt: skip
     print_table(ResultTable("Built-in datasets", columns, rows), format)
 
 

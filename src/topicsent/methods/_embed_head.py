@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from topicsent.data import Review
+from topicsent.encoders import default_encoder
 from topicsent.errors import InvalidParameterError
 from topicsent.methods._files import load_tensors
 from topicsent.methods._linear import (
@@ -48,8 +49,10 @@ class EmbedHeadMethod(AspectPipelineMethod):
 
     Parameters
     ----------
-    encoder : str, default="all-MiniLM-L6-v2"
-        A packaged encoder name, or a local model directory (safetensors weights).
+    encoder : str or None, default=None
+        A packaged encoder name, or a local model directory (safetensors weights);
+        None: the default encoder of the training data's language
+        (``all-MiniLM-L6-v2`` for English, ``multilingual-e5-small`` for Korean and others).
         For Korean: ``multilingual-e5-small`` (its 4-bit engine for sentence vectors;
         rebuilt as a transformers model for the attention design's token vectors) or
         ``multilingual-use`` (sentence vectors only: ratings, and ``design="pair"``).
@@ -89,7 +92,7 @@ class EmbedHeadMethod(AspectPipelineMethod):
     def __init__(
         self,
         *,
-        encoder: str = "all-MiniLM-L6-v2",
+        encoder: str | None = None,
         design: str = "attention",
         max_length: int = 128,
         quantize: bool = False,
@@ -119,7 +122,8 @@ class EmbedHeadMethod(AspectPipelineMethod):
 
     @property
     def model_name(self) -> str:
-        return self.encoder
+        """The encoder: the one given, else the default for the training language."""
+        return self.encoder or default_encoder(getattr(self, "language_", None))
 
     @property
     def encoder_(self):
@@ -128,7 +132,7 @@ class EmbedHeadMethod(AspectPipelineMethod):
             from topicsent.encoders import make_encoder
 
             tokens = self.design == "attention" and getattr(self, "task_", Task.RATING) is not Task.RATING
-            self._encoder = make_encoder(self.encoder, max_length=self.max_length, quantize=self.quantize, tokens=tokens)
+            self._encoder = make_encoder(self.model_name, max_length=self.max_length, quantize=self.quantize, tokens=tokens)
         return self._encoder
 
     # ----- ratings: mean-pooled vectors + linear model ----------------------------------------
@@ -254,7 +258,7 @@ class EmbedHeadMethod(AspectPipelineMethod):
     def _fit_polarity(self, pairs: list[Pair], labels: list[str]) -> None:
         if self.design == "attention" and not self.encoder_.gives_tokens:
             raise InvalidParameterError(
-                f"encoder {self.encoder!r} gives sentence vectors only; use design='pair' with it for {self.task_.value}"
+                f"encoder {self.model_name!r} gives sentence vectors only; use design='pair' with it for {self.task_.value}"
             )
         self.polarity_classes_ = sorted(set(labels))
         if self.design == "pair":

@@ -23,6 +23,7 @@ import numpy as np
 
 from topicsent._progress import progress_bar
 from topicsent.data import Review
+from topicsent.encoders import default_encoder
 from topicsent.errors import InvalidParameterError
 from topicsent.methods._files import load_tensors, read_json
 from topicsent.methods._finetuning import (
@@ -67,8 +68,10 @@ class FinetuneMethod(PairClassifierMethod):
 
     Parameters
     ----------
-    base : str, default="all-MiniLM-L6-v2"
-        Packaged encoder or LLM name, model directory, or ``.gguf`` file. Korean:
+    base : str or None, default=None
+        Packaged encoder or LLM name, model directory, or ``.gguf`` file; None: the
+        default encoder of the training data's language (``all-MiniLM-L6-v2`` for
+        English, ``multilingual-e5-small`` for Korean and others). Korean:
         ``multilingual-e5-small`` (with ``freeze_embeddings=True``),
         ``qwen2.5-coder-0.5b-instruct`` (with ``adaptation="lora"``) or your own
         Korean encoder directory (e.g. a KLUE or KcELECTRA checkpoint).
@@ -154,7 +157,7 @@ class FinetuneMethod(PairClassifierMethod):
     def __init__(
         self,
         *,
-        base: str = "all-MiniLM-L6-v2",
+        base: str | None = None,
         design: str = "pair",
         adaptation: str = "full",
         train_layers: int | None = None,
@@ -201,11 +204,16 @@ class FinetuneMethod(PairClassifierMethod):
         self.random_state = random_state
 
     @property
+    def base_name(self) -> str:
+        """The base: the one given, else the default encoder for the training language."""
+        return self.base or default_encoder(getattr(self, "language_", None))
+
+    @property
     def model_name(self) -> str:
         if self.design == "attention":
             layers = "all layers" if self.train_layers is None else f"top {self.train_layers} layers"
-            return f"{self.base} (one pass, {layers})"
-        return f"{self.base} ({self.adaptation})"
+            return f"{self.base_name} (one pass, {layers})"
+        return f"{self.base_name} ({self.adaptation})"
 
     def _validate_params(self) -> None:
         super()._validate_params()
@@ -226,8 +234,8 @@ class FinetuneMethod(PairClassifierMethod):
 
     def _train(self, examples: list[Example], targets: np.ndarray, review_ids: list[str], n_outputs: int) -> None:
         train_rows, held_rows = held_out_rows(review_ids, self.random_state)
-        base = resolve_base(self.base)
-        with progress_bar(f"{self.name}: load {self.base}", total=None):
+        base = resolve_base(self.base_name)
+        with progress_bar(f"{self.name}: load {self.base_name}", total=None):
             self.model_, self.tokenizer_ = load_classifier(
                 base, n_outputs, adaptation=self.adaptation, lora_rank=self.lora_rank, seed=self.random_state
             )
@@ -311,7 +319,7 @@ class FinetuneMethod(PairClassifierMethod):
         from topicsent.methods import _one_pass
 
         train_rows, held_rows = held_out_rows(review_ids, self.random_state)
-        self._load_one_pass(resolve_base(self.base).directory)
+        self._load_one_pass(resolve_base(self.base_name).directory)
         groups = _one_pass.layerwise_groups(
             self.model_, learning_rate=self.learning_rate or FULL_LEARNING_RATE,
             train_layers=self.train_layers, layer_decay=self.layer_decay,
@@ -349,7 +357,7 @@ class FinetuneMethod(PairClassifierMethod):
         from topicsent.methods._one_pass import OnePassAspectModel
 
         prepare_transformers()
-        with progress_bar(f"{self.name}: load {self.base}", total=None):
+        with progress_bar(f"{self.name}: load {self.base_name}", total=None):
             self.tokenizer_ = AutoTokenizer.from_pretrained(directory)
             encoder = AutoModel.from_pretrained(directory, dtype=torch.float32, use_safetensors=True)
         torch.manual_seed(self.random_state)
@@ -365,7 +373,7 @@ class FinetuneMethod(PairClassifierMethod):
         trained = sum(p.numel() for group in groups for p in group["params"])
         layers = len(groups) - 1
         activations = self.train_batch_size * self.max_length * self.model_.encoder.config.hidden_size * layers * 4 * 24
-        require_memory(f"fine-tuning {self.base} ({trained / 1e6:,.0f}M of {weights / 1e6:,.0f}M weights trained)",
+        require_memory(f"fine-tuning {self.base_name} ({trained / 1e6:,.0f}M of {weights / 1e6:,.0f}M weights trained)",
                        weights * 4 + trained * 12 + activations + 2**30,
                        "use a smaller base, a smaller train_layers, train_batch_size or max_length")  # fmt: skip
 
@@ -464,7 +472,7 @@ class FinetuneMethod(PairClassifierMethod):
 
     def _save_models(self, directory: Path) -> None:
         facts = {
-            "base": self.base, "design": self.design, "adaptation": self.adaptation, "task": self.task_.value,
+            "base": self.base_name, "design": self.design, "adaptation": self.adaptation, "task": self.task_.value,
             "n_outputs": self.n_outputs_,
             "classes": self.pair_classes_ if self.task_ is not Task.RATING else [int(c) for c in self.classes_],
             "training_examples": self.n_train_examples_, "training_data": self.training_data_, **self.training_report_.to_dict(),
@@ -495,7 +503,7 @@ class FinetuneMethod(PairClassifierMethod):
             self.model_.eval()
             return
         self.model_, self.tokenizer_ = load_checkpoint(
-            directory, self.base, adaptation=self.adaptation, n_outputs=self.n_outputs_
+            directory, self.base_name, adaptation=self.adaptation, n_outputs=self.n_outputs_
         )
 
     def _model_card(self, facts: dict[str, Any]) -> str:
@@ -504,7 +512,7 @@ class FinetuneMethod(PairClassifierMethod):
         )
         return f"""# topicsent `finetune` model
 
-- Base model: `{self.base}` (licence: {base_licence(self.base)}),
+- Base model: `{self.base_name}` (licence: {base_licence(self.base_name)}),
   {"all weights fine-tuned" if self.adaptation == "full" else f"LoRA adapters (rank {self.lora_rank}) and a new head"}.
 - Task: `{facts["task"]}`; classes: {", ".join(map(str, facts["classes"]))}.
 - Training data: {facts["training_data"]}, {facts["training_examples"]:,} examples,

@@ -22,6 +22,7 @@ import numpy as np
 
 from topicsent._progress import progress_bar
 from topicsent.data import Review
+from topicsent.encoders import default_encoder
 from topicsent.encoders._transformer import prepare_transformers, resolve_encoder
 from topicsent.methods._finetuning import Example
 from topicsent.methods._linear import fit_classifier, fit_rater, load_models, predict_ratings, rating_proba, save_models
@@ -44,8 +45,10 @@ class SetFitMethod(PairClassifierMethod):
 
     Parameters
     ----------
-    encoder : str, default="all-MiniLM-L6-v2"
-        Packaged encoder name or local sentence-transformers / transformers directory.
+    encoder : str or None, default=None
+        Packaged encoder name or local sentence-transformers / transformers directory;
+        None: the default encoder of the training data's language
+        (``all-MiniLM-L6-v2`` for English, ``multilingual-e5-small`` for Korean and others).
     examples_per_class : int or None, default=None
         Few-shot: train on at most this many examples of each class (8, 16, 32, 64...).
     negative_ratio : float, default=0.5
@@ -78,7 +81,7 @@ class SetFitMethod(PairClassifierMethod):
     def __init__(
         self,
         *,
-        encoder: str = "all-MiniLM-L6-v2",
+        encoder: str | None = None,
         examples_per_class: int | None = None,
         negative_ratio: float = 0.5,
         num_iterations: int = 20,
@@ -102,7 +105,8 @@ class SetFitMethod(PairClassifierMethod):
 
     @property
     def model_name(self) -> str:
-        return self.encoder
+        """The encoder: the one given, else the default for the training language."""
+        return self.encoder or default_encoder(getattr(self, "language_", None))
 
     # ----- the body: contrastive training and encoding -----------------------------------------
 
@@ -116,7 +120,7 @@ class SetFitMethod(PairClassifierMethod):
 
         setfit_logging.set_verbosity_warning()  # its INFO banners would interleave with our progress bar
 
-        self.body_ = SentenceTransformer(str(resolve_encoder(self.encoder)), device="cpu")
+        self.body_ = SentenceTransformer(str(resolve_encoder(self.model_name)), device="cpu")
         self.body_.max_seq_length = self.max_length
         # setfit draws 2 * num_iterations pairs per example; max_steps only caps that (the
         # underlying trainer would otherwise loop over the pairs until max_steps)

@@ -9,8 +9,10 @@ For ATSA the second block holds the words around the term instead.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Sequence
+from functools import cache
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -32,6 +34,7 @@ from topicsent.methods._linear import (
 )
 from topicsent.methods._pipeline import NO_KNOWN_WORDS, AspectPipelineMethod, Pair
 from topicsent.schema import Task
+from topicsent.text import korean_morphemes
 
 ARRAYS_FILE = "tfidf_lr.npz"
 VOCABULARY_FILE = "vocabulary.json"
@@ -47,6 +50,25 @@ def _gate(features: sp.csr_matrix, blocks: np.ndarray, n_blocks: int) -> sp.csr_
     return sp.csr_matrix((features.data, features.indices + shift, features.indptr), shape=(features.shape[0], width * n_blocks))
 
 
+def _morpheme_ngrams(text: str) -> list[str]:
+    """Morpheme unigrams and bigrams (``좋/VA 않/VX`` is not ``좋/VA``)."""
+    morphemes = korean_morphemes(text)
+    return [*morphemes, *(f"{a} {b}" for a, b in itertools.pairwise(morphemes))]
+
+
+@cache
+def _char_ngrams():
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    return TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3)).build_analyzer()
+
+
+def _chars_and_morphemes(text: str) -> list[str]:
+    """Character 1-3 grams and morpheme n-grams in one vocabulary (morphemes carry a
+    ``/TAG``, so the two never collide)."""
+    return [*_char_ngrams()(text), *_morpheme_ngrams(text)]
+
+
 def _term_context(review: Review, start: int, end: int) -> str:
     before = review.text[:start].split()[-CONTEXT_WORDS:]
     after = review.text[end:].split()[:CONTEXT_WORDS]
@@ -60,9 +82,11 @@ class TfidfLRMethod(AspectPipelineMethod):
     ----------
     C : float, default=4.0
         Inverse regularisation strength of the logistic regressions (ridge uses 1/C).
-    analyzer : {"auto", "word", "char"}, default="auto"
+    analyzer : {"auto", "word", "char", "morph", "char+morph"}, default="auto"
         ``word``: word 1-2 grams. ``char``: character 1-3 grams within word
         boundaries, which suits Korean (agglutinative, no stemming needed).
+        ``morph``: 1-2 grams of Korean morphemes (Kiwi), endings and negation
+        included. ``char+morph``: both feature sets in one vocabulary.
         ``auto`` takes ``char`` for Korean training data and ``word`` otherwise.
     max_features : int, default=300_000
         Vocabulary cap (most frequent n-grams), bounding memory on large corpora.
@@ -77,7 +101,7 @@ class TfidfLRMethod(AspectPipelineMethod):
     tuning_grid: ClassVar[dict[str, list[Any]]] = {"C": [1.0, 4.0, 16.0]}
     parameter_constraints: ClassVar[dict[str, tuple | str]] = {
         "C": "positive",
-        "analyzer": ("auto", "word", "char"),
+        "analyzer": ("auto", "word", "char", "morph", "char+morph"),
         "max_features": "count",
         "rating_model": ("classify", "regress"),
         "random_state": "index",
@@ -111,11 +135,14 @@ class TfidfLRMethod(AspectPipelineMethod):
         from sklearn.feature_extraction.text import TfidfVectorizer
 
         analyzer = self.analyzer if self.analyzer != "auto" else ("char" if self.language_ == "ko" else "word")
+        common = {"sublinear_tf": True, "max_features": self.max_features}
         if analyzer == "char":
-            return TfidfVectorizer(
-                analyzer="char_wb", ngram_range=(1, 3), min_df=2, sublinear_tf=True, max_features=self.max_features
-            )
-        return TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True, max_features=self.max_features)
+            return TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3), min_df=2, **common)
+        if analyzer == "morph":
+            return TfidfVectorizer(analyzer=_morpheme_ngrams, min_df=1, **common)
+        if analyzer == "char+morph":
+            return TfidfVectorizer(analyzer=_chars_and_morphemes, min_df=2, **common)
+        return TfidfVectorizer(ngram_range=(1, 2), min_df=1, **common)
 
     def _fit_vectorizer(self, texts: list[str]) -> None:
         self.vectorizer_ = self._new_vectorizer().fit(texts)

@@ -72,6 +72,15 @@ def _korean_words(tokens) -> list[str]:
     return [form for form in map(_korean_form, kept) if form not in KOREAN_STOPWORDS]
 
 
+@lru_cache(maxsize=200_000)
+def korean_morphemes(text: str) -> tuple[str, ...]:
+    """Every morpheme of a Korean text as ``form/tag`` (``맛있/VA``, ``지만/EC``, ``않/VX``):
+    endings and auxiliaries are kept, unlike :func:`content_words`, because they carry
+    sentiment and negation. Cached per text: a classifier's tuning reads the same texts
+    several times."""
+    return tuple(f"{token.form}/{token.tag}" for token in _kiwi().tokenize(text))
+
+
 def content_words(texts: Sequence[str], language: str) -> list[list[str]]:
     """The topic-bearing words of each text, in order (``language``: ``en`` or ``ko``)."""
     if language == "ko":
