@@ -16,6 +16,7 @@ import weakref
 from pathlib import Path
 from typing import Any
 
+from topicsent._extras import import_extra
 from topicsent._provenance import file_sha256
 from topicsent.errors import InvalidParameterError
 from topicsent.llm._backend import Backend, BackendError, ChatRequest, RawCompletion, file_id
@@ -53,10 +54,7 @@ class LlamaCppBackend(Backend):
 
     def _load(self):
         if self._llama is None:
-            try:
-                from llama_cpp import Llama
-            except ImportError:
-                raise InvalidParameterError("the llamacpp backend needs llama-cpp-python: pip install 'topicsent[llm]'") from None
+            Llama = import_extra("llama_cpp", extra="llm", purpose="the llamacpp backend", package="llama-cpp-python").Llama
             os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # a busy-waiting thread starves the other core's work
             self._llama = Llama(
                 model_path=str(self.path), n_ctx=self.n_ctx, n_threads=self.n_threads, verbose=False,

@@ -12,6 +12,7 @@ import json
 import re
 from pathlib import Path
 
+from topicsent._extras import import_extra
 from topicsent.errors import InvalidParameterError
 from topicsent.runs._run import PARTS, read_manifest
 
@@ -31,10 +32,7 @@ def table_name(run_id: str) -> str:
 
 def export_run(run_dir: Path, database: Path) -> str:
     """Copy a finished run into ``database`` (created if missing); returns the table name."""
-    try:
-        import duckdb
-    except ModuleNotFoundError:
-        raise InvalidParameterError("storing runs in DuckDB needs duckdb: pip install 'topicsent[sql]'") from None
+    duckdb = import_extra("duckdb", extra="sql", purpose="storing runs in DuckDB")
     manifest = read_manifest(run_dir)
     if manifest.get("status") != "finished":
         raise InvalidParameterError(f"{run_dir}: the run has not finished; resume it (--resume) before exporting")
