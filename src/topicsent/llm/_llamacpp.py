@@ -56,7 +56,9 @@ class LlamaCppBackend(Backend):
             try:
                 from llama_cpp import Llama
             except ImportError:
-                raise InvalidParameterError("the llamacpp backend needs llama-cpp-python: pip install 'topicsent[llm]'") from None
+                raise InvalidParameterError(
+                    "the llamacpp backend needs llama-cpp-python: pip install 'topicsent[llamacpp]'"
+                ) from None
             os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # a busy-waiting thread starves the other core's work
             self._llama = Llama(
                 model_path=str(self.path), n_ctx=self.n_ctx, n_threads=self.n_threads, verbose=False,
