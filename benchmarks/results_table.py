@@ -29,6 +29,11 @@ TASK_METRICS = {
 COLUMNS = ("dataset", "method", "commit", "metrics", "train_s", "peak_mb", "reviews_per_s", "speed_vs_tfidf_lr")
 
 
+def _speed(reviews_per_second: float) -> str:
+    """Whole reviews/s, but two significant digits below 10 (an LLM's 0.46 must not print as 0)."""
+    return f"{reviews_per_second:,.0f}" if reviews_per_second >= 10 else f"{reviews_per_second:.2g}"
+
+
 def table_rows(run: dict) -> list[dict]:
     """One row per result of a run, metrics formatted as `name value` pairs."""
     commit = run["run"].get("commit", "")[:7]
@@ -40,15 +45,16 @@ def table_rows(run: dict) -> list[dict]:
         rows.append({
             "dataset": result["dataset"], "method": result["method"], "commit": commit, "metrics": ", ".join(shown),
             "train_s": f"{result['train_seconds']:,.0f}", "peak_mb": f"{result.get('peak_rss_mb') or 0:,.0f}",
-            "reviews_per_s": f"{result['reviews_per_second']:,.0f}",
+            "reviews_per_s": _speed(result["reviews_per_second"]),
             "speed_vs_tfidf_lr": "" if speed is None else f"{speed:.3g}",
         })  # fmt: skip
     return rows
 
 
-def markdown(rows: list[dict]) -> str:
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(f"`{row[c]}`" if c == "method" else row[c] for c in COLUMNS) + " |" for row in rows]
+def markdown(rows: list[dict], columns: tuple[str, ...] = COLUMNS) -> str:
+    """The rows as a markdown table of ``columns`` (method specs in backticks)."""
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(f"`{row[c]}`" if c == "method" else row[c] for c in columns) + " |" for row in rows]
     return "\n".join(lines)
 
 

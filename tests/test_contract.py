@@ -46,7 +46,29 @@ CASES = [(name, task) for name in method_names() for task in sorted(method_class
 #: Methods whose second fit (the determinism check) takes most of a minute here: that
 #: check runs in `make test-slow` for them; every other check still runs by default.
 SLOW_REFIT = {"embed-head", "finetune", "llm", "setfit", "sft"}
-REFIT_CASES = [pytest.param(*case, marks=pytest.mark.slow) if case[0] in SLOW_REFIT else case for case in CASES]
+#: Methods that answer on llama.cpp in process with CONTRACT_PARAMS (the `llamacpp` extra):
+#: their checks that predict carry the `llamacpp` marker, so they skip, saying why, where
+#: llama-cpp-python is not installed, and `make test-llm` runs them. `sft` already answers
+#: its validation curve on llama.cpp while it fits.
+PREDICTS_ON_LLAMACPP = {"llm", "sft"}
+FITS_ON_LLAMACPP = {"sft"}
+
+
+def _params(cases: list, *, llamacpp: set[str], slow: set[str] = frozenset()) -> list:
+    """``cases`` (method names, or tuples starting with one) as pytest params marked
+    ``llamacpp`` for the methods in ``llamacpp`` and ``slow`` for those in ``slow``."""
+    params = []
+    for case in cases:
+        values = case if isinstance(case, tuple) else (case,)
+        marks = [mark for mark, methods in ((pytest.mark.llamacpp, llamacpp), (pytest.mark.slow, slow)) if values[0] in methods]
+        params.append(pytest.param(*values, marks=marks))
+    return params
+
+
+PREDICTING_CASES = _params(CASES, llamacpp=PREDICTS_ON_LLAMACPP)
+ASPECT_CASES = _params([c for c in CASES if c[1] is not Task.RATING], llamacpp=PREDICTS_ON_LLAMACPP)
+REFIT_CASES = _params(CASES, llamacpp=PREDICTS_ON_LLAMACPP, slow=SLOW_REFIT)
+FITTING_METHODS = _params(method_names(), llamacpp=FITS_ON_LLAMACPP)
 
 
 def _skip_if_expected(method: str, check: str) -> None:
@@ -94,7 +116,7 @@ def test_methods_are_registered():
     assert {"majority", "tfidf-lr"} <= set(method_names())
 
 
-@pytest.mark.parametrize(("name", "task"), CASES)
+@pytest.mark.parametrize(("name", "task"), PREDICTING_CASES)
 def test_output_follows_the_schema(name, task, task_data):
     _skip_if_expected(name, "schema")
     method, test = _fitted(name, task, task_data)
@@ -122,7 +144,7 @@ def test_output_follows_the_schema(name, task, task_data):
                     assert review.text[found.span.start : found.span.end] == found.evidence
 
 
-@pytest.mark.parametrize(("name", "task"), [c for c in CASES if c[1] is not Task.RATING])
+@pytest.mark.parametrize(("name", "task"), ASPECT_CASES)
 def test_given_aspects_come_back_exactly(name, task, task_data):
     _skip_if_expected(name, "given_aspects")
     method, test = _fitted(name, task, task_data)
@@ -134,7 +156,7 @@ def test_given_aspects_come_back_exactly(name, task, task_data):
         assert all(0.0 <= a.confidence <= 1.0 for a in analysis.aspects)
 
 
-@pytest.mark.parametrize(("name", "task"), [c for c in CASES if c[1] is not Task.RATING])
+@pytest.mark.parametrize(("name", "task"), ASPECT_CASES)
 def test_a_given_aspect_the_model_cannot_score_is_a_row_error(name, task, task_data):
     """Every method the same way: a category outside the taxonomy (the calibration row of
     ../shared/cases/unseen-category) or a term whose span holds other words is an
@@ -164,7 +186,7 @@ def test_seeded_fits_are_deterministic(name, task, task_data):
     assert _comparable(first.predict(test.text_only())) == _comparable(second.predict(test.text_only()))
 
 
-@pytest.mark.parametrize(("name", "task"), CASES)
+@pytest.mark.parametrize(("name", "task"), PREDICTING_CASES)
 def test_save_and_load_give_the_same_predictions(name, task, task_data, tmp_path):
     _skip_if_expected(name, "save_load")
     method, test = _fitted(name, task, task_data)
@@ -175,7 +197,7 @@ def test_save_and_load_give_the_same_predictions(name, task, task_data, tmp_path
     assert not list((tmp_path / "model").glob("*.pkl")), "models are saved without pickle"
 
 
-@pytest.mark.parametrize(("name", "task"), CASES)
+@pytest.mark.parametrize(("name", "task"), PREDICTING_CASES)
 def test_empty_and_very_long_texts(name, task, task_data):
     _skip_if_expected(name, "edge_texts")
     method, test = _fitted(name, task, task_data)
@@ -199,7 +221,7 @@ def test_unfitted_and_unsupported_use_fail_clearly(name, task_data):
             method.fit(task_data[task.value][0], task)
 
 
-@pytest.mark.parametrize("name", method_names())
+@pytest.mark.parametrize("name", FITTING_METHODS)
 def test_clone_keeps_parameters_and_drops_state(name, task_data):
     method = make_method(name, **CONTRACT_PARAMS.get(name, {}))
     task = sorted(method.supported_tasks)[0]
@@ -221,7 +243,7 @@ def test_rating_probabilities_sum_to_one(name, task_data):
     assert list(best) == [a.overall.rating for a in method.predict(test.text_only())]
 
 
-@pytest.mark.parametrize("name", method_names())
+@pytest.mark.parametrize("name", FITTING_METHODS)
 def test_damaged_model_directory_is_a_clear_error(name, task_data, tmp_path):
     from topicsent.errors import ModelFileError
 

@@ -435,6 +435,7 @@ def test_topic_naming_checks_names_and_keeps_keywords_when_the_llm_fails(mams_ta
     assert [o.topic_id for o in outcomes] == [0, 1, 2]  # biggest topic first
 
 
+@pytest.mark.llamacpp
 def test_topic_naming_with_a_real_local_model(mams_taxonomy, llm_cache):
     from topicsent.topics import name_topics
 

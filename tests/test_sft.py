@@ -26,6 +26,7 @@ def mams():
     return splits.train.sample(40, seed=5), splits.test.sample(4, seed=5)
 
 
+@pytest.mark.llamacpp  # the validation curve and the saved adapter are answered on llama.cpp
 def test_a_tiny_sft_learns_answers_in_the_schema_and_its_saved_adapter_serves_sft_and_llm(mams, tmp_path):
     """One fit (the costly part) for both checks, so parallel workers never repeat it."""
     train, test = mams
@@ -74,6 +75,7 @@ def test_an_sft_file_from_other_prompt_templates_is_refused(mams, tmp_path):
         make_method("sft", base=BASE, sft_file=str(path), max_steps=1).fit(train)
 
 
+@pytest.mark.llamacpp
 def test_the_llama_cpp_adapter_changes_the_model_as_in_transformers(tmp_path):
     """A large random adapter moves transformers' next-token logits far; llama.cpp with the
     exported adapter must move the same way (query/key rows permuted for llama)."""
