@@ -110,7 +110,8 @@ class AdaptConfig:
     def __post_init__(self) -> None:
         positive = {"max_texts": self.max_texts, "epochs": self.epochs, "batch_size": self.batch_size,
                     "max_length": self.max_length, "checkpoint_every": self.checkpoint_every,
-                    "max_steps": self.max_steps or 1, "max_minutes": self.max_minutes or 1,
+                    "max_steps": 1 if self.max_steps is None else self.max_steps,
+                    "max_minutes": 1 if self.max_minutes is None else self.max_minutes,
                     "learning_rate": self.learning_rate}  # fmt: skip
         for name, value in positive.items():
             if not value > 0:
