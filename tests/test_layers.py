@@ -28,6 +28,7 @@ INTERNAL_TESTS: dict[tuple[str, str], str] = {
     ("test_encoder_methods.py", "topicsent.methods._one_pass"): "the one-pass loss and text encoding",
     ("test_encoder_methods.py", "topicsent.methods._pair_classifier"): "auxiliary sentences and per-class sampling",
     ("test_sft.py", "topicsent.methods._finetuning"): "base resolution and GGUF dequantisation",
+    ("test_adapt.py", "topicsent.methods._finetuning"): "killing an adaptation at its checkpoint (monkeypatched)",
     ("test_sft.py", "topicsent.methods.llm._lora_gguf"): "LoRA export to llama.cpp GGUF",
     ("test_sft.py", "topicsent.methods.llm._tuning"): "causal-LM loading",
     ("test_models.py", "topicsent._folders"): "a model folder written once",

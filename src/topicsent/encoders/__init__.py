@@ -4,6 +4,7 @@ from topicsent.encoders._assembled import ASSEMBLED_ENCODERS, AssembledEncoder, 
 from topicsent.encoders._base import CachedEncoder
 from topicsent.encoders._cache import CACHE_DIR_ENV, EmbeddingCache, cache_dir, content_key
 from topicsent.encoders._catalogue import PACKAGE_ENCODER_FACTS, EncoderFacts, EncoderState, encoder_facts, encoder_states
+from topicsent.encoders._e5 import write_sentence_transformer_files
 from topicsent.encoders._pooled import POOLED_ENCODERS, PooledEncoder
 from topicsent.encoders._transformer import (
     PACKAGED_ENCODERS,
@@ -35,5 +36,5 @@ __all__ = [
     "ASSEMBLED_ENCODERS", "CACHE_DIR_ENV", "DEFAULT_ENCODERS", "PACKAGED_ENCODERS", "PACKAGE_ENCODER_FACTS", "POOLED_ENCODERS",
     "REBUILT_ENCODERS", "TRANSFORMER_ENCODERS", "AssembledEncoder", "CachedEncoder", "EmbeddingCache", "EncoderFacts",
     "EncoderState", "PooledEncoder", "TokenEmbeddings", "TransformerEncoder", "WheelChunk", "cache_dir", "content_key",
-    "default_encoder", "encoder_facts", "encoder_states", "make_encoder", "resolve_encoder",
+    "default_encoder", "encoder_facts", "encoder_states", "make_encoder", "resolve_encoder", "write_sentence_transformer_files",
 ]  # fmt: skip

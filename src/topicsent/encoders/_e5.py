@@ -191,12 +191,13 @@ def _write_folder(source: Path, target: Path) -> None:
         save_file(state, str(scratch / "model.safetensors"))
         (scratch / "config.json").write_text(json.dumps(_config(header), indent=2), encoding="utf-8")
         _tokenizer(header, vocabulary).save_pretrained(scratch)
-        _write_sentence_transformer_files(scratch, header["hidden"])
+        write_sentence_transformer_files(scratch, header["hidden"])
         (scratch / "README.md").write_text(_CARD, encoding="utf-8")
 
 
-def _write_sentence_transformer_files(folder: Path, dim: int) -> None:
-    """Mean pooling and normalisation, as e5 was trained: ``SentenceTransformer(folder)`` (setfit) loads it as is."""
+def write_sentence_transformer_files(folder: Path, dim: int) -> None:
+    """Mean pooling and normalisation, as e5 was trained: ``SentenceTransformer(folder)`` (setfit) loads it as is.
+    Also the pooling of an adapted encoder whose base had none."""
     modules = [
         {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
         {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},

@@ -16,6 +16,7 @@ import typer
 from rich.markup import escape
 
 from topicsent.errors import InvalidParameterError, TopicsentError
+from topicsent.interfaces._adapt_cli import adapt
 from topicsent.interfaces._analyze_cli import analyze, report
 from topicsent.interfaces._llm_cli import llm_app, sft_data
 from topicsent.interfaces._models_cli import models_app
@@ -435,6 +436,7 @@ def predict(
     print_line(f"Analysed {len(analyses):,} reviews with {model.name} ({breakdown}); results: [bold]{out}[/bold]")
 
 
+app.command("adapt")(adapt)
 app.command("analyze")(analyze)
 app.command("report")(report)
 app.command("serve")(serve)

@@ -7,6 +7,7 @@ dependencies cost nothing until asked for.
 
 from typing import Any
 
+from topicsent.methods._adapt import AdaptConfig, AdaptReport, adapt_encoder, read_corpus
 from topicsent.methods._base import BaseMethod
 from topicsent.methods._calibration import answer_correctness, review_confidence
 from topicsent.methods._cascade import (
@@ -34,11 +35,11 @@ from topicsent.methods._tfidf_lr import TfidfLRMethod
 #: Eager names and the built-in method classes; a plug-in's classes load through
 #: ``__getattr__`` the same way.
 __all__ = [
-    "AspectPipelineMethod", "BaseMethod", "CascadeMethod", "EmbedHeadMethod", "FinetuneMethod", "LdaMethod", "LlmMethod",
-    "MajorityMethod", "SetFitMethod", "SftMethod", "StackMethod", "StageOutcomes", "TfidfLRMethod", "answer_correctness",
-    "answers_per_review", "confidence_levels", "make_method", "method_class", "method_class_names", "method_names", "method_spec",
-    "parse_method_spec", "parse_methods", "review_confidence", "route", "routed_accuracy", "split_holdout",
-    "split_method_specs",
+    "AdaptConfig", "AdaptReport", "AspectPipelineMethod", "BaseMethod", "CascadeMethod", "EmbedHeadMethod", "FinetuneMethod",
+    "LdaMethod", "LlmMethod", "MajorityMethod", "SetFitMethod", "SftMethod", "StackMethod", "StageOutcomes", "TfidfLRMethod",
+    "adapt_encoder", "answer_correctness", "answers_per_review", "confidence_levels", "make_method", "method_class",
+    "method_class_names", "method_names", "method_spec", "parse_method_spec", "parse_methods", "read_corpus",
+    "review_confidence", "route", "routed_accuracy", "split_holdout", "split_method_specs",
 ]  # fmt: skip
 
 

@@ -13,8 +13,9 @@ from __future__ import annotations
 import json
 import math
 import random
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -221,15 +222,46 @@ def _lengths(examples: Sequence[Example]) -> list[int]:
     return [len(a) + len(b or "") for a, b in examples]
 
 
+TRAIN_CURVE_POINTS = 50  # the training-loss curve a report keeps: at most this many window means
+
+
 @dataclass
 class TrainingReport:
-    """What training did: the epoch kept and the validation curve."""
+    """What training did: the epoch kept, the validation curve, the optimiser steps
+    taken (resumed ones included) and the training loss of each of them."""
 
     best_epoch: int
     curve: list[dict[str, float]]
+    steps: int = 0
+    train_losses: list[float] = field(default_factory=list)
+
+    def train_curve(self, points: int = TRAIN_CURVE_POINTS) -> list[dict[str, float]]:
+        """The training loss as at most ``points`` means over equal windows of steps:
+        ``{"step": last step of the window, "loss": mean}`` (one step's loss is noisy)."""
+        losses = self.train_losses
+        width = max(1, math.ceil(len(losses) / points))
+        return [
+            {"step": min(start + width, len(losses)), "loss": float(np.mean(losses[start : start + width]))}
+            for start in range(0, len(losses), width)
+        ]
 
     def to_dict(self) -> dict[str, Any]:
         return {"best_epoch": self.best_epoch, "curve": self.curve}
+
+
+@dataclass(frozen=True)
+class Budget:
+    """When :func:`fit_torch` stops before its epochs are done: after ``max_steps``
+    optimiser steps in all (resumed ones included), or once ``time.monotonic()`` passes
+    ``deadline`` (this process's clock: a time budget counts from each start)."""
+
+    max_steps: int | None = None
+    deadline: float | None = None
+
+    def spent(self, steps: int) -> bool:
+        return (self.max_steps is not None and steps >= self.max_steps) or (
+            self.deadline is not None and time.monotonic() >= self.deadline
+        )
 
 
 @dataclass(frozen=True)
@@ -313,7 +345,7 @@ class _LogitsOf:
 def fit_torch(
     model,
     train: Batches,
-    validation: Batches,
+    validation: Batches | None,
     objective: Objective,
     param_groups: list[dict[str, Any]],
     *,
@@ -326,6 +358,8 @@ def fit_torch(
     device=None,
     precision: Any = None,
     monitor: str = "loss",
+    budget: Budget = Budget(),
+    checkpoint_every: int | None = None,
 ) -> TrainingReport:
     """AdamW with linear warm-up (6% of steps) and linear decay, gradient clipping;
     after each epoch, validation loss and accuracy; stops after ``patience`` epochs
@@ -342,10 +376,18 @@ def fit_torch(
     Batches move to ``device`` (default: the CPU); forward passes run under autocast
     to ``precision`` (a torch dtype; None: fp32).
 
+    Without ``validation`` (continued pretraining) there is no early stopping and the
+    last weights are kept. ``budget`` stops training early (a step count or a deadline;
+    the learning-rate schedule spans ``budget.max_steps`` when that is fewer steps than
+    the epochs hold); with ``checkpoint_every`` the state is also written every that
+    many steps, and a resumed call skips the batches of the epoch already trained, so
+    a kill loses at most that many steps.
+
     Returns
     -------
     TrainingReport
-        The epoch kept and the validation curve (of every epoch, resumed ones included).
+        The epoch kept, the validation curve (of every epoch, resumed ones included),
+        the steps taken and their training losses.
 
     Raises
     ------
@@ -356,18 +398,24 @@ def fit_torch(
     from transformers import get_linear_schedule_with_warmup
 
     steps_per_epoch = math.ceil(len(train.lengths) / batch_size)
+    planned = min(steps_per_epoch * epochs, budget.max_steps or steps_per_epoch * epochs)
     trainable = [p for group in param_groups for p in group["params"]]
     optimizer = torch.optim.AdamW(param_groups, weight_decay=0.01)
-    schedule = get_linear_schedule_with_warmup(optimizer, int(0.06 * steps_per_epoch * epochs), steps_per_epoch * epochs)
+    schedule = get_linear_schedule_with_warmup(optimizer, int(0.06 * planned), planned)
     torch.manual_seed(seed)
     state = _EpochState(model, monitor)
     if checkpoint is not None:  # restores the generator where the killed run left it: dropout continues as it would have
         state.resume(checkpoint, optimizer, schedule)
-    with progress_bar(description, total=steps_per_epoch * epochs) as advance:
-        advance(steps_per_epoch * state.epoch)
-        while state.epoch < epochs and not state.stale(patience):
+        state.step = max(state.step, steps_per_epoch * state.epoch)  # a checkpoint from before steps were counted
+    stopped = False
+    with progress_bar(description, total=planned) as advance:
+        advance(state.step)
+        while state.epoch < epochs and not (validation is not None and state.stale(patience)) and not stopped:
             model.train()
-            for batch in length_batches(train.lengths, batch_size, random.Random(seed + state.epoch)):
+            batches = length_batches(train.lengths, batch_size, random.Random(seed + state.epoch))
+            for batch in batches[state.step - steps_per_epoch * state.epoch :]:  # a resumed epoch skips what it trained
+                if stopped := budget.spent(state.step):
+                    break
                 with _autocast(device, precision):
                     outputs = model(**to_device(train.inputs(batch), device))
                 loss = objective.loss(_as_float(outputs), to_device(train.targets(batch), device))
@@ -376,13 +424,20 @@ def fit_torch(
                 optimizer.step()
                 schedule.step()
                 optimizer.zero_grad()
+                state.end_step(float(loss.detach()))
                 advance(1)
-            state.end_epoch(*_validate(model, validation, objective, batch_size, device, precision))
+                if checkpoint is not None and checkpoint_every and state.step % checkpoint_every == 0:
+                    state.save(checkpoint, optimizer, schedule)
+            if stopped:
+                break
+            state.end_epoch(*(_validate(model, validation, objective, batch_size, device, precision) if validation else ()))
             if checkpoint is not None:
                 state.save(checkpoint, optimizer, schedule)
+    if stopped and checkpoint is not None:
+        state.save(checkpoint, optimizer, schedule)
     state.restore_best()
     model.eval()
-    return TrainingReport(best_epoch=state.best_epoch, curve=state.curve)
+    return TrainingReport(best_epoch=state.best_epoch, curve=state.curve, steps=state.step, train_losses=state.losses)
 
 
 class _EpochState:
@@ -391,9 +446,17 @@ class _EpochState:
     def __init__(self, model, monitor: str = "loss") -> None:
         self.model, self.monitor, self.epoch, self.curve = model, monitor, 0, []
         self.best_epoch, self.best_loss, self.best_weights = 0, math.inf, None
+        self.step, self.losses = 0, []
 
-    def end_epoch(self, loss: float, accuracy: float) -> None:
+    def end_step(self, loss: float) -> None:
+        self.step += 1
+        self.losses.append(loss)
+
+    def end_epoch(self, loss: float | None = None, accuracy: float | None = None) -> None:
+        """Count a finished epoch; with its validation loss and accuracy, track the best."""
         self.epoch += 1
+        if loss is None:  # no validation: the last weights are the ones kept
+            return
         self.curve.append({"epoch": self.epoch, "validation_loss": loss, "validation_accuracy": accuracy})
         if self._better(loss, accuracy):
             self.best_loss, self.best_epoch = loss, self.epoch
@@ -435,7 +498,7 @@ class _EpochState:
         facts = {
             "fingerprint": checkpoint.fingerprint, "epoch": self.epoch, "curve": self.curve,
             "best_epoch": self.best_epoch, "best_loss": self.best_loss, "param_groups": optimizer_state["param_groups"],
-            "schedule": schedule.state_dict(),
+            "schedule": schedule.state_dict(), "step": self.step, "losses": self.losses,
         }  # fmt: skip
         save_file(tensors, folder / "state.safetensors.tmp")
         (folder / "state.json.tmp").write_text(json.dumps(facts), encoding="utf-8")
@@ -474,6 +537,7 @@ class _EpochState:
         torch.set_rng_state(tensors["torch_rng"])
         self.epoch, self.curve, self.best_epoch = facts["epoch"], facts["curve"], facts["best_epoch"]
         self.best_loss = facts["best_loss"]
+        self.step, self.losses = facts.get("step", 0), facts.get("losses", [])
 
 
 def _with_prefix(tensors: dict[str, Any], prefix: str) -> dict[str, Any]:
