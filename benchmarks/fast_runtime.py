@@ -22,9 +22,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from topicsent._provenance import git_commit
 from topicsent.data import load_dataset
-from topicsent.eval import primary_metric, score
+from topicsent.eval import git_commit, primary_metric, score
 from topicsent.methods import BaseMethod, make_method, parse_method_spec
 
 #: (row name, parameters set on the fitted model)

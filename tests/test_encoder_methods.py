@@ -307,10 +307,10 @@ def test_the_epoch_kept_follows_the_monitored_measure(monitor, kept):
     SemEval-14 with MPNet did): ``monitor="accuracy"`` keeps the later, more accurate epoch."""
     import torch
 
-    from topicsent.methods._finetuning import _EpochState
+    from topicsent.methods import _finetuning
 
     model = torch.nn.Linear(2, 2)
-    state = _EpochState(model, monitor)
+    state = _finetuning._EpochState(model, monitor)
     start = float(model.weight[0, 0])
     for loss, accuracy in [(0.70, 0.80), (0.60, 0.82), (0.65, 0.85), (0.66, 0.85)]:
         with torch.no_grad():
@@ -325,9 +325,9 @@ def test_the_epoch_kept_follows_the_monitored_measure(monitor, kept):
 def test_a_regressor_monitored_by_accuracy_falls_back_to_its_loss():
     import torch
 
-    from topicsent.methods._finetuning import _EpochState
+    from topicsent.methods import _finetuning
 
-    state = _EpochState(torch.nn.Linear(2, 1), "accuracy")
+    state = _finetuning._EpochState(torch.nn.Linear(2, 1), "accuracy")
     for loss in [0.9, 0.5, 0.7]:
         state.end_epoch(loss, float("nan"))
     assert state.best_epoch == 2

@@ -50,6 +50,8 @@ INTERNAL_TESTS: dict[tuple[str, str], str] = {
     ("test_runs.py", "topicsent.runs._run"): "interrupting a run between parts (monkeypatched)",
     ("test_server.py", "topicsent.interfaces._jobs"): "the job store behind the REST service",
     ("test_extras.py", "topicsent._extras"): "the optional-dependency helper and its module -> extra table",
+    ("test_mabsa.py", "topicsent.data._mabsa"): "reading M-ABSA lines and merging one sentence's triplets",
+    ("test_onnx_runtime.py", "topicsent.methods._onnx_runtime"): "the ONNX session wrapper and export failures (monkeypatched)",
 }
 
 

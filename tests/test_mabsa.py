@@ -158,7 +158,7 @@ def test_an_evaluation_run_records_the_notes(tmp_path):
 def test_each_evaluated_method_analyses_korean_text_afresh():
     """The morpheme cache is emptied per method: another method's analyses of the test
     texts would make this one look faster than it is on new reviews."""
-    from topicsent.eval._harness import evaluate_method
+    from topicsent.eval import evaluate_method
     from topicsent.text import korean_morphemes
 
     splits = load_dataset("mabsa-ko-food-acsa").limited(60, seed=0)
