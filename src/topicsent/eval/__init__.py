@@ -7,9 +7,10 @@ from topicsent.eval._metrics import (
     polarity_scores,
     primary_metric,
     rating_scores,
+    triplet_scores,
 )
 
 __all__ = [
     "MethodResult", "detection_scores", "evaluate_method", "expected_calibration_error", "polarity_scores", "primary_metric",
-    "rating_scores", "run_evaluation", "score", "write_run",
+    "rating_scores", "run_evaluation", "score", "triplet_scores", "write_run",
 ]  # fmt: skip
