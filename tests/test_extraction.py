@@ -1,0 +1,154 @@
+"""Aspect term and opinion extraction (``extract``), ASTE triplet data and their scores."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from topicsent.data import AspectLabel, OpinionLabel, Review, ReviewSet, load_dataset
+from topicsent.errors import InputDataError
+from topicsent.eval import triplet_scores
+from topicsent.methods import make_method
+from topicsent.methods._tagger import _decode
+from topicsent.methods._terms import TermLexicon
+from topicsent.schema import AspectSentiment, ReviewAnalysis, Span, to_dataframe
+
+#: Real reviews of products no training sentence is about (laptops, a made-up gadget).
+UNSEEN_PRODUCTS = [
+    "The battery life is amazing and the keyboard feels solid, but the trackpad is awful.",
+    "The zorblatt's hinge broke after a week, though its screen is bright.",
+]
+
+
+def test_aste_loaders_read_every_triplet_at_its_words():
+    res = load_dataset("aste-14res")
+    assert (len(res.train), len(res.validation), len(res.test)) == (1266, 310, 492)
+    assert sum(len(a.opinions) for r in res.train for a in r.aspects) == 2338  # the README's count
+    first = res.train[0]
+    assert first.text == "But the staff was so horrible to us ."
+    (staff,) = first.aspects
+    assert (staff.name, staff.polarity) == ("staff", "negative")
+    assert [first.text[o.start : o.end] for o in staff.opinions] == ["horrible"]
+    lap = load_dataset("aste-14lap")
+    assert len(lap.test) == 328 and sum(len(a.opinions) for r in lap.test for a in r.aspects) == 543
+    for review in [*res.test, *lap.train]:
+        for aspect in review.aspects:
+            assert review.text[aspect.start : aspect.end] == aspect.name
+            assert all(review.text[o.start : o.end].strip() == review.text[o.start : o.end] for o in aspect.opinions)
+
+
+def test_mams_nested_terms_keep_the_longer_one():
+    review = next(r for r in load_dataset("mams-atsa").train if r.id == "train-1191")
+    assert [a.name for a in review.aspects] == ["beer selection"]
+
+
+def _set(reviews: list[Review]) -> ReviewSet:
+    return ReviewSet(tuple(reviews), name="train.jsonl")
+
+
+def _term(text: str, term: str, polarity: str = "positive") -> AspectLabel:
+    start = text.index(term)
+    return AspectLabel(term, "term", polarity, start, start + len(term))
+
+
+def test_training_data_with_overlapping_or_outside_spans_is_refused_naming_the_row():
+    good = [Review(f"r{i}", text, aspects=(_term(text, word, polarity),)) for i, (text, word, polarity) in enumerate(
+        [("Great pasta here.", "pasta", "positive"), ("Rude waiter.", "waiter", "negative")] * 3)]  # fmt: skip
+    text = "The seafood platter was cold."
+    overlapping = Review(
+        "r-overlap", text, aspects=(_term(text, "seafood platter", "negative"), _term(text, "seafood", "negative"))
+    )
+    with pytest.raises(InputDataError, match=r"train.jsonl: review 'r-overlap': terms 'seafood' .* overlap"):
+        make_method("extract", epochs=1).fit(_set([*good, overlapping]), "atsa")
+    outside = Review("r-out", text, aspects=(AspectLabel("platter", "term", "negative", 12, 19, (OpinionLabel(24, 99),)),))
+    with pytest.raises(InputDataError, match=r"review 'r-out'.*opinion span 24-99 .* outside the text"):
+        make_method("extract", epochs=1).fit(_set([*good, outside]), "atsa")
+
+
+def test_decoded_spans_are_always_whole_words_of_the_text():
+    """Whatever tags the model gives (random here, on real review text and the real
+    tokenizer), a decoded span is the text at its offsets: inside it, not empty, not
+    starting or ending in a space or in the middle of a word."""
+    from transformers import AutoTokenizer
+
+    from topicsent.encoders import resolve_encoder
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_encoder("all-MiniLM-L6-v2"))
+    rng = np.random.default_rng(0)
+    texts = [r.text for r in load_dataset("semeval14-atsa").test[:50]] + ["Ça coûte 12€ — très cher!!", "  spaced   out  "]
+    for text in texts:
+        offsets = [tuple(o) for o in tokenizer(text, return_offsets_mapping=True)["offset_mapping"]]
+        for _ in range(5):
+            for start, end in _decode(text, offsets, rng.integers(0, 3, len(offsets))):
+                assert 0 <= start < end <= len(text) and text[start:end] == text[start:end].strip()
+                assert not (start > 0 and text[start - 1].isalnum() and text[start].isalnum())
+                assert not (end < len(text) and text[end].isalnum() and text[end - 1].isalnum())
+
+
+def test_triplet_scores_count_exact_matches_only():
+    text = "But the staff was so horrible to us ."
+    gold = [Review("1", text, aspects=(AspectLabel("staff", "term", "negative", 8, 13, (OpinionLabel(21, 29, "negative"),)),))]
+    right = AspectSentiment(aspect="staff", kind="term", polarity="negative", span=Span(start=8, end=13),
+                            opinion="horrible", opinion_span=Span(start=21, end=29))  # fmt: skip
+    wrong_polarity = right.model_copy(update={"polarity": "positive"})
+    wrong_opinion = right.model_copy(update={"opinion": "so horrible", "opinion_span": Span(start=18, end=29)})
+    score = lambda found: triplet_scores(gold, [ReviewAnalysis(review_id="1", method="x", aspects=found)])  # noqa: E731
+    assert score([right])["triplet_f1"] == 1.0
+    assert score([wrong_polarity])["triplet_f1"] == 0.0 and score([wrong_polarity])["opinion_term_f1"] == 1.0
+    both = score([wrong_opinion])
+    assert both["triplet_f1"] == 0.0 and both["aspect_term_f1"] == 1.0 and both["opinion_term_f1"] == 0.0
+
+
+def test_flat_table_carries_aspect_and_opinion_spans():
+    found = AspectSentiment(aspect="staff", kind="term", polarity="negative", evidence="staff", span=Span(start=8, end=13),
+                            opinion="horrible", opinion_span=Span(start=21, end=29))  # fmt: skip
+    row = to_dataframe([ReviewAnalysis(review_id="1", method="extract", aspects=[found])]).iloc[0]
+    assert (row.span_start, row.span_end, row.opinion, row.opinion_start, row.opinion_end) == (8, 13, "horrible", 21, 29)
+
+
+def test_report_example_marks_the_aspect_and_its_opinion():
+    from topicsent.report._render import _example
+
+    text = "But the staff was so horrible to us ."
+    example = _example({"text": text, "span": (8, 13), "opinion": (21, 29), "polarity": "negative"})
+    marked = [(p["text"], p["mark"]) for p in example["pieces"] if p["mark"]]
+    assert marked == [("staff", "negative"), ("horrible", "opinion")]
+    assert "".join(p["text"] for p in example["pieces"]) == text
+    beyond = _example({"text": text, "span": (8, 13), "opinion": (30, 99), "polarity": "negative"})
+    assert [p["text"] for p in beyond["pieces"] if p["mark"]] == ["staff"]  # a span outside the text is not marked
+
+
+@pytest.fixture(scope="module")
+def restaurant_extractor():
+    """``extract`` on MiniLM, trained briefly on 300 restaurant triplet sentences."""
+    train = load_dataset("aste-14res").train.sample(300, seed=1)
+    return make_method("extract", epochs=2, max_length=64, random_state=0).fit(train), train
+
+
+def test_unseen_product_terms_are_found_by_the_tagger_not_the_dictionary(restaurant_extractor):
+    model, train = restaurant_extractor
+    dictionary = TermLexicon.learn(train)
+    found = model.predict(UNSEEN_PRODUCTS)
+    for text, analysis in zip(UNSEEN_PRODUCTS, found, strict=True):
+        terms = {a.aspect for a in analysis.aspects}
+        assert terms, f"the tagger found no term in {text!r}"
+        assert not terms & {a.name for a in dictionary.extract(text)}, "these terms are not in the restaurant dictionary"
+        for aspect in analysis.aspects:
+            assert text[aspect.span.start : aspect.span.end] == aspect.aspect == aspect.evidence
+            if aspect.opinion_span:
+                assert text[aspect.opinion_span.start : aspect.opinion_span.end] == aspect.opinion
+    laptop = {a.aspect for a in found[0].aspects}
+    assert laptop & {"battery life", "keyboard", "trackpad"}, laptop
+
+
+def test_predicted_spans_always_match_the_text(restaurant_extractor):
+    model, _ = restaurant_extractor
+    tests = load_dataset("aste-14lap").test.sample(40, seed=3)
+    noisy = [Review(f"n{i}", "".join(random.Random(i).sample(r.text, len(r.text)))) for i, r in enumerate(tests[:10])]
+    for review, analysis in zip([*tests.text_only(), *noisy], model.predict([*tests.text_only(), *noisy]), strict=True):
+        for aspect in analysis.aspects:
+            assert review.text[aspect.span.start : aspect.span.end] == aspect.aspect
+            if aspect.opinion_span is not None:
+                assert review.text[aspect.opinion_span.start : aspect.opinion_span.end] == aspect.opinion
