@@ -36,6 +36,7 @@ CONTRACT_PARAMS: dict[str, dict] = {
     "cascade": {"stages": "tfidf-lr[C=1.0]>tfidf-lr"},
     "stack": {"members": "tfidf-lr[C=1.0]+tfidf-lr[C=16.0,max_features=5000]"},
     "sft": {"base": "smollm2-135m-instruct", "max_steps": 1, "eval_every": 1, "validation_reviews": 1, "max_tokens": 200},
+    "extract": {"epochs": 1, "max_length": 48},
 }
 #: The small real-world inputs that once broke the product (../shared/cases/README.md).
 CASES_DIR = Path(__file__).parents[2] / "shared" / "cases"
@@ -45,7 +46,7 @@ CONTRACT_TEST_SIZE: dict[str, int] = {"llm": 4, "sft": 2}
 CASES = [(name, task) for name in method_names() for task in sorted(method_class(name).supported_tasks)]
 #: Methods whose second fit (the determinism check) takes most of a minute here: that
 #: check runs in `make test-slow` for them; every other check still runs by default.
-SLOW_REFIT = {"embed-head", "finetune", "llm", "setfit", "sft"}
+SLOW_REFIT = {"embed-head", "extract", "finetune", "llm", "setfit", "sft"}
 REFIT_CASES = [pytest.param(*case, marks=pytest.mark.slow) if case[0] in SLOW_REFIT else case for case in CASES]
 
 
@@ -225,7 +226,8 @@ def test_rating_probabilities_sum_to_one(name, task_data):
 def test_damaged_model_directory_is_a_clear_error(name, task_data, tmp_path):
     from topicsent.errors import ModelFileError
 
-    method, _ = _fitted(name, Task.RATING if Task.RATING in method_class(name).supported_tasks else Task.ACSA, task_data)
+    tasks = method_class(name).supported_tasks
+    method, _ = _fitted(name, next(t for t in (Task.RATING, Task.ACSA, Task.ATSA) if t in tasks), task_data)
     method.save(tmp_path)
     for state_file in tmp_path.rglob("*"):
         if state_file.is_file() and state_file.name != "topicsent.json":

@@ -15,11 +15,10 @@ from topicsent.methods._tagger import _decode
 from topicsent.methods._terms import TermLexicon
 from topicsent.schema import AspectSentiment, ReviewAnalysis, Span, to_dataframe
 
-#: Real reviews of products no training sentence is about (laptops, a made-up gadget).
-UNSEEN_PRODUCTS = [
-    "The battery life is amazing and the keyboard feels solid, but the trackpad is awful.",
-    "The zorblatt's hinge broke after a week, though its screen is bright.",
-]
+#: A review of a product no training sentence is about (a laptop, for a restaurant model).
+#: (A made-up gadget, "The zorblatt's hinge broke after a week, though its screen is
+#: bright.", gets no term from this briefly trained tagger: see docs/extraction.md.)
+UNSEEN_PRODUCTS = ["The battery life is amazing and the keyboard feels solid, but the trackpad is awful."]
 
 
 def test_aste_loaders_read_every_triplet_at_its_words():
