@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from topicsent.data import AspectLabel, OpinionLabel, Review, ReviewSet, load_dataset
-from topicsent.errors import InputDataError
+from topicsent.errors import InputDataError, InvalidParameterError
 from topicsent.eval import triplet_scores
-from topicsent.methods import make_method
+from topicsent.methods import BaseMethod, make_method
 from topicsent.methods._tagger import _decode
-from topicsent.methods._terms import TermLexicon
+from topicsent.methods._terms import FINDER_FOLDER, TermLexicon
 from topicsent.schema import AspectSentiment, ReviewAnalysis, Span, to_dataframe
 
 #: A review of a product no training sentence is about (a laptop, for a restaurant model).
@@ -121,9 +121,10 @@ def test_report_example_marks_the_aspect_and_its_opinion():
 
 @pytest.fixture(scope="module")
 def restaurant_extractor():
-    """``extract`` on MiniLM, trained briefly on 300 restaurant triplet sentences."""
+    """``extract`` with its defaults (MiniLM) trained on 300 restaurant triplet sentences:
+    the tagger that is also the default term finder of the other ATSA methods."""
     train = load_dataset("aste-14res").train.sample(300, seed=1)
-    return make_method("extract", epochs=2, max_length=64, random_state=0).fit(train), train
+    return make_method("extract", random_state=0).fit(train), train
 
 
 def test_unseen_product_terms_are_found_by_the_tagger_not_the_dictionary(restaurant_extractor):
@@ -151,3 +152,38 @@ def test_predicted_spans_always_match_the_text(restaurant_extractor):
             assert review.text[aspect.span.start : aspect.span.end] == aspect.aspect
             if aspect.opinion_span is not None:
                 assert review.text[aspect.opinion_span.start : aspect.opinion_span.end] == aspect.opinion
+
+
+def test_atsa_methods_find_terms_with_the_trained_tagger_by_default(restaurant_extractor, tmp_path):
+    """Without given terms, an ATSA method finds them with a tagger trained on its
+    training terms (one per training set: methods trained on the same reviews share it),
+    so it finds terms of a product it never saw; the tagger is saved with the model, and
+    a saved ``extract`` model can be the finder."""
+    extractor, train = restaurant_extractor
+    tfidf, majority = make_method("tfidf-lr").fit(train), make_method("majority").fit(train)
+    assert tfidf.term_finder == "trained" and tfidf.term_tagger_ is majority.term_tagger_ is extractor.tagger_
+    found = tfidf.predict(UNSEEN_PRODUCTS)
+    assert {a.aspect for a in found[0].aspects} == {a.aspect for a in extractor.predict(UNSEEN_PRODUCTS)[0].aspects}
+    assert {a.aspect for a in found[0].aspects} & {"battery life", "keyboard", "trackpad"}
+    assert not make_method("tfidf-lr", term_finder="dictionary").fit(train).predict(UNSEEN_PRODUCTS)[0].aspects
+    for text, analysis in zip(UNSEEN_PRODUCTS, found, strict=True):
+        assert all(text[a.span.start : a.span.end] == a.aspect == a.evidence for a in analysis.aspects)
+
+    tfidf.save(tmp_path / "tfidf")
+    assert (tmp_path / "tfidf" / FINDER_FOLDER).is_dir()
+    assert [a.aspects for a in BaseMethod.load(tmp_path / "tfidf").predict(UNSEEN_PRODUCTS)] == [a.aspects for a in found]
+    extractor.save(tmp_path / "extract")
+    borrowed = make_method("majority", term_finder=str(tmp_path / "extract")).fit(train).predict(UNSEEN_PRODUCTS)
+    assert [a.span for a in borrowed[0].aspects] == [a.span for a in found[0].aspects]
+
+
+def test_a_term_finder_that_is_no_extract_model_is_refused_before_training(tmp_path):
+    train = load_dataset("aste-14res").train.sample(40, seed=2)
+    with pytest.raises(InvalidParameterError, match=r"'term_finder' parameter of TfidfLRMethod must be .* no such folder"):
+        make_method("tfidf-lr", term_finder="models/none").fit(train)
+    make_method("majority", term_finder="dictionary").fit(train).save(tmp_path / "majority")
+    with pytest.raises(InvalidParameterError, match=r"is a saved 'majority' model; it must be an 'extract' model"):
+        make_method("tfidf-lr", term_finder=str(tmp_path / "majority")).fit(train)
+    unplaced = ReviewSet((Review("r1", "Great pasta.", aspects=(AspectLabel("pasta", "term", "positive"),)),), name="mine.csv")
+    with pytest.raises(InputDataError, match=r"mine.csv: review 'r1': a term without a span .* term_finder='dictionary'"):
+        make_method("majority").fit(unplaced, "atsa")

@@ -21,6 +21,7 @@ from topicsent.methods._base import BaseMethod
 from topicsent.methods._finetuning import DEVICES, PRECISIONS, base_licence
 from topicsent.methods._pipeline import overall_from_aspects
 from topicsent.methods._tagger import TermTagger
+from topicsent.methods._terms import trained_tagger
 from topicsent.schema import AspectSentiment, Overall, ReviewAnalysis, Span, Task
 
 
@@ -97,7 +98,9 @@ class ExtractMethod(BaseMethod):
                 f"The 'device' parameter of {type(self).__name__} must be one of {DEVICES} or 'cuda:N'. Got {self.device!r}."
             )
 
-    def _tagger(self) -> TermTagger:
+    def new_tagger(self) -> TermTagger:
+        """An unfitted tagger with this method's parameters (also the ``"trained"`` term
+        finder of other ATSA methods, with the defaults)."""
         return TermTagger(
             base=self.base, epochs=self.epochs, patience=self.patience, train_batch_size=self.train_batch_size,
             learning_rate=self.learning_rate, max_length=self.max_length, hidden=self.hidden, device=self.device,
@@ -105,8 +108,7 @@ class ExtractMethod(BaseMethod):
         )  # fmt: skip
 
     def _fit(self, reviews: ReviewSet) -> None:
-        polarities = [p for p in self.label_space_.polarities if any(a.polarity == p for r in reviews for a in r.aspects)]
-        self.tagger_ = self._tagger().fit(list(reviews), polarities, reviews.name)
+        self.tagger_ = trained_tagger(self.new_tagger(), reviews)  # shared with the ATSA methods that train the same one
 
     def _predict(self, reviews: Sequence[Review], *, given_aspects: bool) -> list[ReviewAnalysis]:
         given = [[(a.start, a.end) for a in r.aspects] for r in reviews] if given_aspects else None
@@ -154,4 +156,4 @@ class ExtractMethod(BaseMethod):
         )
 
     def _load_state(self, directory: Path) -> None:
-        self.tagger_ = self._tagger().load(directory)
+        self.tagger_ = self.new_tagger().load(directory)

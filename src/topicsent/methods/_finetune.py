@@ -121,6 +121,11 @@ class FinetuneMethod(PairClassifierMethod):
     checkpoint_dir : str or None, default=None
         A folder for the training state after every epoch; training with the same folder
         again continues from the last finished epoch (a killed run loses at most one).
+    term_finder : str, default="trained"
+        ATSA, for reviews that come without terms: ``"trained"`` (a token tagger, as in
+        ``extract``, fine-tuned on the training terms: it finds terms it never saw),
+        ``"dictionary"`` (the terms marked in training, found again) or the folder of a
+        saved ``extract`` model.
     random_state : int, default=0
     """
 
@@ -170,6 +175,7 @@ class FinetuneMethod(PairClassifierMethod):
         device: str = "auto",
         precision: str = "auto",
         checkpoint_dir: str | None = None,
+        term_finder: str = "trained",
         random_state: int = 0,
     ) -> None:
         self.base = base
@@ -192,6 +198,7 @@ class FinetuneMethod(PairClassifierMethod):
         self.device = device
         self.precision = precision
         self.checkpoint_dir = checkpoint_dir
+        self.term_finder = term_finder
         self.random_state = random_state
 
     @property

@@ -46,6 +46,8 @@ NO_RELATION = "none"  # pair class of an (aspect, opinion) pair that is no tripl
 HEADS_FILE = "tagger-heads.safetensors"
 FACTS_FILE = "tagger.json"
 PREDICT_BATCH = 64
+PARAMS = ("base", "epochs", "patience", "train_batch_size", "learning_rate", "max_length", "hidden", "device", "precision",
+          "seed")  # fmt: skip
 
 Span = tuple[int, int]
 
@@ -130,6 +132,26 @@ class TermTagger:
         self.base, self.epochs, self.patience, self.train_batch_size = base, epochs, patience, train_batch_size
         self.learning_rate, self.max_length, self.hidden, self.seed = learning_rate, max_length, hidden, seed
         self.device, self.precision = device, precision
+
+    def params(self) -> dict[str, Any]:
+        """The constructor's parameters (saved with the tagger, part of its cache key)."""
+        return {name: getattr(self, name) for name in PARAMS}
+
+    @classmethod
+    def restored(cls, directory: Path) -> TermTagger:
+        """The tagger :meth:`save` wrote into ``directory``, with the parameters it was
+        trained with (a term finder has no method parameters of its own to rebuild it from).
+
+        Raises
+        ------
+        ModelFileError
+            Damaged or missing files, naming the file.
+        """
+        path = directory / MODEL_SUBDIR / FACTS_FILE
+        params = read_json(path, dict[str, Any]).get("params")
+        if not isinstance(params, dict) or set(params) != set(PARAMS):
+            raise ModelFileError(f"{path}: damaged model file (no tagger parameters)")
+        return cls(**params).load(directory)
 
     # ----- training ------------------------------------------------------------------------
 
@@ -276,7 +298,8 @@ class TermTagger:
         self.tokenizer_.save_pretrained(target)
         save_file({k: v.contiguous() for k, v in self.model_.state_dict().items() if not k.startswith("encoder.")},
                   target / HEADS_FILE)  # fmt: skip
-        facts = {"polarities": self.polarities_, "learns_opinions": self.learns_opinions_, **self.report_.to_dict()}
+        facts = {"polarities": self.polarities_, "learns_opinions": self.learns_opinions_, "params": self.params(),
+                 **self.report_.to_dict()}  # fmt: skip
         (target / FACTS_FILE).write_text(json.dumps(facts), encoding="utf-8")
 
     def load(self, directory: Path) -> TermTagger:
