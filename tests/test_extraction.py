@@ -86,6 +86,27 @@ def test_decoded_spans_are_always_whole_words_of_the_text():
                 assert not (end < len(text) and text[end].isalnum() and text[end - 1].isalnum())
 
 
+def test_gold_tags_decode_back_to_the_gold_terms():
+    """The training targets say what the scores count: every subword of a term is tagged
+    (B on its first, I on the rest), and decoding those tags gives back exactly the gold
+    spans of every ASTE sentence. (In SemEval-14 three gold terms end inside a word,
+    'dress cod' of 'dress code': those come back as the whole word.)"""
+    from transformers import AutoTokenizer
+
+    from topicsent.encoders import resolve_encoder
+    from topicsent.methods._tagger import BEGIN, _tags
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_encoder("all-MiniLM-L6-v2"))
+    for name in ("aste-14res", "aste-14lap"):
+        splits = load_dataset(name)
+        for review in [*splits.train, *splits.test]:
+            spans = sorted({(a.start, a.end) for a in review.aspects})
+            offsets = [tuple(o) for o in tokenizer(review.text, return_offsets_mapping=True)["offset_mapping"]]
+            tags = _tags(offsets, spans)
+            assert tags.count(BEGIN) == len(spans), review.id  # one B per term, its other subwords I
+            assert _decode(review.text, offsets, np.array(tags)) == spans, review.id
+
+
 def test_triplet_scores_count_exact_matches_only():
     text = "But the staff was so horrible to us ."
     gold = [Review("1", text, aspects=(AspectLabel("staff", "term", "negative", 8, 13, (OpinionLabel(21, 29, "negative"),)),))]
@@ -184,6 +205,10 @@ def test_a_term_finder_that_is_no_extract_model_is_refused_before_training(tmp_p
     make_method("majority", term_finder="dictionary").fit(train).save(tmp_path / "majority")
     with pytest.raises(InvalidParameterError, match=r"is a saved 'majority' model; it must be an 'extract' model"):
         make_method("tfidf-lr", term_finder=str(tmp_path / "majority")).fit(train)
-    unplaced = ReviewSet((Review("r1", "Great pasta.", aspects=(AspectLabel("pasta", "term", "positive"),)),), name="mine.csv")
+    unplaced = ReviewSet(
+        (Review("r0", "Rude waiter.", aspects=(_term("Rude waiter.", "waiter", "negative"),)),
+         Review("r1", "Great pasta.", aspects=(AspectLabel("pasta", "term", "positive"),))),
+        name="mine.csv",
+    )  # fmt: skip
     with pytest.raises(InputDataError, match=r"mine.csv: review 'r1': a term without a span .* term_finder='dictionary'"):
         make_method("majority").fit(unplaced, "atsa")
