@@ -190,6 +190,13 @@ def test_atsa_methods_find_terms_with_the_trained_tagger_by_default(restaurant_e
     for text, analysis in zip(UNSEEN_PRODUCTS, found, strict=True):
         assert all(text[a.span.start : a.span.end] == a.aspect == a.evidence for a in analysis.aspects)
 
+    # each term's first linked opinion is its evidence of why, as in extract's triplets
+    def pairs(analysis):
+        return {(a.span.start, a.span.end, a.opinion_span.start, a.opinion_span.end) for a in analysis.aspects if a.opinion_span}
+
+    triplets, explained = pairs(extractor.predict(UNSEEN_PRODUCTS)[0]), pairs(found[0])
+    assert explained and explained <= triplets and {p[:2] for p in explained} == {p[:2] for p in triplets}
+
     tfidf.save(tmp_path / "tfidf")
     assert (tmp_path / "tfidf" / FINDER_FOLDER).is_dir()
     assert [a.aspects for a in BaseMethod.load(tmp_path / "tfidf").predict(UNSEEN_PRODUCTS)] == [a.aspects for a in found]

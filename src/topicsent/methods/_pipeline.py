@@ -191,6 +191,7 @@ class AspectPipelineMethod(BaseMethod):
         review, aspect = pair
         best = int(np.argmax(proba))
         has_span = aspect.start is not None and aspect.end is not None
+        opinion = aspect.opinions[0] if aspect.opinions else None  # found by a trained term finder: the why
         return AspectSentiment(
             aspect=aspect.name,
             kind=aspect.kind,
@@ -198,6 +199,8 @@ class AspectPipelineMethod(BaseMethod):
             confidence=float(np.clip(proba[best], 0.0, 1.0)),
             evidence=review.text[aspect.start : aspect.end] if has_span else None,
             span=Span(start=aspect.start, end=aspect.end) if has_span else None,
+            opinion=review.text[opinion.start : opinion.end] if opinion else None,
+            opinion_span=Span(start=opinion.start, end=opinion.end) if opinion else None,
         )
 
     def _rating_analyses(self, reviews: Sequence[Review]) -> list[ReviewAnalysis]:

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from topicsent.data import AspectLabel, Review, ReviewSet
+from topicsent.data import AspectLabel, OpinionLabel, Review, ReviewSet
 from topicsent.errors import InputDataError, InvalidParameterError, ModelFileError
 
 if TYPE_CHECKING:
@@ -153,11 +153,15 @@ def _saved_tagger(folder: Path) -> TermTagger:
 
 def find_terms(texts: Sequence[str], lexicon: TermLexicon, tagger: TermTagger | None) -> list[list[AspectLabel]]:
     """The terms of each text, with their spans, in reading order: the tagger's when there
-    is one, else the lexicon's."""
+    is one (with the opinion terms it links to each, when it learned opinions), else the
+    lexicon's."""
     if tagger is None:
         return [lexicon.extract(text) for text in texts]
     return [
-        [AspectLabel(text[start:end], "term", None, start, end) for start, end in found.terms]
+        [
+            AspectLabel(text[start:end], "term", None, start, end, tuple(OpinionLabel(*span) for span, _ in links))
+            for (start, end), links in zip(found.terms, found.links, strict=True)
+        ]
         for text, found in zip(texts, tagger.find(texts), strict=True)
     ]
 
