@@ -347,7 +347,10 @@ def _decode(text: str, offsets: list[tuple[int, int]], tags: np.ndarray) -> list
     for (start, end), tag in zip(offsets, tags, strict=False):
         if end <= start:
             continue
-        continues = spans and previous_end is not None and (tag == INSIDE or (tag == BEGIN and start == previous_end))
+        # a B right after a tagged word (nothing but spaces between) continues its span: the
+        # head tags each token alone and often puts B on both words of "Japanese food", while
+        # annotators almost never mark two terms side by side (4 of 2,899 in ASTE 14res, 0 in 14lap)
+        continues = spans and previous_end is not None and (tag == INSIDE or not text[previous_end:start].strip())
         if tag == OUTSIDE:
             previous_end = None
             continue
