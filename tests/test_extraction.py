@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import shutil
 
 import numpy as np
 import pytest
@@ -224,8 +225,12 @@ def test_atsa_methods_find_terms_with_the_trained_tagger_by_default(restaurant_e
     assert (tmp_path / "tfidf" / FINDER_FOLDER).is_dir()
     assert [a.aspects for a in BaseMethod.load(tmp_path / "tfidf").predict(UNSEEN_PRODUCTS)] == [a.aspects for a in found]
     extractor.save(tmp_path / "extract")
-    borrowed = make_method("majority", term_finder=str(tmp_path / "extract")).fit(train).predict(UNSEEN_PRODUCTS)
+    borrower = make_method("majority", term_finder=str(tmp_path / "extract")).fit(train)
+    borrowed = borrower.predict(UNSEEN_PRODUCTS)
     assert [a.span for a in borrowed[0].aspects] == [a.span for a in found[0].aspects]
+    borrower.save(tmp_path / "majority")
+    shutil.rmtree(tmp_path / "extract")  # the model keeps its own copy of the tagger
+    assert [a.aspects for a in BaseMethod.load(tmp_path / "majority").predict(UNSEEN_PRODUCTS)] == [a.aspects for a in borrowed]
 
 
 def test_a_term_finder_that_is_no_extract_model_is_refused_before_training(tmp_path):

@@ -23,8 +23,8 @@ import numpy as np
 from typing_extensions import TypedDict  # pydantic reads a TypedDict from here before Python 3.12
 
 from topicsent.data import AspectLabel, Review, ReviewSet
-from topicsent.errors import ModelFileError
-from topicsent.methods._base import BaseMethod
+from topicsent.errors import InvalidParameterError, ModelFileError
+from topicsent.methods._base import CONFIG_FILE, BaseMethod
 from topicsent.methods._files import read_json
 from topicsent.methods._terms import (
     DICTIONARY,
@@ -114,11 +114,12 @@ class AspectPipelineMethod(BaseMethod):
         self._fit_parts(reviews)
 
     def _fit_terms(self, reviews: ReviewSet) -> None:
-        """The term finder (ATSA), first: a bad ``term_finder`` stops the fit before the
-        other parts train."""
+        """The term finder (ATSA), first: a bad ``term_finder`` stops the fit (of any task:
+        a saved model's parameters are ones a fit accepted) before the other parts train."""
         self.term_lexicon_, self.term_tagger_ = TermLexicon([]), None
-        if self.task_ is Task.ATSA:
+        if "term_finder" in self._param_names():
             check_term_finder(self, on_disk=True)
+        if self.task_ is Task.ATSA:
             self.term_tagger_ = fit_term_finder(self.term_finder, reviews, self.random_state)  # type: ignore[attr-defined]
             self.term_lexicon_ = TermLexicon.learn(reviews)
 
@@ -240,6 +241,11 @@ class AspectPipelineMethod(BaseMethod):
             raise ModelFileError(f"{path}: damaged model file (no polarities, or some outside the label space)")
         self.term_lexicon_ = TermLexicon(state["terms"])
         self.term_tagger_ = load_tagger(directory, state.get("tagger", False))
+        if "term_finder" in self._param_names() and self.term_tagger_ is None:
+            try:  # without its own tagger, the model's term_finder must be one a fit here would take
+                check_term_finder(self, on_disk=True)
+            except InvalidParameterError as error:
+                raise ModelFileError(f"{directory / CONFIG_FILE}: impossible parameter ({error})") from None
         if "tagger" not in state and self.task_ is Task.ATSA and "term_finder" in self._param_names():
             self.term_finder = DICTIONARY  # saved before term taggers: it found terms by their dictionary
         if state["polarity_classes"]:
