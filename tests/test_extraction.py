@@ -19,7 +19,7 @@ from topicsent.schema import AspectSentiment, ReviewAnalysis, Span, to_dataframe
 
 #: A review of a product no training sentence is about (a laptop, for a restaurant model).
 #: (A made-up gadget, "The zorblatt's hinge broke after a week, though its screen is
-#: bright.", gets no term from this briefly trained tagger: see docs/extraction.md.)
+#: bright.", got no term from a tagger trained 2 epochs on these 300 sentences.)
 UNSEEN_PRODUCTS = ["The battery life is amazing and the keyboard feels solid, but the trackpad is awful."]
 
 
