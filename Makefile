@@ -23,7 +23,7 @@ LLAMACPP   := $(VENV)/.llamacpp
 KOREAN_LLM := $(VENV)/.korean-llm
 DOCS       := $(VENV)/.docs
 
-.PHONY: demo test test-llm test-slow lint format docs bench bench-accuracy bench-fast bench-korean-absa bench-adapt bench-baselines bench-encoders bench-topics bench-outliers bench-llm bench-sft bench-cascade bench-distill bench-scale stress clean
+.PHONY: demo test test-llm test-slow lint format docs bench bench-accuracy bench-fast bench-korean-absa bench-adapt bench-extraction bench-baselines bench-encoders bench-topics bench-outliers bench-llm bench-sft bench-cascade bench-distill bench-scale stress clean
 
 $(UV):
 	$(PYTHON) -m venv $(VENV)
@@ -85,6 +85,20 @@ format: $(TESTS)
 ## bench: every method on the full datasets; tables on screen, JSON/CSV in results/bench.
 ## Hours on 2 cores; each eval saves after every method, so an interrupted bench keeps its numbers.
 bench: bench-baselines bench-encoders bench-topics bench-llm bench-sft bench-cascade bench-distill bench-scale
+
+## bench-extraction: aspect term extraction and ASTE triplets (docs/extraction.md): the dictionary term
+## finder (majority[term_finder=dictionary]: terms seen in training, matched as words) beside the trained
+## tagger `extract` on all-mpnet-base-v2 and tfidf-lr with its default trained (MiniLM) term finder, per
+## dataset; SemEval-14 restaurants and ASTE 14res/14lap.
+## Several hours on one core; not part of `make bench`.
+EXTRACTION_DATASETS ?= semeval14-atsa aste-14res aste-14lap
+bench-extraction: export COLUMNS = 200
+bench-extraction: $(TESTS)
+	$(BIN)/topicsent models install all-mpnet-base-v2
+	for dataset in $(EXTRACTION_DATASETS); do \
+		$(BIN)/topicsent eval --dataset $$dataset --no-tune --out results/bench-extraction \
+			--methods "majority[term_finder=dictionary],tfidf-lr,extract[base=all-mpnet-base-v2]" || exit 1; \
+	done
 
 ## bench-accuracy: the accuracy issue's rows: finetune with one encoder pass per review (design=attention) on
 ## the assembled all-mpnet-base-v2 (bf16 autocast where the CPU has it) beside majority and tfidf-lr of the same

@@ -43,8 +43,8 @@ def test_semeval14_categories_tfidf_lr_beats_majority():
 
 def test_semeval14_terms_tfidf_lr_beats_majority():
     splits = load_dataset("semeval14-atsa")
-    tfidf, _, _ = score(make_method("tfidf-lr").fit(splits.train), splits.test)
-    majority, _, _ = score(make_method("majority").fit(splits.train), splits.test)
+    tfidf, _, _ = score(make_method("tfidf-lr", term_finder="dictionary").fit(splits.train), splits.test)
+    majority, _, _ = score(make_method("majority", term_finder="dictionary").fit(splits.train), splits.test)
     assert tfidf["polarity_accuracy"] >= 0.70 and tfidf["polarity_macro_f1"] > majority["polarity_macro_f1"] + 0.2
     assert tfidf["detection_f1"] >= 0.55
 

@@ -85,7 +85,7 @@ def test_a_review_where_the_term_finder_finds_nothing_says_so():
     """ATSA without given terms: no known term in the text is a real answer (no aspects),
     not one from the prior, and the row says why it has none."""
     train = read_reviews(CASES / "base_atsa.jsonl", ASPECTS)
-    model = make_method("tfidf-lr").fit(train, "atsa")
+    model = make_method("tfidf-lr", term_finder="dictionary").fit(train, "atsa")
     known = model.term_lexicon_.terms[0]
     found, nothing = model.predict(_reviews_of_texts([f"The {known} was fine.", "We went there and it was fine."]))
     assert found.status == "ok" and [a.aspect for a in found.aspects] == [known] and found.status_reason is None

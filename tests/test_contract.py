@@ -6,6 +6,7 @@ without any change to this file. Known exceptions go in EXPECTED_FAILURES with a
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pytest
 
 from topicsent.data import ColumnMap, Review, read_reviews
 from topicsent.errors import NotFittedError, UnsupportedTaskError
-from topicsent.methods import BaseMethod, make_method, method_class, method_names
+from topicsent.methods import BaseMethod, _terms, make_method, method_class, method_names
 from topicsent.schema import ReviewAnalysis, Task
 
 EXPECTED_FAILURES: dict[str, dict[str, str]] = {  # method -> {check name: reason}
@@ -25,17 +26,23 @@ EXPECTED_FAILURES: dict[str, dict[str, str]] = {  # method -> {check name: reaso
 }
 #: Parameters that make a method quick enough to fit many times here (as scikit-learn's
 #: checks shorten max_iter); quality is tested elsewhere with the defaults.
+#: ATSA methods find terms by their dictionary here (the trained term finder, their
+#: default, is one extra training: test_extraction.py checks it end to end).
+DICTIONARY = {"term_finder": "dictionary"}
 CONTRACT_PARAMS: dict[str, dict] = {
-    "embed-head": {"epochs": 3},
-    "finetune": {"epochs": 1, "examples_per_class": 6, "max_length": 48},
-    "setfit": {"examples_per_class": 4, "max_steps": 4, "max_length": 48},
+    "majority": DICTIONARY,
+    "tfidf-lr": DICTIONARY,
+    "embed-head": {"epochs": 3, **DICTIONARY},
+    "finetune": {"epochs": 1, "examples_per_class": 6, "max_length": 48, **DICTIONARY},
+    "setfit": {"examples_per_class": 4, "max_steps": 4, "max_length": 48, **DICTIONARY},
     # min_count=1: from 400 short MAMS sentences the default (3) keeps no word of one test
     # review, which is then rightly abstained ("no known words"); these checks need answers
     "lda": {"n_topics": 5, "iterations": 30, "min_count": 1},
     "llm": {"backend": "llamacpp", "model": "smollm2-135m-instruct", "max_tokens": 200},
-    "cascade": {"stages": "tfidf-lr[C=1.0]>tfidf-lr"},
-    "stack": {"members": "tfidf-lr[C=1.0]+tfidf-lr[C=16.0,max_features=5000]"},
+    "cascade": {"stages": "tfidf-lr[C=1.0,term_finder=dictionary]>tfidf-lr[term_finder=dictionary]"},
+    "stack": {"members": "tfidf-lr[C=1.0]+tfidf-lr[C=16.0,max_features=5000]", **DICTIONARY},
     "sft": {"base": "smollm2-135m-instruct", "max_steps": 1, "eval_every": 1, "validation_reviews": 1, "max_tokens": 200},
+    "extract": {"epochs": 1, "max_length": 48},
 }
 #: The small real-world inputs that once broke the product (../shared/cases/README.md).
 CASES_DIR = Path(__file__).parents[2] / "shared" / "cases"
@@ -45,7 +52,7 @@ CONTRACT_TEST_SIZE: dict[str, int] = {"llm": 4, "sft": 2}
 CASES = [(name, task) for name in method_names() for task in sorted(method_class(name).supported_tasks)]
 #: Methods whose second fit (the determinism check) takes most of a minute here: that
 #: check runs in `make test-slow` for them; every other check still runs by default.
-SLOW_REFIT = {"embed-head", "finetune", "llm", "setfit", "sft"}
+SLOW_REFIT = {"embed-head", "extract", "finetune", "llm", "setfit", "sft"}
 #: Methods that answer on llama.cpp in process with CONTRACT_PARAMS (the `llamacpp` extra):
 #: their checks that predict carry the `llamacpp` marker, so they skip, saying why, where
 #: llama-cpp-python is not installed, and `make test-llm` runs them. `sft` already answers
@@ -83,7 +90,21 @@ _FITTED: dict[tuple[str, Task], BaseMethod] = {}  # per test process: checks tha
 def _fresh_fit(name: str, task: Task, task_data) -> tuple[BaseMethod, object]:
     train, test = task_data[task.value]
     test = test[: CONTRACT_TEST_SIZE.get(name, len(test))]
-    return make_method(name, random_state=0, **CONTRACT_PARAMS.get(name, {})).fit(train, task), test
+    with _taggers_set_aside():  # a second fit trains again, not reusing the tagger the first one left in memory
+        return make_method(name, random_state=0, **CONTRACT_PARAMS.get(name, {})).fit(train, task), test
+
+
+@contextmanager
+def _taggers_set_aside():
+    """No trained term tagger in memory during the block; the ones there come back after
+    it (other tests in this process may count on them)."""
+    kept = dict(_terms._TAGGERS)
+    _terms.clear_tagger_cache()
+    try:
+        yield
+    finally:
+        _terms._TAGGERS.clear()
+        _terms._TAGGERS.update(kept)
 
 
 def _fitted(name: str, task: Task, task_data) -> tuple[BaseMethod, object]:
@@ -247,7 +268,8 @@ def test_rating_probabilities_sum_to_one(name, task_data):
 def test_damaged_model_directory_is_a_clear_error(name, task_data, tmp_path):
     from topicsent.errors import ModelFileError
 
-    method, _ = _fitted(name, Task.RATING if Task.RATING in method_class(name).supported_tasks else Task.ACSA, task_data)
+    tasks = method_class(name).supported_tasks
+    method, _ = _fitted(name, next(t for t in (Task.RATING, Task.ACSA, Task.ATSA) if t in tasks), task_data)
     method.save(tmp_path)
     for state_file in tmp_path.rglob("*"):
         if state_file.is_file() and state_file.name != "topicsent.json":

@@ -151,9 +151,9 @@ def test_one_pass_finetune_beats_majority_on_polarity_and_detection(mams_sample,
 def test_one_pass_finetune_reads_the_term_for_atsa(tmp_path):
     splits = load_dataset("mams-atsa")
     train, test = splits.train.sample(300, seed=3), splits.test.sample(80, seed=3)
-    majority = polarity_scores(test, make_method("majority").fit(train).predict(test.unlabelled(), given_aspects=True),
-                               test.label_space.polarities)  # fmt: skip
-    method = make_method("finetune", epochs=2, **ONE_PASS).fit(train)
+    majority = make_method("majority", term_finder="dictionary").fit(train)  # terms are given here
+    majority = polarity_scores(test, majority.predict(test.unlabelled(), given_aspects=True), test.label_space.polarities)
+    method = make_method("finetune", epochs=2, term_finder="dictionary", **ONE_PASS).fit(train)  # terms are given here
     answers = method.predict(test.unlabelled(), given_aspects=True)
     learned = polarity_scores(test, answers, test.label_space.polarities)
     assert learned["polarity_accuracy"] >= majority["polarity_accuracy"] + 0.05

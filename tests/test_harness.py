@@ -33,8 +33,8 @@ def test_quick_run_tunes_scores_and_writes_results(tmp_path):
 
 
 def test_methods_skip_tasks_they_do_not_declare():
-    run = run_evaluation(["semeval14-atsa"], ["majority"], limit=100, tune=False)
-    assert [r["method"] for r in run["results"]] == ["majority"] and run["results"][0]["tuning"] == []
+    run = run_evaluation(["semeval14-atsa"], ["majority[term_finder=dictionary]"], limit=100, tune=False)
+    assert [r["method"] for r in run["results"]] == ["majority[term_finder=dictionary]"] and run["results"][0]["tuning"] == []
 
 
 def test_the_run_times_prediction_with_an_empty_embedding_cache():

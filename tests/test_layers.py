@@ -50,6 +50,11 @@ INTERNAL_TESTS: dict[tuple[str, str], str] = {
     ("test_runs.py", "topicsent.runs._run"): "interrupting a run between parts (monkeypatched)",
     ("test_server.py", "topicsent.interfaces._jobs"): "the job store behind the REST service",
     ("test_extras.py", "topicsent._extras"): "the optional-dependency helper and its module -> extra table",
+    ("test_contract.py", "topicsent.methods._terms"): "setting cached term taggers aside so the determinism check refits",
+    ("test_extraction.py", "topicsent.methods._tagger"): "tag encoding and span decoding, the tagger's losses",
+    ("test_extraction.py", "topicsent.methods._terms"): "the term dictionary baseline and the saved finder folder",
+    ("test_extraction.py", "topicsent.methods._finetuning"): "validation with the tag-only selection loss",
+    ("test_extraction.py", "topicsent.report._render"): "the report's aspect and opinion marks",
     ("test_mabsa.py", "topicsent.data._mabsa"): "reading M-ABSA lines and merging one sentence's triplets",
     ("test_onnx_runtime.py", "topicsent.methods._onnx_runtime"): "the ONNX session wrapper and export failures (monkeypatched)",
 }

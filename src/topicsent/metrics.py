@@ -90,6 +90,30 @@ def detection_scores(gold: Sequence[Review], predicted: Sequence[ReviewAnalysis]
     return {f"detection_{k}": v for k, v in detection.items()} | {f"joint_{k}": v for k, v in joint.items()}
 
 
+def triplet_scores(gold: Sequence[Review], predicted: Sequence[ReviewAnalysis]) -> dict[str, float]:
+    """ASTE's exact-match scores, from predictions where the method found aspects itself:
+    micro P/R/F1 of (aspect span, opinion span, polarity) triplets (``triplet_*``), of
+    aspect term spans (``aspect_term_*``, the SemEval term-extraction protocol) and of
+    opinion term spans (``opinion_term_*``). A found aspect without an opinion is a
+    found term but no triplet."""
+    truth: dict[str, list[set]] = {"triplet": [], "aspect_term": [], "opinion_term": []}
+    guess: dict[str, list[set]] = {"triplet": [], "aspect_term": [], "opinion_term": []}
+    for review, analysis in zip(gold, predicted, strict=True):
+        answered = analysis.aspects if analysis.status == "ok" else []
+        pairs = [(a.start, a.end, o.start, o.end, o.polarity or a.polarity) for a in review.aspects for o in a.opinions]
+        truth["triplet"].append(set(pairs))
+        truth["aspect_term"].append({(a.start, a.end) for a in review.aspects})
+        truth["opinion_term"].append({(p[2], p[3]) for p in pairs})
+        found = [a for a in answered if a.span is not None]
+        with_opinion = [a for a in found if a.opinion_span is not None]
+        guess["triplet"].append(
+            {(a.span.start, a.span.end, a.opinion_span.start, a.opinion_span.end, a.polarity) for a in with_opinion}
+        )
+        guess["aspect_term"].append({(a.span.start, a.span.end) for a in found})
+        guess["opinion_term"].append({(a.opinion_span.start, a.opinion_span.end) for a in with_opinion})
+    return {f"{kind}_{k}": v for kind in truth for k, v in _micro_f1(truth[kind], guess[kind]).items()}
+
+
 def rating_scores(gold: Sequence[Review], predicted: Sequence[ReviewAnalysis], space: LabelSpace) -> dict[str, float]:
     """Accuracy and macro-F1 over all reviews (no answer counts wrong); MAE and quadratic
     weighted kappa over answered reviews, with predictions rounded onto the scale."""

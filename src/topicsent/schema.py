@@ -58,7 +58,14 @@ class Span(_Strict):
 
 
 class AspectSentiment(_Strict):
-    """How a review feels about one aspect (a category, a term or a discovered topic)."""
+    """How a review feels about one aspect (a category, a term or a discovered topic).
+
+    ``evidence`` is the quoted text at ``span``: for a term, the term itself (where it
+    is); for a category, the quote that carries it. ``opinion`` is the opinion term
+    that gives the aspect its polarity (``"horrible"`` for ``staff``), at
+    ``opinion_span``: an aspect term, its opinion and the polarity form one ASTE
+    triplet, and an aspect with two opinions is two answers, one per opinion.
+    """
 
     aspect: str = Field(min_length=1)
     kind: AspectKind
@@ -66,6 +73,8 @@ class AspectSentiment(_Strict):
     confidence: float | None = Field(default=None, ge=0.0, le=1.0)
     evidence: str | None = None
     span: Span | None = None
+    opinion: str | None = None
+    opinion_span: Span | None = None
     rating: float | None = None
 
 
@@ -126,6 +135,7 @@ FLAT_TYPES: dict[str, str] = {
     "overall_polarity": "string", "overall_rating": "Float64", "overall_confidence": "Float64",
     "aspect": "string", "aspect_kind": "string", "aspect_polarity": "string", "aspect_confidence": "Float64",
     "aspect_rating": "Float64", "evidence": "string", "span_start": "Int64", "span_end": "Int64",
+    "opinion": "string", "opinion_start": "Int64", "opinion_end": "Int64",
     "latency_ms": "Float64", "input_tokens": "Int64", "output_tokens": "Int64", "cost_usd": "Float64",
     "cache_hit": "boolean",
 }  # fmt: skip
@@ -156,7 +166,7 @@ def _aspect_columns(aspect: AspectSentiment | None) -> dict[str, Any]:
     if aspect is None:
         return dict.fromkeys(
             ("aspect", "aspect_kind", "aspect_polarity", "aspect_confidence", "aspect_rating",
-             "evidence", "span_start", "span_end")
+             "evidence", "span_start", "span_end", "opinion", "opinion_start", "opinion_end")
         )  # fmt: skip
     return {
         "aspect": aspect.aspect,
@@ -167,6 +177,9 @@ def _aspect_columns(aspect: AspectSentiment | None) -> dict[str, Any]:
         "evidence": aspect.evidence,
         "span_start": aspect.span.start if aspect.span else None,
         "span_end": aspect.span.end if aspect.span else None,
+        "opinion": aspect.opinion,
+        "opinion_start": aspect.opinion_span.start if aspect.opinion_span else None,
+        "opinion_end": aspect.opinion_span.end if aspect.opinion_span else None,
     }
 
 

@@ -7,17 +7,18 @@ commit scores on the same reviews.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import os
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache, partial
 from pathlib import Path
 
 from topicsent.data._mabsa import MABSA_DOMAINS, MABSA_FILES, MABSA_VIEWS, mabsa_splits, read_mabsa_file
-from topicsent.data._reviews import AspectLabel, LabelSpace, Review, ReviewSet, Splits
+from topicsent.data._reviews import AspectLabel, LabelSpace, OpinionLabel, Review, ReviewSet, Splits
 from topicsent.errors import InputDataError, UnknownNameError
 from topicsent.schema import Task
 
@@ -108,9 +109,22 @@ def _seeded_holdout(reviews: list[Review], fraction: float) -> tuple[list[Review
     return kept, [r for i, r in enumerate(reviews) if i in held]
 
 
+def _without_nested_terms(review: Review) -> Review:
+    """The review with a term dropped when it overlaps a longer one: 8 MAMS training
+    sentences mark both (``'beer s'`` inside ``'beer selection'``, ``'food'`` inside
+    ``'seafood'``), which no token tagger can learn; the longer term is kept."""
+    kept: list[AspectLabel] = []
+    for aspect in sorted(review.aspects, key=lambda a: (a.start is None, -((a.end or 0) - (a.start or 0)))):
+        overlaps = any(a.start is not None and aspect.start is not None and aspect.start < a.end and a.start < aspect.end
+                       for a in kept)  # fmt: skip
+        if not overlaps:
+            kept.append(aspect)
+    return review if len(kept) == len(review.aspects) else replace(review, aspects=tuple(a for a in review.aspects if a in kept))
+
+
 def _load_mams(task: Task) -> Splits:
     folder = data_dir() / "mams" / task.value
-    to_review = _acsa_review if task is Task.ACSA else _atsa_review
+    to_review = _acsa_review if task is Task.ACSA else lambda row: _without_nested_terms(_atsa_review(row))
     space = LabelSpace(categories=MAMS_CATEGORIES if task is Task.ACSA else None)
     parts = {
         split: _review_set(
@@ -142,6 +156,49 @@ def _load_semeval(task: Task) -> Splits:
         _review_set(validation, f"{name}/val", task, space),
         _review_set(reviews("test"), f"{name}/test", task, space),
     )
+
+
+ASTE_POLARITY = {"POS": "positive", "NEG": "negative", "NEU": "neutral"}
+
+
+def _aste_review(line: str, review_id: str, source: str) -> Review:
+    """One line of ASTE-Data-V2: ``tokens####[([aspect indices], [opinion indices], 'POS'), ...]``.
+    The text is the tokens joined by single spaces (as given), so indices become exact
+    character offsets. An aspect with several opinions is one term with several
+    opinions; its polarity is theirs when they agree, else ``conflict``. (Two 14lap
+    sentences, one in train and one in dev, mark overlapping aspects: the longer is kept.)"""
+    sentence, _, literal = line.rstrip("\n").partition("####")
+    tokens = sentence.split(" ")
+    starts = [sum(len(t) + 1 for t in tokens[:i]) for i in range(len(tokens))]
+    try:
+        triplets = ast.literal_eval(literal)
+        spans = [((starts[a[0]], starts[a[-1]] + len(tokens[a[-1]])), (starts[o[0]], starts[o[-1]] + len(tokens[o[-1]])),
+                  ASTE_POLARITY[p]) for a, o, p in triplets]  # fmt: skip
+    except (ValueError, SyntaxError, IndexError, KeyError, TypeError) as error:
+        raise InputDataError(f"{source}: line {review_id}: not an ASTE triplet line ({type(error).__name__})") from None
+    by_aspect: dict[tuple[int, int], list[OpinionLabel]] = {}
+    for aspect, opinion, polarity in spans:
+        by_aspect.setdefault(aspect, []).append(OpinionLabel(*opinion, polarity))
+    aspects = tuple(
+        AspectLabel(sentence[start:end], "term", ops[0].polarity if len({o.polarity for o in ops}) == 1 else "conflict",
+                    start, end, tuple(ops))
+        for (start, end), ops in sorted(by_aspect.items())
+    )  # fmt: skip
+    return _without_nested_terms(Review(review_id, sentence, "en", aspects=aspects))
+
+
+def _load_aste(name: str) -> Splits:
+    """ASTE-Data-V2 (Xu et al. 2020) triplets, official train/dev/test; ids are
+    ``split-line`` (line numbers from 1)."""
+    folder = data_dir() / "aste" / name
+    space = LabelSpace(polarities=("positive", "negative", "neutral", "conflict"))
+    parts = {}
+    for split, file_split in (("train", "train"), ("val", "dev"), ("test", "test")):
+        path = _require_file(folder / f"{file_split}_triplets.txt")
+        lines = path.read_text(encoding="utf-8").splitlines()
+        reviews = [_aste_review(line, f"{split}-{number}", str(path)) for number, line in enumerate(lines, 1) if line.strip()]
+        parts[split] = _review_set(reviews, f"aste-{name}/{split}", Task.ATSA, space)
+    return Splits(parts["train"], parts["val"], parts["test"])
 
 
 def _movie_bucket(movie_id: str) -> int:
@@ -289,6 +346,15 @@ DATASETS: dict[str, DatasetInfo] = {
         DatasetInfo(
             "semeval14-atsa", Task.ATSA, "en", "SemEval-2014 restaurants, aspect terms with spans, 4 polarities",
             _SEMEVAL_LICENCE, lambda: _load_semeval(Task.ATSA), (1819, 202, 606),
+        ),
+        DatasetInfo(
+            "aste-14res", Task.ATSA, "en",
+            "ASTE-V2 SemEval-14 restaurants: (aspect term, opinion term, polarity) triplets; test overlaps SemEval-14 test",
+            _SEMEVAL_LICENCE, lambda: _load_aste("14res"), (1266, 310, 492),
+        ),
+        DatasetInfo(
+            "aste-14lap", Task.ATSA, "en", "ASTE-V2 SemEval-14 laptops: (aspect term, opinion term, polarity) triplets",
+            _SEMEVAL_LICENCE, lambda: _load_aste("14lap"), (906, 219, 328),
         ),
         DatasetInfo(
             "nsmc", Task.RATING, "ko", "Naver movie reviews (Korean), 1-10 ratings, split by movie",

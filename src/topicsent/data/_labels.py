@@ -10,6 +10,7 @@ set), so one wrong label is refused with the same sentence wherever it comes fro
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 
 from topicsent.data._reviews import AspectLabel, LabelSpace, Review, ReviewSet
@@ -33,6 +34,24 @@ def span_problem(text: str, aspect: AspectLabel) -> str | None:
     found = text[start:end]
     if _normalised(found) != _normalised(aspect.name):
         return f"term {aspect.name!r} is given at {start}-{end}, where the text says {found!r}"
+    for opinion in aspect.opinions:
+        o_start, o_end = opinion.start, opinion.end
+        if not (isinstance(o_start, int) and isinstance(o_end, int) and 0 <= o_start < o_end <= len(text)):
+            return f"opinion span {o_start}-{o_end} of term {aspect.name!r} is outside the text ({len(text)} characters)"
+    return None
+
+
+def overlap_problem(review: Review) -> str | None:
+    """Why ``review``'s term spans cannot be tagged token by token (two different terms
+    overlapping, e.g. ``'seafood'`` 20-27 and ``'food'`` 23-27), or None. The same span
+    given twice is one term, not an overlap."""
+    spans = sorted({(a.start, a.end, a.name) for a in review.aspects if a.kind == "term" and a.start is not None})
+    for (start, end, name), (next_start, next_end, next_name) in itertools.pairwise(spans):
+        if next_start < end and (start, end) != (next_start, next_end):
+            return (
+                f"terms {name!r} ({start}-{end}) and {next_name!r} ({next_start}-{next_end}) overlap; "
+                "a term extractor tags each word once: keep one of them"
+            )
     return None
 
 

@@ -17,10 +17,21 @@ from topicsent.schema import Task
 
 
 @dataclass(frozen=True, slots=True)
+class OpinionLabel:
+    """An opinion term of an aspect term (ASTE triplets): its Python slice offsets in the
+    review text and the polarity it gives the aspect."""
+
+    start: int
+    end: int
+    polarity: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class AspectLabel:
     """One aspect of a review: a category or a term, with its gold polarity if known.
 
-    ``start``/``end`` are Python slice offsets of a term in the review text.
+    ``start``/``end`` are Python slice offsets of a term in the review text;
+    ``opinions`` the opinion terms annotated for it (triplet data; empty elsewhere).
     """
 
     name: str
@@ -28,6 +39,7 @@ class AspectLabel:
     polarity: str | None = None
     start: int | None = None
     end: int | None = None
+    opinions: tuple[OpinionLabel, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,9 +62,9 @@ class Review:
         return self.problem is None and bool(self.text.strip())
 
     def unlabelled(self) -> Review:
-        """The same review with gold polarities and rating hidden but aspect names and
+        """The same review with gold polarities, opinions and rating hidden but aspect names and
         spans kept: what a method sees when asked about given aspects."""
-        hidden = tuple(replace(a, polarity=None) for a in self.aspects)
+        hidden = tuple(replace(a, polarity=None, opinions=()) for a in self.aspects)
         return replace(self, rating=None, aspects=hidden)
 
     def text_only(self) -> Review:

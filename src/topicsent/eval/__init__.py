@@ -9,6 +9,7 @@ from topicsent.metrics import (
     polarity_scores,
     primary_metric,
     rating_scores,
+    triplet_scores,
 )
 
 __all__ = [
@@ -25,5 +26,6 @@ __all__ = [
     "rating_scores",
     "run_evaluation",
     "score",
+    "triplet_scores",
     "write_run",
 ]  # fmt: skip

@@ -43,6 +43,7 @@ from topicsent.metrics import (
     primary_metric,
     rating_scores,
     status_counts,
+    triplet_scores,
 )
 from topicsent.schema import ReviewAnalysis, Task
 from topicsent.text import korean_morphemes
@@ -107,6 +108,8 @@ def _score(method: BaseMethod, test: ReviewSet, detection: bool = True):
     else:
         scored = method.predict(test.unlabelled(), given_aspects=True)
         metrics = polarity_scores(test, scored, test.label_space.polarities) | detection_scores(test, analyses, method.task_)
+        if any(aspect.opinions for review in test for aspect in review.aspects):  # triplet data (ASTE)
+            metrics |= triplet_scores(test, analyses)
     metrics["coverage"] = coverage(analyses)
     return metrics, status_counts(analyses), timing.seconds, usage_summary(analyses), scored
 

@@ -71,6 +71,11 @@ class EmbedHeadMethod(AspectPipelineMethod):
     C : float, default=1.0
         Inverse regularisation of the linear heads (pair design, ratings).
     rating_model : {"classify", "regress"}, default="classify"
+    term_finder : str, default="trained"
+        ATSA, for reviews that come without terms: ``"trained"`` (a token tagger, as in
+        ``extract``, fine-tuned on the training terms: it finds terms it never saw),
+        ``"dictionary"`` (the terms marked in training, found again) or the folder of a
+        saved ``extract`` model.
     random_state : int, default=0
     """
 
@@ -101,6 +106,7 @@ class EmbedHeadMethod(AspectPipelineMethod):
         learning_rate: float = 2e-3,
         C: float = 1.0,
         rating_model: str = "classify",
+        term_finder: str = "trained",
         random_state: int = 0,
     ) -> None:
         self.encoder = encoder
@@ -112,6 +118,7 @@ class EmbedHeadMethod(AspectPipelineMethod):
         self.learning_rate = learning_rate
         self.C = C
         self.rating_model = rating_model
+        self.term_finder = term_finder
         self.random_state = random_state
 
     @classmethod

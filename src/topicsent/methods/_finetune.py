@@ -143,6 +143,11 @@ class FinetuneMethod(PairClassifierMethod):
         With ``runtime="onnx"``: int8 weights (per channel) for the matrix products,
         activations quantised per batch (ONNX Runtime dynamic quantisation): faster,
         at a small cost in agreement with the fp32 model.
+    term_finder : str, default="trained"
+        ATSA, for reviews that come without terms: ``"trained"`` (a token tagger, as in
+        ``extract``, fine-tuned on the training terms: it finds terms it never saw),
+        ``"dictionary"`` (the terms marked in training, found again) or the folder of a
+        saved ``extract`` model.
     random_state : int, default=0
     """
 
@@ -198,6 +203,7 @@ class FinetuneMethod(PairClassifierMethod):
         checkpoint_dir: str | None = None,
         runtime: str = "torch",
         quantize: bool = False,
+        term_finder: str = "trained",
         random_state: int = 0,
     ) -> None:
         self.base = base
@@ -223,6 +229,7 @@ class FinetuneMethod(PairClassifierMethod):
         self.checkpoint_dir = checkpoint_dir
         self.runtime = runtime
         self.quantize = quantize
+        self.term_finder = term_finder
         self.random_state = random_state
 
     @property

@@ -288,10 +288,13 @@ class Batches:
 class Objective:
     """How outputs are scored: ``loss(outputs, targets)`` (a scalar tensor), and
     ``hits(outputs, targets)`` -> (correct, counted) for the validation accuracy
-    (``counted`` 0 when accuracy has no meaning, e.g. regression)."""
+    (``counted`` 0 when accuracy has no meaning, e.g. regression). ``selection``: the
+    validation loss early stopping watches, when it is not the whole training loss (a
+    model with several heads is kept for what it is scored on)."""
 
     loss: Callable[[Any, Any], Any]
     hits: Callable[[Any, Any], tuple[int, int]]
+    selection: Callable[[Any, Any], Any] | None = None
 
 
 def train_classifier(
@@ -581,13 +584,14 @@ def run_batches(model, inputs: Any, device=None, precision: Any = None) -> Any:
 
 
 def _validate(model, validation: Batches, objective: Objective, batch_size: int, device, precision) -> tuple[float, float]:
-    """Mean loss (weighted by batch size) and accuracy over the validation rows."""
+    """Mean loss (the objective's selection loss; weighted by batch size) and accuracy over
+    the validation rows."""
     model.eval()
     total_loss, rows, correct, counted = 0.0, 0, 0, 0
     for batch in length_batches(validation.lengths, batch_size, None):
         outputs = run_batches(model, validation.inputs(batch), device, precision)
         targets = to_device(validation.targets(batch), device)
-        total_loss += float(objective.loss(outputs, targets)) * len(batch)
+        total_loss += float((objective.selection or objective.loss)(outputs, targets)) * len(batch)
         rows += len(batch)
         hit, seen = objective.hits(outputs, targets)
         correct, counted = correct + hit, counted + seen

@@ -31,6 +31,11 @@ class MajorityMethod(AspectPipelineMethod):
 
     Parameters
     ----------
+    term_finder : str, default="trained"
+        ATSA, for reviews that come without terms: ``"trained"`` (a token tagger, as in
+        ``extract``, fine-tuned on the training terms: it finds terms it never saw),
+        ``"dictionary"`` (the terms marked in training, found again) or the folder of a
+        saved ``extract`` model.
     random_state : int, default=0
         Unused (the method has no randomness); kept so every method takes a seed.
     """
@@ -39,7 +44,8 @@ class MajorityMethod(AspectPipelineMethod):
     supported_tasks = frozenset({Task.ACSA, Task.ATSA, Task.RATING})
     parameter_constraints: ClassVar[dict[str, tuple | str]] = {"random_state": "index"}
 
-    def __init__(self, *, random_state: int = 0) -> None:
+    def __init__(self, *, term_finder: str = "trained", random_state: int = 0) -> None:
+        self.term_finder = term_finder
         self.random_state = random_state
 
     def _fit_polarity(self, pairs: list[Pair], labels: list[str]) -> None:

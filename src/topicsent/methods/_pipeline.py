@@ -6,7 +6,9 @@
 
 A method built this way implements only those parts; this module turns them into
 :class:`~topicsent.schema.ReviewAnalysis` objects for every task, including term
-extraction for ATSA through a :class:`TermLexicon` learned from training terms.
+extraction for ATSA through a term finder (:mod:`topicsent.methods._terms`: a token
+tagger trained on the training terms by default, or their dictionary) when a review
+comes without terms.
 """
 
 from __future__ import annotations
@@ -15,15 +17,25 @@ import json
 from abc import abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NotRequired
 
 import numpy as np
 from typing_extensions import TypedDict  # pydantic reads a TypedDict from here before Python 3.12
 
 from topicsent.data import AspectLabel, Review, ReviewSet
-from topicsent.errors import ModelFileError
-from topicsent.methods._base import BaseMethod
+from topicsent.errors import InvalidParameterError, ModelFileError
+from topicsent.methods._base import CONFIG_FILE, BaseMethod
 from topicsent.methods._files import read_json
-from topicsent.methods._terms import TermLexicon
+from topicsent.methods._terms import (
+    DICTIONARY,
+    TermLexicon,
+    check_term_finder,
+    find_terms,
+    fit_term_finder,
+    load_tagger,
+    nothing_found_reason,
+    save_tagger,
+)
 from topicsent.schema import AspectSentiment, Overall, ReviewAnalysis, Span, Task
 
 Pair = tuple[Review, AspectLabel]
@@ -32,6 +44,7 @@ STATE_FILE = "pipeline.json"
 
 class _PipelineState(TypedDict):
     terms: list[str]
+    tagger: NotRequired[bool]  # models saved before term taggers have none
     polarity_classes: list[str]
     classes: list[int]
 
@@ -91,8 +104,27 @@ class AspectPipelineMethod(BaseMethod):
 
     # ----- the shared framework ----------------------------------------------------------
 
+    def _validate_params(self) -> None:
+        super()._validate_params()
+        if "term_finder" in self._param_names():
+            check_term_finder(self, on_disk=False)
+
     def _fit(self, reviews: ReviewSet) -> None:
-        self.term_lexicon_ = TermLexicon([])
+        self._fit_terms(reviews)
+        self._fit_parts(reviews)
+
+    def _fit_terms(self, reviews: ReviewSet) -> None:
+        """The term finder (ATSA), first: a bad ``term_finder`` stops the fit (of any task:
+        a saved model's parameters are ones a fit accepted) before the other parts train."""
+        self.term_lexicon_, self.term_tagger_ = TermLexicon([]), None
+        if "term_finder" in self._param_names():
+            check_term_finder(self, on_disk=True)
+        if self.task_ is Task.ATSA:
+            self.term_tagger_ = fit_term_finder(self.term_finder, reviews, self.random_state)  # type: ignore[attr-defined]
+            self.term_lexicon_ = TermLexicon.learn(reviews)
+
+    def _fit_parts(self, reviews: ReviewSet) -> None:
+        """Polarity and category detection (aspect tasks), or the rating."""
         if self.task_ is Task.RATING:
             self.classes_ = np.array(reviews.label_space.ratings or sorted({r.rating for r in reviews}))
             self._fit_rating(list(reviews), np.array([r.rating for r in reviews]))
@@ -101,8 +133,6 @@ class AspectPipelineMethod(BaseMethod):
         self._fit_polarity(pairs, [aspect.polarity for _, aspect in pairs])
         if self.task_ is Task.ACSA:
             self._fit_detector(list(reviews), self._mention_matrix(reviews))
-        else:
-            self.term_lexicon_ = TermLexicon.learn(reviews)
 
     @property
     def categories(self) -> tuple[str, ...]:
@@ -129,7 +159,7 @@ class AspectPipelineMethod(BaseMethod):
         elif self.task_ is Task.ACSA:
             queries = self._detected_categories(reviews)
         else:
-            queries = [self.term_lexicon_.extract(review.text) for review in reviews]
+            queries = find_terms([review.text for review in reviews], self.term_lexicon_, self.term_tagger_)
         pairs = [(review, aspect) for review, aspects in zip(reviews, queries, strict=True) for aspect in aspects]
         proba = self._polarity_proba(pairs) if pairs else np.empty((0, len(self.polarity_classes_)))
         sentiments = iter(self._aspect_sentiment(pair, row) for pair, row in zip(pairs, proba, strict=True))
@@ -148,10 +178,7 @@ class AspectPipelineMethod(BaseMethod):
         if given_aspects:
             return None
         if self.task_ is Task.ATSA:
-            return (
-                f"no aspect term found: the term finder knows the {len(self.term_lexicon_.terms):,} terms "
-                "marked in training, matched as whole words"
-            )
+            return nothing_found_reason(self.term_lexicon_, self.term_tagger_)
         return f"no category detected (every mention probability < {DETECTION_THRESHOLD})"
 
     def _detected_categories(self, reviews: Sequence[Review]) -> list[list[AspectLabel]]:
@@ -165,6 +192,7 @@ class AspectPipelineMethod(BaseMethod):
         review, aspect = pair
         best = int(np.argmax(proba))
         has_span = aspect.start is not None and aspect.end is not None
+        opinion = aspect.opinions[0] if aspect.opinions else None  # found by a trained term finder: the why
         return AspectSentiment(
             aspect=aspect.name,
             kind=aspect.kind,
@@ -172,6 +200,8 @@ class AspectPipelineMethod(BaseMethod):
             confidence=float(np.clip(proba[best], 0.0, 1.0)),
             evidence=review.text[aspect.start : aspect.end] if has_span else None,
             span=Span(start=aspect.start, end=aspect.end) if has_span else None,
+            opinion=review.text[opinion.start : opinion.end] if opinion else None,
+            opinion_span=Span(start=opinion.start, end=opinion.end) if opinion else None,
         )
 
     def _rating_analyses(self, reviews: Sequence[Review]) -> list[ReviewAnalysis]:
@@ -192,10 +222,12 @@ class AspectPipelineMethod(BaseMethod):
     def _save_state(self, directory: Path) -> None:
         state = {
             "terms": self.term_lexicon_.terms,
+            "tagger": self.term_tagger_ is not None,
             "polarity_classes": list(getattr(self, "polarity_classes_", [])),
             "classes": [int(c) for c in getattr(self, "classes_", [])],
         }
         (directory / STATE_FILE).write_text(json.dumps(state, ensure_ascii=False), encoding="utf-8")
+        save_tagger(self.term_tagger_, directory)
         self._save_models(directory)
 
     def _load_state(self, directory: Path) -> None:
@@ -208,6 +240,14 @@ class AspectPipelineMethod(BaseMethod):
         elif not state["polarity_classes"] or not set(state["polarity_classes"]) <= set(self.label_space_.polarities):
             raise ModelFileError(f"{path}: damaged model file (no polarities, or some outside the label space)")
         self.term_lexicon_ = TermLexicon(state["terms"])
+        self.term_tagger_ = load_tagger(directory, state.get("tagger", False))
+        if "term_finder" in self._param_names() and self.term_tagger_ is None:
+            try:  # without its own tagger, the model's term_finder must be one a fit here would take
+                check_term_finder(self, on_disk=True)
+            except InvalidParameterError as error:
+                raise ModelFileError(f"{directory / CONFIG_FILE}: impossible parameter ({error})") from None
+        if "tagger" not in state and self.task_ is Task.ATSA and "term_finder" in self._param_names():
+            self.term_finder = DICTIONARY  # saved before term taggers: it found terms by their dictionary
         if state["polarity_classes"]:
             self.polarity_classes_ = state["polarity_classes"]
         if state["classes"]:

@@ -62,6 +62,11 @@ class SetFitMethod(PairClassifierMethod):
     C : float, default=1.0
         Inverse regularisation of the head.
     rating_model : {"classify", "regress"}, default="classify"
+    term_finder : str, default="trained"
+        ATSA, for reviews that come without terms: ``"trained"`` (a token tagger, as in
+        ``extract``, fine-tuned on the training terms: it finds terms it never saw),
+        ``"dictionary"`` (the terms marked in training, found again) or the folder of a
+        saved ``extract`` model.
     random_state : int, default=0
     """
 
@@ -90,6 +95,7 @@ class SetFitMethod(PairClassifierMethod):
         max_length: int = 128,
         C: float = 1.0,
         rating_model: str = "classify",
+        term_finder: str = "trained",
         random_state: int = 0,
     ) -> None:
         self.encoder = encoder
@@ -101,6 +107,7 @@ class SetFitMethod(PairClassifierMethod):
         self.max_length = max_length
         self.C = C
         self.rating_model = rating_model
+        self.term_finder = term_finder
         self.random_state = random_state
 
     @property

@@ -40,7 +40,7 @@ from topicsent.methods._linear import (
 )
 from topicsent.methods._pipeline import AspectPipelineMethod, Pair
 from topicsent.methods._registry import method_class, parse_method_spec, seeded_method, split_method_specs
-from topicsent.methods._terms import TermLexicon
+from topicsent.methods._terms import DICTIONARY
 from topicsent.schema import Task
 
 MEMBER_SEPARATOR = "+"
@@ -114,6 +114,11 @@ class StackMethod(AspectPipelineMethod):
         trained without the held-out share (training once).
     C : float, default=1.0
         Inverse regularisation of the combiner's logistic regressions.
+    term_finder : str, default="trained"
+        ATSA, for reviews that come without terms: ``"trained"`` (a token tagger, as in
+        ``extract``, fine-tuned on the training terms: it finds terms it never saw),
+        ``"dictionary"`` (the terms marked in training, found again) or the folder of a
+        saved ``extract`` model.
     random_state : int, default=0
         Seed of the hold-out split, passed to members whose spec sets no seed.
 
@@ -164,12 +169,14 @@ class StackMethod(AspectPipelineMethod):
         holdout: float = 0.2,
         refit: bool = True,
         C: float = 1.0,
+        term_finder: str = "trained",
         random_state: int = 0,
     ) -> None:
         self.members = members
         self.holdout = holdout
         self.refit = refit
         self.C = C
+        self.term_finder = term_finder
         self.random_state = random_state
 
     def member_specs(self) -> list[str]:
@@ -200,11 +207,10 @@ class StackMethod(AspectPipelineMethod):
     def _fit(self, reviews: ReviewSet) -> None:
         members = self._new_members()
         training, held_out = split_holdout(reviews, self.holdout, self.random_state, who="a stack")
+        self._fit_terms(reviews)  # from every training review, not the held-out's
         self.members_ = [member.fit(training, self.task_) for member in members]
         self.holdout_report_ = {"reviews": len(held_out), "members": self.member_specs(), "member_accuracy": []}
-        super()._fit(held_out)  # the combiners learn from the members' answers on the held-out reviews
-        if self.task_ is Task.ATSA:
-            self.term_lexicon_ = TermLexicon.learn(reviews)  # terms of every training review, not the held-out's
+        self._fit_parts(held_out)  # the combiners learn from the members' answers on the held-out reviews
         if self.refit:
             self.members_ = []  # the hold-out-trained members go before their twins train
             self.members_ = [member.fit(reviews, self.task_) for member in self._new_members()]
@@ -214,6 +220,8 @@ class StackMethod(AspectPipelineMethod):
         gives ratings without class probabilities."""
         members = [seeded_method(spec, self.random_state) for spec in self.member_specs()]
         for spec, member in zip(self.member_specs(), members, strict=True):
+            if "term_finder" in member.get_params():  # the stack finds terms itself: a member's finder would go unused
+                member.set_params(term_finder=DICTIONARY)
             if self.task_ not in member.supported_tasks:
                 raise UnsupportedTaskError(f"stack member {spec!r} does not do {self.task_.value}")
             if self.task_ is Task.RATING:

@@ -92,6 +92,11 @@ class TfidfLRMethod(AspectPipelineMethod):
         Vocabulary cap (most frequent n-grams), bounding memory on large corpora.
     rating_model : {"classify", "regress"}, default="classify"
         Ratings as classes (logistic regression) or as numbers (ridge, rounded).
+    term_finder : str, default="trained"
+        ATSA, for reviews that come without terms: ``"trained"`` (a token tagger, as in
+        ``extract``, fine-tuned on the training terms: it finds terms it never saw),
+        ``"dictionary"`` (the terms marked in training, found again) or the folder of a
+        saved ``extract`` model.
     random_state : int, default=0
         Seed for the solvers.
     """
@@ -121,12 +126,14 @@ class TfidfLRMethod(AspectPipelineMethod):
         analyzer: str = "auto",
         max_features: int = 300_000,
         rating_model: str = "classify",
+        term_finder: str = "trained",
         random_state: int = 0,
     ) -> None:
         self.C = C
         self.analyzer = analyzer
         self.max_features = max_features
         self.rating_model = rating_model
+        self.term_finder = term_finder
         self.random_state = random_state
 
     # ----- building blocks ----------------------------------------------------------------

@@ -23,7 +23,8 @@ from topicsent.topics._drivers import driver_sentences, key_drivers
 EXAMPLES_PER_SIDE = 2
 EXAMPLE_ASPECTS = 6
 _COLUMNS = ["review_id", "input_rating", "language", "status", "overall_rating", "overall_polarity", "overall_confidence",
-            "aspect", "aspect_polarity", "aspect_confidence", "evidence", "span_start", "span_end"]  # fmt: skip
+            "aspect", "aspect_polarity", "aspect_confidence", "evidence", "span_start", "span_end", "opinion_start",
+            "opinion_end"]  # fmt: skip
 
 
 @dataclass
@@ -135,7 +136,8 @@ def _examples(flat: pd.DataFrame, section: RunSection, texts: Callable[[list[str
 
 def _pick(row, group: str, polarity: str | None, rating: float | None = None) -> dict[str, Any]:
     span = (int(row.span_start), int(row.span_end)) if pd.notna(getattr(row, "span_start", None)) else None
-    return {"review_id": row.review_id, "group": group, "polarity": polarity, "span": span, "rating": rating}
+    opinion = (int(row.opinion_start), int(row.opinion_end)) if pd.notna(getattr(row, "opinion_start", None)) else None
+    return {"review_id": row.review_id, "group": group, "polarity": polarity, "span": span, "opinion": opinion, "rating": rating}
 
 
 def read_eval(path: Path) -> dict[str, Any]:

@@ -71,15 +71,31 @@ def _eval_view(run: dict[str, Any]) -> dict[str, Any]:
 
 
 def _example(example: dict[str, Any]) -> dict[str, Any]:
-    """The review text cut to a readable window, split around the evidence span."""
-    text, span = example["text"], example["span"]
-    if span is None or not (0 <= span[0] <= span[1] <= len(text)):
-        return example | {"before": _cut(text, MAX_EXAMPLE_CHARS), "evidence": "", "after": ""}
-    start, end = span
+    """The review text cut to a readable window around its highlighted spans, as
+    ``pieces``: plain text, the aspect's span (marked with its polarity) and its
+    opinion's span (marked ``opinion``). A span outside the text is not highlighted."""
+    text = example["text"]
+    marks = [
+        (span[0], span[1], mark)
+        for span, mark in ((example["span"], example["polarity"]), (example.get("opinion"), "opinion"))
+        if span is not None and 0 <= span[0] < span[1] <= len(text)
+    ]
+    kept: list[tuple[int, int, str]] = []
+    for mark in sorted(marks):  # an opinion inside its aspect (rare) is not marked twice
+        if not kept or mark[0] >= kept[-1][1]:
+            kept.append(mark)
+    marks = kept
+    if not marks:
+        return example | {"pieces": [{"text": _cut(text, MAX_EXAMPLE_CHARS), "mark": None}]}
+    start, end = marks[0][0], marks[-1][1]
     margin = max((MAX_EXAMPLE_CHARS - (end - start)) // 2, 0)
-    before = ("…" if start > margin else "") + text[max(start - margin, 0) : start]
-    after = text[end : end + margin] + ("…" if end + margin < len(text) else "")
-    return example | {"before": before, "evidence": text[start:end], "after": after}
+    pieces = [{"text": ("…" if start > margin else "") + text[max(start - margin, 0) : start], "mark": None}]
+    for (mark_start, mark_end, mark), following in zip(marks, [m[0] for m in marks[1:]] + [None], strict=True):
+        pieces.append({"text": text[mark_start:mark_end], "mark": mark})
+        if following is not None:
+            pieces.append({"text": text[mark_end:following], "mark": None})
+    pieces.append({"text": text[end : end + margin] + ("…" if end + margin < len(text) else ""), "mark": None})
+    return example | {"pieces": pieces}
 
 
 def _cut(text: str, limit: int) -> str:
