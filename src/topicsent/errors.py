@@ -33,7 +33,8 @@ class UnsupportedTaskError(TopicsentError, ValueError):
 
 
 class UnknownNameError(TopicsentError, KeyError):
-    """A method or dataset name is not in its registry."""
+    """A name or id is not known where it was looked up: a method or dataset name, a
+    labelling project, a review id of a project."""
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
@@ -41,3 +42,8 @@ class UnknownNameError(TopicsentError, KeyError):
 
 class ModelFileError(TopicsentError, ValueError):
     """A saved model directory is missing, incomplete or from an incompatible version."""
+
+
+class EditConflictError(TopicsentError):
+    """Someone saved the same item since the caller read it (the REST service answers
+    409); the message names the version saved and the one the caller started from."""

@@ -1,0 +1,17 @@
+"""Labelling and correcting reviews, active learning, retraining from the labels, and
+Label Studio interoperability (``topicsent serve``'s labelling page and ``topicsent labels``)."""
+
+from topicsent.labelling._learning import curve_sizes, fit_labels, held_out_accuracy, retrain, trainable
+from topicsent.labelling._project import (
+    HELD_OUT_EVERY,
+    LabelProject,
+    list_projects,
+    project_folder,
+    uncertainty,
+)
+from topicsent.labelling._studio import import_studio, label_config, studio_tasks
+
+__all__ = [
+    "HELD_OUT_EVERY", "LabelProject", "curve_sizes", "fit_labels", "held_out_accuracy", "import_studio", "label_config",
+    "list_projects", "project_folder", "retrain", "studio_tasks", "trainable", "uncertainty",
+]  # fmt: skip
