@@ -1,7 +1,7 @@
 """Labelling and correcting reviews, active learning, retraining from the labels, and
 Label Studio interoperability (``topicsent serve``'s labelling page and ``topicsent labels``)."""
 
-from topicsent.labelling._learning import curve_sizes, fit_labels, held_out_accuracy, retrain, trainable
+from topicsent.labelling._learning import curve_sizes, fit_labels, held_out_accuracy, prefill, retrain, trainable
 from topicsent.labelling._project import (
     HELD_OUT_EVERY,
     LabelProject,
@@ -13,5 +13,5 @@ from topicsent.labelling._studio import import_studio, label_config, studio_task
 
 __all__ = [
     "HELD_OUT_EVERY", "LabelProject", "curve_sizes", "fit_labels", "held_out_accuracy", "import_studio", "label_config",
-    "list_projects", "project_folder", "retrain", "studio_tasks", "trainable", "uncertainty",
+    "list_projects", "prefill", "project_folder", "retrain", "studio_tasks", "trainable", "uncertainty",
 ]  # fmt: skip

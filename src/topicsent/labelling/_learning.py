@@ -108,6 +108,20 @@ def retrain(project: LabelProject, method: str | None = None, params: dict[str, 
     return {"method": name, "labels": len(train), "held_out": len(held_out), "accuracy": accuracy, "curve": curve, "note": note}
 
 
+def prefill(project: LabelProject, model: BaseMethod) -> bool:
+    """Let a fitted model that fits the project (same task; for ACSA, at least one of its
+    categories in the taxonomy; for ratings, the same scale) pre-fill the page and order
+    the queue before the project has a model of its own. Returns whether it did."""
+    fits = model.task_ is project.task and (
+        bool(set(model.label_space_.categories or ()) & set(project.space.categories or ()))
+        if project.task is Task.ACSA
+        else model.label_space_.rating_scale == project.space.rating_scale
+    )
+    if fits:
+        project.set_predictions(model.predict(project.reviews()), model.name)
+    return fits
+
+
 def _replace_model(model: BaseMethod, project: LabelProject) -> None:
     """Save beside the old model, then swap, so a crash mid-save leaves a whole model."""
     target = project.folder / MODEL_DIR
