@@ -27,6 +27,7 @@ from topicsent.errors import EditConflictError, InputDataError, InvalidParameter
 from topicsent.interfaces._server import _invalid, _upload_suffix
 from topicsent.labelling import (
     LabelProject,
+    check_name,
     import_studio,
     label_config,
     list_projects,
@@ -84,6 +85,10 @@ def labelling_router(root: Path, served: BaseMethod) -> APIRouter:
         id_col: Annotated[str | None, Form()] = None,
         method: Annotated[str, Form(max_length=100)] = "tfidf-lr",
     ) -> dict[str, Any]:
+        try:
+            folder = root / check_name(name)
+        except InvalidParameterError as error:
+            raise _invalid(["body", "name"], str(error)) from None
         taxonomy = [c.strip() for c in categories.split(",")] if categories and categories.strip() else None
         scale = _scale(rating_scale) if rating_scale and rating_scale.strip() else None
         if name in list_projects(root):
@@ -93,7 +98,7 @@ def labelling_router(root: Path, served: BaseMethod) -> APIRouter:
             upload.write_bytes(file.file.read())
             try:
                 reviews = read_reviews(upload, ColumnMap(text=text_col, id=id_col or None), require_text=False)
-                project = LabelProject.create(root / name, reviews, categories=taxonomy, rating_scale=scale, method=method)
+                project = LabelProject.create(folder, reviews, categories=taxonomy, rating_scale=scale, method=method)
             except InputDataError as error:
                 raise _invalid(["body", "file"], str(error).split(": ", 1)[-1]) from None
             except InvalidParameterError as error:

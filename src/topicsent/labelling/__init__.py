@@ -5,6 +5,7 @@ from topicsent.labelling._learning import curve_sizes, fit_labels, held_out_accu
 from topicsent.labelling._project import (
     HELD_OUT_EVERY,
     LabelProject,
+    check_name,
     list_projects,
     project_folder,
     uncertainty,
@@ -12,6 +13,6 @@ from topicsent.labelling._project import (
 from topicsent.labelling._studio import import_studio, label_config, studio_tasks
 
 __all__ = [
-    "HELD_OUT_EVERY", "LabelProject", "curve_sizes", "fit_labels", "held_out_accuracy", "import_studio", "label_config",
-    "list_projects", "prefill", "project_folder", "retrain", "studio_tasks", "trainable", "uncertainty",
+    "HELD_OUT_EVERY", "LabelProject", "check_name", "curve_sizes", "fit_labels", "held_out_accuracy", "import_studio",
+    "label_config", "list_projects", "prefill", "project_folder", "retrain", "studio_tasks", "trainable", "uncertainty",
 ]  # fmt: skip

@@ -123,10 +123,7 @@ class LabelProject:
             No review with text, or a repeated review id.
         """
         folder = Path(folder)
-        if not NAME_PATTERN.match(folder.name):
-            raise InvalidParameterError(
-                f"project name {folder.name!r}: use 1-64 letters, digits, '-' or '_', starting with a letter or digit"
-            )
+        check_name(folder.name)
         space, task = _label_space(categories, rating_scale)
         usable = [r for r in reviews if r.analysable]
         if not usable:
@@ -438,6 +435,21 @@ def _label_space(categories: Sequence[str] | None, rating_scale: tuple[int, int]
     if repeated := sorted({n for n in names if names.count(n) > 1}):
         raise InvalidParameterError(f"category {repeated[0]!r} is given twice")
     return LabelSpace(categories=tuple(names)), Task.ACSA
+
+
+def check_name(name: str) -> str:
+    """``name`` if it can name a project (so it also never leads out of the projects folder).
+
+    Raises
+    ------
+    InvalidParameterError
+        Anything but 1-64 letters, digits, '-' or '_', starting with a letter or digit.
+    """
+    if not NAME_PATTERN.match(name):
+        raise InvalidParameterError(
+            f"project name {name!r}: use 1-64 letters, digits, '-' or '_', starting with a letter or digit"
+        )
+    return name
 
 
 def project_folder(root: str | Path, name: str) -> Path:
