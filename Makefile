@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 
 KOREAN_LLM := $(VENV)/.korean-llm
 
-.PHONY: demo test test-slow lint format bench bench-accuracy bench-baselines bench-encoders bench-topics bench-outliers bench-llm bench-sft bench-cascade bench-distill bench-scale stress clean
+.PHONY: demo test test-slow lint format bench bench-accuracy bench-baselines bench-encoders bench-topics bench-outliers bench-llm bench-sft bench-cascade bench-distill bench-active bench-scale stress clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -161,6 +161,14 @@ CASCADE_TEST_LIMIT ?= 0
 bench-cascade: $(STAMP)
 	$(BIN)/python benchmarks/cascade.py --dataset mams-acsa,semeval14-acsa --stages "$(CASCADE_STAGES)" \
 		--test-limit $(CASCADE_TEST_LIMIT) --out results/bench-cascade
+
+## bench-active: active learning measured: accuracy vs labels, uncertainty-first vs random order, gold
+## labels as the annotator, MAMS-ACSA and Women's clothing (4,000-review pool); JSON and plot.
+## With an encoder method too: make bench-active ACTIVE_METHODS=tfidf-lr,embed-head
+ACTIVE_METHODS ?= tfidf-lr
+bench-active: $(STAMP)
+	$(BIN)/python benchmarks/active_learning.py --dataset mams-acsa,womens-clothing --methods $(ACTIVE_METHODS) \
+		--out results/bench-active
 
 ## bench-distill: students (tfidf-lr, embed-head on multilingual-e5) trained on a teacher's labels of
 ## unlabelled NSMC reviews vs on their gold labels, beside the teacher; table, JSON/CSV

@@ -275,6 +275,7 @@ def test_the_store_refuses_stale_versions_and_unknown_ids_directly(tmp_path, tas
         LabelProject(tmp_path / "none")
 
 
+@pytest.mark.slow  # two server starts and a browser: ~42 s niced on one shared core, over the default suite's budget
 def test_the_page_labels_with_the_keyboard_retrains_and_survives_a_server_kill(served, tmp_path):
     """Upload 30 reviews, label 5 with the keyboard, SIGKILL the server, start it again,
     label 5 more, retrain, see the curve; all 10 labels are in the export."""
@@ -326,6 +327,7 @@ def test_the_page_labels_with_the_keyboard_retrains_and_survives_a_server_kill(s
             server = start()
             page.reload()
             page.fill("#token", TOKEN)
+            page.fill("#annotator", "kim")
             page.dispatch_event("#token", "change")
             expect(page.locator("#project option")).to_have_text("shop (5/30 labelled)")
             page.click("#open")
@@ -333,7 +335,8 @@ def test_the_page_labels_with_the_keyboard_retrains_and_survives_a_server_kill(s
             label(page, 5, 5)
             page.click("#retrain")
             expect(page.locator("#status")).to_contain_text("retrained tfidf-lr on 8 labels", timeout=60_000)
-            expect(page.locator("#curve-svg polyline")).to_be_visible()
+            expect(page.locator("#curve-svg circle")).to_have_count(1)  # one point: 8 training labels
+            expect(page.locator("#curve-svg circle")).to_be_visible()
             expect(page.locator("#curve-table tbody tr")).to_have_count(1)
             expect(page.locator("#model-note")).to_contain_text("on 2 reviews")
             browser.close()
