@@ -195,6 +195,8 @@ def test_the_export_trains_with_aspects_col_and_train_labels_retrains_the_projec
     command = [sys.executable, "-m", "topicsent.interfaces", "train", "--labels", str(tmp_path / "projects" / "nope")]
     missing = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and "no labelling project" in missing.stderr and len(missing.stderr.splitlines()) == 1
+    no_out = subprocess.run([*command[:4], "--dataset", "mams-acsa"], capture_output=True, text=True, timeout=120)
+    assert no_out.returncode == 2 and "--out is needed" in no_out.stderr  # -o is optional only with --labels
 
 
 def test_label_studio_tasks_and_an_export_of_them_round_trip_in_the_documented_format(client, served, tmp_path):
