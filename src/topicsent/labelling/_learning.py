@@ -1,6 +1,7 @@
 """Learning from a project's labels: retraining, the learning curve measured on the
-held-out slice, and the pieces the active-learning benchmark shares with the page
-(the training set a few labels make, the held-out accuracy)."""
+held-out slice, the queue planned by the active-learning strategy, and the pieces the
+active-learning benchmark shares with the page (the training set a few labels make,
+the held-out accuracy; the strategy itself is in :mod:`topicsent.labelling._strategy`)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,16 @@ from topicsent.data import ReviewSet
 from topicsent.errors import InputDataError
 from topicsent.eval import polarity_scores, rating_scores
 from topicsent.labelling._project import MODEL_DIR, LabelProject
+from topicsent.labelling._strategy import QueryStrategy, pool_vectors, review_uncertainty
 from topicsent.methods import BaseMethod, make_method
 from topicsent.schema import Task
 
 #: The learning curve has a point at 10, 20, 40, ... training labels and one at all of them.
 CURVE_START = 10
+#: Reviews the strategy plans ahead when the model changes (a batch between two retrains);
+#: after them the queue goes on most uncertain first.
+QUEUE_BATCH = 50
+STRATEGY = QueryStrategy()
 
 
 def trainable(reviews: ReviewSet, method: BaseMethod) -> ReviewSet:
@@ -101,7 +107,7 @@ def retrain(project: LabelProject, method: str | None = None, params: dict[str, 
     accuracy = held_out_accuracy(model, held_out)
     curve.append({"labels": len(train), "accuracy": accuracy})
     _replace_model(model, project)
-    project.set_predictions(model.predict(project.reviews()), model.name)
+    refresh_queue(project, model, trained_on=len(train))
     missing = [c for c in project.space.categories or () if c not in (model.label_space_.categories or ())]
     note = f"not learned yet (no label mentions them): {', '.join(missing)}" if missing and project.task is Task.ACSA else None
     project.record_model(method=name, labels=len(train), held_out=len(held_out), accuracy=accuracy, curve=curve, note=note)
@@ -118,8 +124,33 @@ def prefill(project: LabelProject, model: BaseMethod) -> bool:
         else model.label_space_.rating_scale == project.space.rating_scale
     )
     if fits:
-        project.set_predictions(model.predict(project.reviews()), model.name)
+        refresh_queue(project, model, trained_on=None)
     return fits
+
+
+def refresh_queue(
+    project: LabelProject, model: BaseMethod, *, trained_on: int | None, strategy: QueryStrategy = STRATEGY
+) -> list[str]:
+    """Let ``model``'s answers pre-fill the page and plan the queue: the next
+    :data:`QUEUE_BATCH` unlabelled reviews outside the held-out slice, as ``strategy``
+    picks them (random while ``model`` was trained on fewer than its ``random_start``
+    labels; ``trained_on=None``: a model trained elsewhere), then the rest most
+    uncertain first. Returns the planned review ids, in order."""
+    reviews = project.reviews()
+    analyses = model.predict(reviews)
+    categories = project.space.categories if project.task is Task.ACSA else None
+    unsure = review_uncertainty(model, reviews, analyses, categories=categories)
+    pool = project.queue_pool()
+    row_of = {review.id: row for row, review in enumerate(reviews)}
+    rows = [row_of[rid] for rid in pool]
+    language = max(("en", "ko"), key=[r.language for r in reviews].count)
+    picks = strategy.select(
+        QUEUE_BATCH, uncertainty=unsure[rows], vectors=pool_vectors([reviews[row].text for row in rows], language),
+        random_order=range(len(rows)), trained_on=trained_on,
+    )  # fmt: skip
+    planned = [pool[p] for p in picks]
+    project.set_predictions(analyses, model.name, uncertainty=unsure, priority={rid: n for n, rid in enumerate(planned)})
+    return planned
 
 
 def _replace_model(model: BaseMethod, project: LabelProject) -> None:

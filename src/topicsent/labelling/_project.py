@@ -8,9 +8,11 @@ save based on an older version is refused (:class:`~topicsent.errors.EditConflic
 HTTP 409), so two tabs never silently overwrite each other. Every accepted write is
 also appended to ``label_log`` with the model's answer at the time (for preference pairs).
 
-The queue puts the reviews the current model is least sure of first (uncertainty
-sampling), in a seeded random order while there is no model; every fifth label is
-taken from a random held-out slice instead, which the learning curve is measured on.
+The queue asks the reviews in the order the active-learning strategy planned when the
+model last changed (:class:`~topicsent.labelling.QueryStrategy`: the ``priority`` of
+each review), then the rest most uncertain first; in a seeded random order while there
+is no model. Every fifth label is taken from a random held-out slice instead, which the
+learning curve is measured on.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import json
 import random
 import re
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,7 +54,8 @@ CREATE TABLE IF NOT EXISTS label_log (
     version INTEGER NOT NULL, annotator TEXT, saved TEXT NOT NULL, source TEXT NOT NULL, model_answer TEXT
 );
 CREATE TABLE IF NOT EXISTS predictions (
-    review_id TEXT PRIMARY KEY REFERENCES reviews(id), answer TEXT NOT NULL, uncertainty REAL NOT NULL, model TEXT
+    review_id TEXT PRIMARY KEY REFERENCES reviews(id), answer TEXT NOT NULL, uncertainty REAL NOT NULL, model TEXT,
+    priority INTEGER
 );
 CREATE TABLE IF NOT EXISTS models (
     id INTEGER PRIMARY KEY AUTOINCREMENT, trained TEXT NOT NULL, method TEXT NOT NULL, labels INTEGER NOT NULL,
@@ -63,14 +66,6 @@ CREATE TABLE IF NOT EXISTS models (
 
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-def uncertainty(analysis: ReviewAnalysis) -> float:
-    """How unsure a model is of one review: 1 minus its least confident answer; 1.0 when
-    it gave no answer with a confidence (nothing found, abstained, an error), since such
-    a review is worth a label. Used by the queue and by the active-learning benchmark."""
-    confidence = review_confidence(analysis) if analysis.status == "ok" else None
-    return 1.0 if confidence is None else 1.0 - confidence
 
 
 def _dump(aspects: Sequence[dict[str, str]]) -> str:
@@ -221,7 +216,8 @@ class LabelProject:
         query = (
             "SELECT r.id FROM reviews r LEFT JOIN predictions p ON p.review_id = r.id "
             "WHERE r.id NOT IN (SELECT review_id FROM labels) AND r.held_out = ? "
-            "ORDER BY CASE WHEN r.held_out = 1 THEN 0 ELSE -COALESCE(p.uncertainty, 0) END, r.rank LIMIT 1"
+            "ORDER BY CASE WHEN r.held_out = 1 THEN 0 ELSE COALESCE(p.priority, 1e18) END, "
+            "CASE WHEN r.held_out = 1 THEN 0 ELSE -COALESCE(p.uncertainty, 0) END, r.rank LIMIT 1"
         )
         for held_out in (want_held_out, not want_held_out):
             if rows := self._read(query, (int(held_out),)):
@@ -387,24 +383,42 @@ class LabelProject:
         )
         return {"id": review_id, "version": now_version + 1, "saved": saved}
 
-    def set_predictions(self, analyses: Sequence[ReviewAnalysis], model: str) -> None:
+    def queue_pool(self) -> list[str]:
+        """Ids of the unlabelled reviews outside the held-out slice (those the strategy
+        plans the queue over), in the project's seeded random order."""
+        return [row[0] for row in self._read(
+            "SELECT id FROM reviews WHERE held_out = 0 AND id NOT IN (SELECT review_id FROM labels) ORDER BY rank"
+        )]  # fmt: skip
+
+    def set_predictions(
+        self,
+        analyses: Sequence[ReviewAnalysis],
+        model: str,
+        *,
+        uncertainty: Sequence[float],
+        priority: Mapping[str, int],
+    ) -> None:
         """Keep a model's answers (those within the project's taxonomy) to pre-fill the
-        page and order the queue."""
+        page, with each review's uncertainty (shown, and the queue's order after the
+        plan) and the strategy's plan (``priority``: review id to its place in the
+        queue; reviews not in it come after, most uncertain first)."""
         categories = set(self.space.categories or ())
         rows = []
-        for analysis in analyses:
+        for analysis, unsure in zip(analyses, uncertainty, strict=True):
             answer = {
                 "aspects": [{"aspect": a.aspect, "polarity": a.polarity, "confidence": a.confidence}
                             for a in analysis.aspects if a.aspect in categories],
                 "rating": analysis.overall.rating,
+                "confidence": review_confidence(analysis) if analysis.status == "ok" else None,
             }  # fmt: skip
             if self.task is Task.RATING and answer["rating"] is not None:
                 low, high = self.space.rating_scale
                 answer["rating"] = min(max(round(answer["rating"]), low), high)
-            rows.append((analysis.review_id, json.dumps(answer, ensure_ascii=False), uncertainty(analysis), model))
+            rid = analysis.review_id
+            rows.append((rid, json.dumps(answer, ensure_ascii=False), float(unsure), model, priority.get(rid)))
         with self._connect() as db, db:
             db.execute("DELETE FROM predictions")
-            db.executemany("INSERT INTO predictions VALUES (?, ?, ?, ?)", rows)
+            db.executemany("INSERT INTO predictions VALUES (?, ?, ?, ?, ?)", rows)
 
     def record_model(self, *, method: str, labels: int, held_out: int, accuracy: float | None, curve, note: str | None):
         with self._connect() as db, db:

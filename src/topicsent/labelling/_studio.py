@@ -49,7 +49,8 @@ def _choice(name: str, value: str) -> dict[str, Any]:
 
 def studio_tasks(project: LabelProject) -> list[dict[str, Any]]:
     """Every review of the project as a Label Studio task, with the model's answer (if the
-    project has one) as a prediction whose ``score`` is its confidence (1 - uncertainty)."""
+    project has one) as a prediction whose ``score`` is its confidence (of its least
+    confident part; no ``score`` when the model gives none)."""
     tasks = []
     for review in project.reviews():
         task: dict[str, Any] = {"data": {"text": review.text, "review_id": review.id}}
@@ -59,7 +60,10 @@ def studio_tasks(project: LabelProject) -> list[dict[str, Any]]:
                 result = [] if answer["rating"] is None else [_choice(RATING_NAME, str(answer["rating"]))]
             else:
                 result = [_choice(a["aspect"], a["polarity"]) for a in answer["aspects"]]
-            task["predictions"] = [{"model_version": answer["model"], "score": 1.0 - answer["uncertainty"], "result": result}]
+            prediction = {"model_version": answer["model"], "result": result}
+            if answer.get("confidence") is not None:
+                prediction["score"] = answer["confidence"]
+            task["predictions"] = [prediction]
         tasks.append(task)
     return tasks
 
