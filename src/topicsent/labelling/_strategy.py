@@ -32,6 +32,7 @@ to 1 minus their least confident answer.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
@@ -197,8 +198,11 @@ class QueryStrategy:
         if left == 1 or len(pool) <= left:
             return picked + [int(i) for i in pool[:left]]
         from sklearn.cluster import KMeans
+        from sklearn.exceptions import ConvergenceWarning
 
-        groups = KMeans(n_clusters=left, n_init=1, random_state=seed).fit_predict(vectors[pool])
+        with warnings.catch_warnings():  # fewer distinct vectors than clusters is handled below
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            groups = KMeans(n_clusters=left, n_init=1, random_state=seed).fit_predict(vectors[pool])
         best: dict[int, int] = {}
         for i, group in zip(pool, groups, strict=True):  # pool is most uncertain first
             best.setdefault(int(group), int(i))
