@@ -162,8 +162,8 @@ bench-cascade: $(STAMP)
 	$(BIN)/python benchmarks/cascade.py --dataset mams-acsa,semeval14-acsa --stages "$(CASCADE_STAGES)" \
 		--test-limit $(CASCADE_TEST_LIMIT) --out results/bench-cascade
 
-## bench-active: active learning measured: accuracy vs labels, uncertainty-first vs random order, gold
-## labels as the annotator, MAMS-ACSA and Women's clothing (4,000-review pool); JSON and plot.
+## bench-active: active learning measured: accuracy vs labels, the labelling queue's strategy vs random
+## order, gold labels as the annotator, MAMS-ACSA and Women's clothing (4,000-review pool), seeds 0-2; JSON and plot.
 ## With an encoder method too: make bench-active ACTIVE_METHODS=tfidf-lr,embed-head
 ACTIVE_METHODS ?= tfidf-lr
 bench-active: $(STAMP)
