@@ -34,6 +34,12 @@ def test_rating_uncertainty_is_one_minus_the_margin_not_the_least_confidence(rat
     assert list(np.argsort(-scores)) != list(np.argsort(-least_confidence))  # five classes: the two rules disagree
 
 
+def test_a_model_without_class_probabilities_falls_back_to_its_least_confident_answer(task_data, rating_model):
+    _, pool = rating_model
+    regression = make_method("tfidf-lr", rating_model="regress").fit(task_data["rating"][0])
+    assert np.array_equal(review_uncertainty(regression, pool), np.ones(len(pool)))  # no confidence: worth a label
+
+
 def test_acsa_uncertainty_is_the_mention_weighted_mean_of_the_category_margins(acsa_model):
     model, reviews = acsa_model
     pool = [r.text_only() for r in reviews]
