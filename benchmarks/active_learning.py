@@ -36,7 +36,7 @@ import numpy as np
 from topicsent._provenance import git_commit
 from topicsent.data import load_dataset
 from topicsent.encoders._cache import CACHE_DIR_ENV
-from topicsent.labelling import QueryStrategy, fit_labels, held_out_accuracy, pool_vectors, review_uncertainty
+from topicsent.labelling import QueryStrategy, fit_labels, held_out_accuracy, pool_vectors
 from topicsent.methods import make_method
 
 #: Labels after each step: a geometric-ish schedule, then the whole pool.
@@ -54,12 +54,13 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated; each draws its own pool, test sample and order")
     parser.add_argument("--random-start", type=int, default=QueryStrategy.random_start)
     parser.add_argument("--candidates", type=int, default=QueryStrategy.candidates)
+    parser.add_argument("--aggregate", default=QueryStrategy.aggregate, help="ACSA: mean, max or sum over categories")
     parser.add_argument("--out", type=Path, default=Path("results/bench-active"))
     args = parser.parse_args()
     warnings.filterwarnings("ignore", message=".*max_iter was reached.*")
     args.out.mkdir(parents=True, exist_ok=True)
     os.environ[CACHE_DIR_ENV] = tempfile.mkdtemp(prefix="topicsent-bench-active-")  # the user's cache stays as it was
-    strategy = QueryStrategy(random_start=args.random_start, candidates=args.candidates)
+    strategy = QueryStrategy(random_start=args.random_start, candidates=args.candidates, aggregate=args.aggregate)
     seeds = [int(s) for s in args.seeds.split(",")]
     commit, stamp = git_commit(), datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     per_seed, combined = [], []
@@ -130,7 +131,7 @@ def _run(dataset: str, method_name: str, seed: int, strategy: QueryStrategy, arg
             rest = [i for i in shuffled if i not in taken]  # still in the shuffle's order: random picks continue it
             batch = size - len(chosen)
             cold = strategy.random_picks(batch, len(chosen)) == batch
-            unsure = np.zeros(len(rest)) if cold else review_uncertainty(model, [pool[i].text_only() for i in rest])
+            unsure = np.zeros(len(rest)) if cold else strategy.uncertainty(model, [pool[i].text_only() for i in rest])
             picks = strategy.select(batch, uncertainty=unsure, vectors=vectors[rest], random_order=range(len(rest)),
                                     trained_on=len(chosen), seed=seed)  # fmt: skip
             chosen += [rest[p] for p in picks]

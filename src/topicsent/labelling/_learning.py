@@ -13,7 +13,7 @@ from topicsent.data import ReviewSet
 from topicsent.errors import InputDataError
 from topicsent.eval import polarity_scores, rating_scores
 from topicsent.labelling._project import MODEL_DIR, LabelProject
-from topicsent.labelling._strategy import QueryStrategy, pool_vectors, review_uncertainty
+from topicsent.labelling._strategy import QueryStrategy, pool_vectors
 from topicsent.methods import BaseMethod, make_method
 from topicsent.schema import Task
 
@@ -139,7 +139,7 @@ def refresh_queue(
     reviews = project.reviews()
     analyses = model.predict(reviews)
     categories = project.space.categories if project.task is Task.ACSA else None
-    unsure = review_uncertainty(model, reviews, analyses, categories=categories)
+    unsure = strategy.uncertainty(model, reviews, analyses, categories=categories)
     pool = project.queue_pool()
     row_of = {review.id: row for row, review in enumerate(reviews)}
     rows = [row_of[rid] for rid in pool]

@@ -43,6 +43,7 @@ from topicsent.errors import InvalidParameterError
 from topicsent.methods import AspectPipelineMethod, BaseMethod, review_confidence
 from topicsent.schema import ReviewAnalysis, Task
 
+AGGREGATES = ("mean", "max", "sum")
 #: Dimensions of the SVD-reduced tf-idf vectors that batches are made diverse on.
 DIVERSITY_DIMS = 100
 
@@ -67,6 +68,7 @@ def review_uncertainty(
     analyses: Sequence[ReviewAnalysis] | None = None,
     *,
     categories: Collection[str] | None = None,
+    aggregate: str = "mean",
 ) -> np.ndarray:
     """Per review, how much a label would teach ``model``, in [0, 1] (higher: ask sooner).
 
@@ -85,6 +87,10 @@ def review_uncertainty(
     categories : collection of str, optional
         ACSA: only these of the model's categories count (a project's taxonomy when a
         model trained on a larger one pre-fills it). Default: all of them.
+    aggregate : {"mean", "max", "sum"}, default="mean"
+        ACSA: how the categories' uncertainties, weighted by mention probability, make
+        the review's: their weighted mean, the largest weighted one, or their sum (the
+        expected number of uncertain labels; not bounded by 1).
 
     Returns
     -------
@@ -101,8 +107,12 @@ def review_uncertainty(
         mention, polarity = model.category_proba(reviews)
         if categories is not None:
             mention = mention * np.array([c in categories for c in model.categories])
-        weight = mention.sum(axis=1)
-        unsure = (mention * _margin_uncertainty(polarity)).sum(axis=1)
+        weighted = mention * _margin_uncertainty(polarity)
+        if aggregate == "max":
+            return weighted.max(axis=1, initial=0.0)
+        unsure, weight = weighted.sum(axis=1), mention.sum(axis=1)
+        if aggregate == "sum":
+            return unsure
         return np.divide(unsure, weight, out=np.ones_like(unsure), where=weight > 0)
     analyses = analyses if analyses is not None else model.predict(list(reviews))
     return np.array([uncertainty(a) for a in analyses])
@@ -137,16 +147,31 @@ class QueryStrategy:
         Labels taken in random order before a model's uncertainty is trusted.
     candidates : int, default=10
         A batch of k reviews is picked among the ``candidates * k`` most uncertain.
+    aggregate : {"mean", "max", "sum"}, default="mean"
+        ACSA: how categories make a review's uncertainty (see :func:`review_uncertainty`).
     """
 
     random_start: int = 100
     candidates: int = 10
+    aggregate: str = "mean"
 
     def __post_init__(self) -> None:
-        if self.random_start < 0 or self.candidates < 1:
+        if self.random_start < 0 or self.candidates < 1 or self.aggregate not in AGGREGATES:
             raise InvalidParameterError(
-                f"QueryStrategy needs random_start >= 0 and candidates >= 1; got {self.random_start}, {self.candidates}"
+                f"QueryStrategy needs random_start >= 0, candidates >= 1 and aggregate in {AGGREGATES}; "
+                f"got {self.random_start}, {self.candidates}, {self.aggregate!r}"
             )
+
+    def uncertainty(
+        self,
+        model: BaseMethod,
+        reviews: Sequence[Review],
+        analyses: Sequence[ReviewAnalysis] | None = None,
+        *,
+        categories: Collection[str] | None = None,
+    ) -> np.ndarray:
+        """:func:`review_uncertainty` with this strategy's ``aggregate``."""
+        return review_uncertainty(model, reviews, analyses, categories=categories, aggregate=self.aggregate)
 
     def random_picks(self, k: int, trained_on: int | None) -> int:
         """How many of the next ``k`` picks are random for a model trained on
