@@ -40,7 +40,7 @@ def test_a_model_without_class_probabilities_falls_back_to_its_least_confident_a
     assert np.array_equal(review_uncertainty(regression, pool), np.ones(len(pool)))  # no confidence: worth a label
 
 
-def test_acsa_uncertainty_is_the_mention_weighted_mean_of_the_category_margins(acsa_model):
+def test_acsa_uncertainty_is_the_largest_mention_weighted_category_margin(acsa_model):
     model, reviews = acsa_model
     pool = [r.text_only() for r in reviews]
     mention, polarity = model.category_proba(pool)
@@ -54,11 +54,16 @@ def test_acsa_uncertainty_is_the_mention_weighted_mean_of_the_category_margins(a
     top = np.sort(polarity, axis=2)
     per_category = 1 - (top[:, :, -1] - top[:, :, -2])
     scores = review_uncertainty(model, pool)
-    assert np.allclose(scores, (mention * per_category).sum(1) / mention.sum(1))
-    # a mean, not the maximum: never above the most uncertain category, often below it
-    assert np.all(scores <= per_category.max(1) + 1e-9) and np.mean(scores < per_category.max(1) - 0.05) > 0.5
+    assert np.allclose(scores, (mention * per_category).max(1))
+    # weighted: a category the review barely mentions does not pick it (unweighted max would rank otherwise)
+    assert np.mean(scores < per_category.max(1) - 0.05) > 0.5
+    assert list(np.argsort(-scores)) != list(np.argsort(-per_category.max(1)))
+    mean = review_uncertainty(model, pool, aggregate="mean")
+    assert np.allclose(mean, (mention * per_category).sum(1) / mention.sum(1))
+    assert np.allclose(review_uncertainty(model, pool, aggregate="sum"), (mention * per_category).sum(1))
+    assert np.allclose(QueryStrategy(aggregate="mean").uncertainty(model, pool), mean)
     food = model.categories.index("food")  # only the project's taxonomy counts
-    assert np.allclose(review_uncertainty(model, pool, categories={"food"}), per_category[:, food])
+    assert np.allclose(review_uncertainty(model, pool, categories={"food"}), mention[:, food] * per_category[:, food])
 
 
 def test_a_batch_starts_random_then_takes_one_of_near_duplicates(rating_model):
@@ -81,6 +86,8 @@ def test_a_batch_starts_random_then_takes_one_of_near_duplicates(rating_model):
     assert len(strategy.select(500, trained_on=100, **pick)) == len(texts)
     with pytest.raises(InvalidParameterError, match="random_start >= 0"):
         QueryStrategy(random_start=-1)
+    with pytest.raises(InvalidParameterError, match="aggregate in"):
+        QueryStrategy(aggregate="median")
 
 
 def test_the_queue_asks_in_the_order_the_strategy_plans(acsa_model, tmp_path):
