@@ -96,6 +96,7 @@ def test_the_queue_asks_in_the_order_the_strategy_plans(acsa_model, tmp_path):
     project = LabelProject.create(tmp_path / "p", [r.text_only() for r in reviews], categories=categories)
     cold = refresh_queue(project, model, trained_on=10)  # the default strategy: random while trained on < 100 labels
     assert cold == project.queue_pool()
+    assert refresh_queue(project, model, trained_on=0, strategy=QueryStrategy(random_start=20))[:20] == cold[:20]
     strategy = QueryStrategy(random_start=0, candidates=2)
     planned = refresh_queue(project, model, trained_on=10, strategy=strategy)
     pool = project.queue_pool()

@@ -131,11 +131,12 @@ def prefill(project: LabelProject, model: BaseMethod) -> bool:
 def refresh_queue(
     project: LabelProject, model: BaseMethod, *, trained_on: int | None, strategy: QueryStrategy = STRATEGY
 ) -> list[str]:
-    """Let ``model``'s answers pre-fill the page and plan the queue: the next
-    :data:`QUEUE_BATCH` unlabelled reviews outside the held-out slice, as ``strategy``
-    picks them (random while ``model`` was trained on fewer than its ``random_start``
-    labels; ``trained_on=None``: a model trained elsewhere), then the rest most
-    uncertain first. Returns the planned review ids, in order."""
+    """Let ``model``'s answers pre-fill the page and plan the queue over the unlabelled
+    reviews outside the held-out slice, as ``strategy`` picks them: random ones until
+    its ``random_start`` labels are reached (``trained_on``: the labels ``model`` was
+    trained on; None for a model trained elsewhere, which is not cold), then a batch
+    of :data:`QUEUE_BATCH`; after the plan, most uncertain first. Returns the planned
+    review ids, in order."""
     reviews = project.reviews()
     analyses = model.predict(reviews)
     categories = project.space.categories if project.task is Task.ACSA else None
@@ -144,8 +145,9 @@ def refresh_queue(
     row_of = {review.id: row for row, review in enumerate(reviews)}
     rows = [row_of[rid] for rid in pool]
     language = max(("en", "ko"), key=[r.language for r in reviews].count)
+    batch = QUEUE_BATCH + strategy.random_picks(len(rows), trained_on)  # a cold model plans the rest of the random start too
     picks = strategy.select(
-        QUEUE_BATCH, uncertainty=unsure[rows], vectors=pool_vectors([reviews[row].text for row in rows], language),
+        batch, uncertainty=unsure[rows], vectors=pool_vectors([reviews[row].text for row in rows], language),
         random_order=range(len(rows)), trained_on=trained_on,
     )  # fmt: skip
     planned = [pool[p] for p in picks]
