@@ -23,7 +23,7 @@ LLAMACPP   := $(VENV)/.llamacpp
 KOREAN_LLM := $(VENV)/.korean-llm
 DOCS       := $(VENV)/.docs
 
-.PHONY: demo test test-llm test-slow lint format docs bench bench-accuracy bench-fast bench-korean-absa bench-adapt bench-extraction bench-baselines bench-encoders bench-topics bench-outliers bench-llm bench-sft bench-cascade bench-distill bench-scale stress clean
+.PHONY: demo test test-llm test-slow lint format docs bench bench-accuracy bench-fast bench-korean-absa bench-adapt bench-extraction bench-baselines bench-encoders bench-topics bench-outliers bench-llm bench-sft bench-cascade bench-distill bench-active bench-scale stress clean
 
 $(UV):
 	$(PYTHON) -m venv $(VENV)
@@ -258,6 +258,14 @@ CASCADE_TEST_LIMIT ?= 0
 bench-cascade: $(LLAMACPP)
 	$(BIN)/python benchmarks/cascade.py --dataset mams-acsa,semeval14-acsa --stages "$(CASCADE_STAGES)" \
 		--test-limit $(CASCADE_TEST_LIMIT) --out results/bench-cascade
+
+## bench-active: active learning measured: accuracy vs labels, the labelling queue's strategy vs random
+## order, gold labels as the annotator, MAMS-ACSA and Women's clothing (4,000-review pool), seeds 0-2; JSON and plot.
+## With an encoder method too: make bench-active ACTIVE_METHODS=tfidf-lr,embed-head
+ACTIVE_METHODS ?= tfidf-lr
+bench-active: $(TESTS)
+	$(BIN)/python benchmarks/active_learning.py --dataset mams-acsa,womens-clothing --methods $(ACTIVE_METHODS) \
+		--out results/bench-active
 
 ## bench-distill: students (tfidf-lr, embed-head on multilingual-e5) trained on a teacher's labels of
 ## unlabelled NSMC reviews vs on their gold labels, beside the teacher; table, JSON/CSV

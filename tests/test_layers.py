@@ -17,7 +17,7 @@ LAYERS: list[set[str]] = [
     {"data"},
     {"encoders", "llm", "metrics"},  # the backend layer, beside the encoders
     {"methods", "topics"},
-    {"eval", "runs", "teacher"},
+    {"eval", "runs", "teacher", "labelling"},
     {"report", "interfaces"},
 ]
 LAYER = {part: level for level, parts in enumerate(LAYERS) for part in parts}
@@ -55,6 +55,7 @@ INTERNAL_TESTS: dict[tuple[str, str], str] = {
     ("test_extraction.py", "topicsent.methods._terms"): "the term dictionary baseline and the saved finder folder",
     ("test_extraction.py", "topicsent.methods._finetuning"): "validation with the tag-only selection loss",
     ("test_extraction.py", "topicsent.report._render"): "the report's aspect and opinion marks",
+    ("test_labelling.py", "topicsent.interfaces._server"): "the REST app with a projects folder of the test's own",
     ("test_mabsa.py", "topicsent.data._mabsa"): "reading M-ABSA lines and merging one sentence's triplets",
     ("test_onnx_runtime.py", "topicsent.methods._onnx_runtime"): "the ONNX session wrapper and export failures (monkeypatched)",
 }

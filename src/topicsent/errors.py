@@ -33,7 +33,8 @@ class UnsupportedTaskError(TopicsentError, ValueError):
 
 
 class UnknownNameError(TopicsentError, KeyError):
-    """A method or dataset name is not in its registry."""
+    """A name or id is not known where it was looked up: a method or dataset name, a
+    labelling project, a review id of a project."""
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
@@ -67,3 +68,8 @@ class BudgetExceededError(TopicsentError):
 class AnswerError(ValueError):
     """An LLM's answer is not usable; the message says what is wrong, for the repair
     prompt (a row whose answer stays unusable comes back ``unparsed``, never guessed)."""
+
+
+class EditConflictError(TopicsentError):
+    """Someone saved the same item since the caller read it (the REST service answers
+    409); the message names the version saved and the one the caller started from."""

@@ -25,6 +25,9 @@ def serve(
         bool, typer.Option("--no-auth", help="Serve beyond loopback without a token (only behind an authenticating proxy).")
     ] = False,
     jobs_dir: Annotated[Path, typer.Option(help="Where uploads, job results and reports are kept.")] = Path("topicsent-jobs"),
+    projects_dir: Annotated[
+        Path, typer.Option(help="Where labelling projects (reviews, labels in SQLite, retrained models) are kept.")
+    ] = Path("topicsent-projects"),
     max_batch: Annotated[int, typer.Option(help="Most reviews in one POST /v1/analyze.")] = 1_000,
     max_upload_mb: Annotated[int, typer.Option(help="Largest upload to POST /v1/jobs, in MiB.")] = 200,
 ) -> None:
@@ -32,8 +35,9 @@ def serve(
 
     POST /v1/analyze answers a small batch at once; POST /v1/jobs takes a file and
     analyses it in the background (GET /v1/jobs/ID for progress, /results, /report);
-    GET / is a page to paste or upload reviews. OpenAPI docs at /docs. Unfinished jobs
-    resume when the server restarts.
+    GET / is a page to paste or upload reviews; GET /label is the labelling page
+    (label and correct reviews least-sure first, retrain, learning curve). OpenAPI docs
+    at /docs. Unfinished jobs resume when the server restarts.
 
     Examples:
 
@@ -54,5 +58,12 @@ def serve(
             "(or --no-auth behind an authenticating proxy)"
         )
     # a blank token (`--token "$UNSET"`) is refused by ServerSettings, from any source
-    settings = ServerSettings(model_dir, jobs_dir, token=token, max_batch=max_batch, max_upload_bytes=max_upload_mb * 2**20)
+    settings = ServerSettings(
+        model_dir,
+        jobs_dir,
+        token=token,
+        max_batch=max_batch,
+        max_upload_bytes=max_upload_mb * 2**20,
+        projects_dir=projects_dir,
+    )
     uvicorn.run(create_app(settings), host=host, port=port)

@@ -5,6 +5,8 @@
   background into a resumable run; ``GET /v1/jobs/{id}`` reports progress,
   ``/results`` pages through the rows and ``/report`` is the HTML report.
 - ``GET /v1/models``, ``GET /healthz``, ``GET /`` (a page to paste or upload reviews).
+- ``/v1/projects``: labelling projects (upload, label least-sure first, retrain, learning
+  curve, JSONL and Label Studio export/import); ``GET /label`` is their page.
 
 With a token configured every ``/v1`` route needs ``Authorization: Bearer <token>``
 (compared in constant time, never logged). Bodies over the size limits get 413
@@ -46,11 +48,16 @@ class ServerSettings:
     max_batch: int = 1_000
     max_body_bytes: int = 10 * 2**20
     max_upload_bytes: int = 200 * 2**20
+    projects_dir: Path | None = None  # labelling projects; None: ``jobs_dir / "projects"``
 
     def __post_init__(self) -> None:
         # an empty token would match a request without any header: it is no token, never an open door
         if self.token is not None and not self.token.strip():
             raise InvalidParameterError("the API token is empty or blank; give a real token or none")
+
+    @property
+    def projects_root(self) -> Path:
+        return self.projects_dir if self.projects_dir is not None else self.jobs_dir / "projects"
 
     @property
     def upload_limits(self) -> ReadLimits:
@@ -210,6 +217,10 @@ def create_app(settings: ServerSettings) -> FastAPI:
             build_report([jobs.run_dir(job_id)], target)
         return HTMLResponse(target.read_text(encoding="utf-8"))
 
+    from topicsent.interfaces._labelling_api import label_page, labelling_router
+
+    app.get("/label", response_class=HTMLResponse, include_in_schema=False)(label_page)
+    api.include_router(labelling_router(settings.projects_root, model))
     app.include_router(api)
     return app
 
@@ -300,7 +311,8 @@ class _BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.limits.max_upload_bytes if scope["path"] == "/v1/jobs" else self.limits.max_body_bytes
+        uploads = scope["path"] in ("/v1/jobs", "/v1/projects") or scope["path"].endswith("/label-studio/import")
+        limit = self.limits.max_upload_bytes if uploads else self.limits.max_body_bytes
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
             await _too_large(limit)(scope, receive, send)

@@ -18,6 +18,7 @@ from rich.markup import escape
 from topicsent.errors import InvalidParameterError, TopicsentError
 from topicsent.interfaces._adapt_cli import adapt
 from topicsent.interfaces._analyze_cli import analyze, report
+from topicsent.interfaces._labels_cli import labels_app
 from topicsent.interfaces._llm_cli import llm_app, sft_data
 from topicsent.interfaces._models_cli import models_app
 from topicsent.interfaces._options import (
@@ -302,7 +303,7 @@ def _results_table(dataset: str, rows: list[dict]) -> ResultTable:
 
 @app.command()
 def train(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to save the trained model in.")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder to save the trained model in.")] = None,
     method: Annotated[str, typer.Option("--method", "-m", help="Method name (see `topicsent methods`).")] = "tfidf-lr",
     dataset: Annotated[str | None, typer.Option("--dataset", "-d", help="Train on a built-in dataset's train split.")] = None,
     input_file: Annotated[Path | None, typer.Argument(help="Labelled reviews: CSV, TSV, JSONL or Parquet (.gz text ok).")] = None,
@@ -329,6 +330,13 @@ def train(
     calibration_file: Annotated[
         Path | None, typer.Option(help="Labelled reviews not used for training (same columns) to calibrate the confidence on.")
     ] = None,
+    labels: Annotated[
+        Path | None,
+        typer.Option(
+            "--labels",
+            help="A labelling project folder (`topicsent serve`, /label): retrain it from its labels, like its Retrain button.",
+        ),
+    ] = None,
 ) -> None:
     """Train a method on labelled reviews and save it.
 
@@ -345,7 +353,14 @@ def train(
       topicsent train topics/labelled.jsonl --aspects-col aspects --taxonomy topics/taxonomy.json -o models/topics
 
       topicsent train --dataset mams-acsa --method sft --base smollm2-135m-instruct --params '{"max_steps": 300}' -o models/sft
+
+      topicsent train --labels topicsent-projects/shoes -o models/shoes
     """
+    if labels is not None:
+        _train_project(labels, method, _json_params(params), out, other_input=bool(dataset or input_file))
+        return
+    if out is None:
+        raise InvalidParameterError("--out is needed: the folder to save the trained model in")
     from topicsent.methods import make_method
     from topicsent.topics import Taxonomy
 
@@ -368,6 +383,29 @@ def train(
             return
         model.save_calibration(out)
         print_line(f"Confidence calibrated on {len(held_out):,} held-out reviews")
+
+
+def _train_project(folder: Path, method: str, params: dict, out: Path | None, *, other_input: bool) -> None:
+    """Retrain a labelling project (the model in its folder, its learning curve, the
+    page's pre-filled answers), and copy the model to ``out``."""
+    import shutil
+
+    from topicsent.labelling import LabelProject, retrain
+
+    if other_input:
+        raise InvalidParameterError("--labels trains on a project's labels; give no labelled file or --dataset with it")
+    project = LabelProject(folder)
+    record = retrain(project, method, params)
+    curve = ", ".join(f"{p['labels']}: {fmt(p['accuracy'])}" for p in record["curve"])
+    print_line(
+        f"Trained {record['method']} on {record['labels']:,} labels of project {project.name}; "
+        f"held-out accuracy ({record['held_out']} reviews) by labels: {curve}"
+    )
+    if record["note"]:
+        print_line(f"[dim]{record['note']}[/dim]")
+    if out is not None:
+        shutil.copytree(project.folder / "model", out, dirs_exist_ok=True)
+        print_line(f"Saved to [bold]{out}[/bold]")
 
 
 def _calibration_reviews(dataset: str | None, calibration_file: Path | None, cols, task: str | None, space):
@@ -491,6 +529,7 @@ app.command("eval-topics")(eval_topics)
 app.command("sft-data")(sft_data)
 app.add_typer(models_app, name="models")
 app.add_typer(llm_app, name="llm")
+app.add_typer(labels_app, name="labels")
 
 
 def main() -> None:

@@ -35,11 +35,12 @@ from topicsent.methods._tfidf_lr import TfidfLRMethod
 #: Eager names and the built-in method classes; a plug-in's classes load through
 #: ``__getattr__`` the same way.
 __all__ = [
-    "AdaptConfig", "AdaptReport", "AspectPipelineMethod", "BaseMethod", "CascadeMethod", "EmbedHeadMethod", "FinetuneMethod",
-    "LdaMethod", "LlmMethod", "MajorityMethod", "SetFitMethod", "SftMethod", "StackMethod", "StageOutcomes", "TfidfLRMethod",
-    "adapt_encoder", "answer_correctness", "answers_per_review", "confidence_levels", "make_method", "method_class",
-    "method_class_names", "method_names", "method_spec", "parse_method_spec", "parse_methods", "read_corpus",
-    "review_confidence", "route", "routed_accuracy", "split_holdout", "split_method_specs",
+    "AdaptConfig", "AdaptReport", "AspectPipelineMethod", "BaseMethod", "CascadeMethod", "EmbedHeadMethod",
+    "ExtractMethod", "FinetuneMethod", "LdaMethod", "LlmMethod", "MajorityMethod", "SetFitMethod", "SftMethod",
+    "StackMethod", "StageOutcomes", "TfidfLRMethod", "adapt_encoder", "answer_correctness", "answers_per_review",
+    "confidence_levels", "make_method", "method_class", "method_class_names", "method_names", "method_spec",
+    "parse_method_spec", "parse_methods", "read_corpus", "review_confidence", "route", "routed_accuracy",
+    "split_holdout", "split_method_specs",
 ]  # fmt: skip
 
 

@@ -172,6 +172,40 @@ class AspectPipelineMethod(BaseMethod):
             analyses.append(self._analysis(review, overall=overall, aspects=found, status_reason=reason))
         return analyses
 
+    def category_proba(self, reviews: Sequence[Review]) -> tuple[np.ndarray, np.ndarray]:
+        """ACSA: for every review and category of the model, the probability that the
+        review mentions the category, and the polarity probabilities it would get if it
+        does (what active learning measures a review's uncertainty by).
+
+        Parameters
+        ----------
+        reviews : sequence of Review
+            Reviews with text (their labels are ignored).
+
+        Returns
+        -------
+        mention : numpy.ndarray of shape (n_reviews, n_categories)
+            Columns follow ``label_space_.categories``.
+        polarity : numpy.ndarray of shape (n_reviews, n_categories, n_polarities)
+            The last axis follows ``polarity_classes_``.
+
+        Raises
+        ------
+        NotFittedError
+            Before :meth:`fit`.
+        InvalidParameterError
+            The model was fitted for another task than ACSA.
+        """
+        self._check_fitted()
+        if self.task_ is not Task.ACSA:
+            raise InvalidParameterError(f"category_proba is for the acsa task; {self.name} was fitted for {self.task_.value}")
+        reviews = list(reviews)
+        pairs = [(review, AspectLabel(name, "category")) for review in reviews for name in self.categories]
+        polarity = self._polarity_proba(pairs) if pairs else np.empty((0, len(self.polarity_classes_)))
+        shape = (len(reviews), len(self.categories), len(self.polarity_classes_))
+        mention = self._detect_proba(reviews) if reviews else np.empty(shape[:2])
+        return mention, polarity.reshape(shape)
+
     def _found_nothing_reason(self, given_aspects: bool) -> str | None:
         """Why a review came back without aspects, said in the row (status stays ``ok``: no
         aspect is a real answer, not one invented from a prior)."""
