@@ -120,3 +120,31 @@ def test_eval_reports_which_stage_answered():
     assert majority["answered_by"] is None and set(cascade["answered_by"]) == {"1:tfidf-lr", "2:tfidf-lr"}
     assert sum(cascade["answered_by"].values()) == pytest.approx(1.0)
     assert cascade["relative"]["gain_over_majority"] > 0
+
+
+def test_a_cascade_of_method_objects_fits_saves_loads_and_predicts_like_its_spec_text(mams, tmp_path):
+    import json
+
+    from topicsent.methods import TfidfLRMethod
+
+    train, _, test = mams
+    stages = [TfidfLRMethod(), TfidfLRMethod(analyzer="char")]
+    from_objects = make_method("cascade", stages=stages, random_state=3).fit(train[:600])
+    from_text = make_method("cascade", stages="tfidf-lr>tfidf-lr[analyzer=char]", random_state=3).fit(train[:600])
+    assert not hasattr(stages[0], "task_")  # the given objects stay unfitted: the stages are clones
+    assert [s.random_state for s in from_objects.stages_] == [3, 3]  # seeded like stages from specs
+    reviews = test.unlabelled()[:100]
+
+    def answers(cascade):  # all but the timings
+        return [a.model_dump(exclude={"usage"}) for a in cascade.predict(reviews, given_aspects=True)]
+
+    expected = answers(from_text)
+    # the same stages trained and chosen: the thresholds and every stage's held-out outcome
+    assert from_objects.thresholds_ == from_text.thresholds_
+    assert from_objects.holdout_report_ == from_text.holdout_report_
+    assert answers(from_objects) == expected
+    saved = from_objects.save(tmp_path / "cascade")
+    assert json.loads((saved / "topicsent.json").read_text())["params"]["stages"] == "tfidf-lr>tfidf-lr[analyzer=char]"
+    loaded = BaseMethod.load(saved)
+    assert loaded.stage_specs() == ["tfidf-lr", "tfidf-lr[analyzer=char]"]
+    assert answers(loaded) == expected

@@ -118,6 +118,33 @@ def test_eval_json_format_is_one_document_with_the_raw_values(tmp_path):
         assert row["train_seconds"] == saved["train_seconds"]
 
 
+def test_eval_parses_each_method_spec_once_and_labels_results_with_it_as_typed(tmp_path, monkeypatch):
+    """In process: the CLI parses the specs into method objects, the harness re-parses nothing."""
+    from typer.testing import CliRunner
+
+    from topicsent.interfaces.cli import app
+    from topicsent.methods import _registry
+
+    parsed = []
+
+    class CountingSpec:  # every parse_method_spec call matches the spec pattern once, whoever imported it
+        def match(self, spec):
+            parsed.append(spec)
+            return pattern.match(spec)
+
+    pattern = _registry._SPEC
+    monkeypatch.setattr(_registry, "_SPEC", CountingSpec())
+    specs = "majority, tfidf-lr[C=4.0]"  # C=4.0 is the default: the label keeps it as typed
+    result = CliRunner().invoke(app, ["eval", "-d", "mams-acsa", "-m", specs, "--limit", "150", "-o", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert parsed == ["majority", "tfidf-lr[C=4.0]"]
+    [path] = tmp_path.glob("eval-*.json")
+    run = json.loads(path.read_text(encoding="utf-8"))
+    assert run["run"]["methods"] == ["majority", "tfidf-lr[C=4.0]"]
+    assert [r["method"] for r in run["results"]] == ["majority", "tfidf-lr[C=4.0]"]
+    assert run["results"][1]["params"]["C"] == 4.0 and run["results"][1]["tuning"] == []  # C fixed: nothing to tune
+
+
 def test_eval_prints_tables_and_writes_results(tmp_path):
     result = run(
         "eval",

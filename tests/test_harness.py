@@ -49,3 +49,16 @@ def test_the_run_times_prediction_with_an_empty_embedding_cache():
     )
     assert seen and seen[0] != before and "topicsent-eval-cache-" in seen[0]
     assert os.environ.get(CACHE_DIR_ENV) == before and not os.path.exists(seen[0])
+
+
+def test_method_objects_are_evaluated_and_labelled_by_their_spec(tmp_path):
+    from topicsent.methods import CascadeMethod, MajorityMethod, TfidfLRMethod
+
+    cascade = CascadeMethod(stages=[TfidfLRMethod(C=0.5), TfidfLRMethod(analyzer="char")])
+    run = run_evaluation(["mams-acsa"], [MajorityMethod(), cascade], limit=300, tune=False, calibration_sample=0)
+    label = 'cascade[stages="tfidf-lr[C=0.5]>tfidf-lr[analyzer=char]"]'
+    assert run["run"]["methods"] == ["majority", label] and [r["method"] for r in run["results"]] == ["majority", label]
+    assert run["results"][1]["params"]["stages"] == "tfidf-lr[C=0.5]>tfidf-lr[analyzer=char]"  # JSON, not objects
+    assert not hasattr(cascade, "stages_")  # the harness trained a clone
+    json_path, _ = write_run(run, tmp_path)
+    assert json.loads(json_path.read_text())["results"][1]["method"] == label

@@ -76,3 +76,25 @@ def test_specs_parse_once_into_method_objects_and_back():
     assert [method_spec(m) for m in methods] == ["majority", "tfidf-lr[C=0.5,analyzer=char]"]
     seeded = parse_methods("tfidf-lr,tfidf-lr[random_state=1],majority", random_state=3)
     assert [m.get_params()["random_state"] for m in seeded] == [3, 1, 3]  # a seed the spec sets is kept
+
+
+def test_nested_method_objects_are_written_as_the_spec_text_their_class_reads():
+    from topicsent.methods import CascadeMethod, MajorityMethod, TfidfLRMethod, method_spec, spec_params
+    from topicsent.methods._registry import seeded_method
+
+    first = TfidfLRMethod(C=0.5)
+    cascade = make_method("cascade", stages=[first, MajorityMethod()], random_state=3)
+    assert spec_params(cascade)["stages"] == "tfidf-lr[C=0.5]>majority"  # JSON, and what `stages` accepts
+    assert cascade.stage_specs() == ["tfidf-lr[C=0.5]", "majority"]
+    name, params = parse_method_spec(method_spec(cascade))
+    assert (name, params) == ("cascade", {"stages": "tfidf-lr[C=0.5]>majority", "random_state": 3})
+    assert make_method(name, **params).stage_specs() == cascade.stage_specs()
+    stack = make_method("stack", members=["tfidf-lr[analyzer=char]", first])  # specs and objects mixed
+    assert spec_params(stack)["members"] == "tfidf-lr[analyzer=char]+tfidf-lr[C=0.5]"
+    assert isinstance(cascade.clone().stages[0], TfidfLRMethod)  # get_params/clone keep the objects
+    stage = seeded_method(first, 7)
+    assert stage is not first and stage.get_params() == first.clone(random_state=7).get_params()
+    assert seeded_method(TfidfLRMethod(random_state=1), 7).random_state == 1  # a seed the object sets is kept
+    for stages, message in [(3, "spec text or a list of methods"), ([first], "at least two stages"), ([first, 3], "neither")]:
+        with pytest.raises(InvalidParameterError, match=message):
+            CascadeMethod(stages=stages).stage_specs()

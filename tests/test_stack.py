@@ -9,7 +9,7 @@ import pytest
 from topicsent.data import load_dataset
 from topicsent.errors import InvalidParameterError, UnknownNameError, UnsupportedTaskError
 from topicsent.eval import score
-from topicsent.methods import TfidfLRMethod, make_method, parse_method_spec, split_holdout
+from topicsent.methods import BaseMethod, TfidfLRMethod, make_method, parse_method_spec, split_holdout
 from topicsent.schema import Task
 
 MEMBERS = "tfidf-lr[C=1.0]+tfidf-lr[analyzer=char]"  # word and character n-grams err differently
@@ -67,6 +67,8 @@ def test_refit_members_saw_every_review_and_kept_ones_only_the_rest(mams, stack)
         ("tfidf-lr+lda[n_topics=3]", Task.RATING, InvalidParameterError, "member 'lda[n_topics=3]'"),
         ("tfidf-lr+lda", Task.ATSA, UnsupportedTaskError, "stack member 'lda' does not do atsa"),
         ("tfidf-lr+nope", Task.ACSA, UnknownNameError, "unknown method 'nope'"),
+        (["tfidf-lr", "llm"], Task.ACSA, InvalidParameterError, "stack member 'llm' answers labels"),  # a list
+        (["tfidf-lr", 3], Task.ACSA, InvalidParameterError, "3 is neither a method spec nor a method"),
     ],
 )
 def test_members_that_cannot_be_stacked_are_refused_before_any_training(members, task, error, message, task_data, monkeypatch):
@@ -105,3 +107,16 @@ def test_member_specs_keep_their_own_brackets():
     name, params = parse_method_spec("stack[members=tfidf-lr[C=1.0,analyzer=char]+finetune[epochs=2],refit=False]")
     assert (name, params) == ("stack", {"members": "tfidf-lr[C=1.0,analyzer=char]+finetune[epochs=2]", "refit": False})
     assert make_method(name, **params).member_specs() == ["tfidf-lr[C=1.0,analyzer=char]", "finetune[epochs=2]"]
+
+
+def test_a_stack_of_method_objects_trains_clones_and_saves_them_as_specs(mams, stack, tmp_path):
+    train, test = mams
+    members = [TfidfLRMethod(C=1.0), TfidfLRMethod(analyzer="char")]
+    from_objects = make_method("stack", members=members).fit(train)
+    assert not hasattr(members[0], "task_") and from_objects.member_specs() == MEMBERS.split("+")
+    pairs = _pairs(test[:30])
+    expected = stack._polarity_proba(pairs)  # the same members from spec text
+    np.testing.assert_allclose(from_objects._polarity_proba(pairs), expected)
+    loaded = BaseMethod.load(from_objects.save(tmp_path / "stack"))
+    assert loaded.members == MEMBERS
+    np.testing.assert_allclose(loaded._polarity_proba(pairs), expected)

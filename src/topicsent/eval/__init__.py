@@ -1,7 +1,7 @@
 """The evaluation harness, its metrics, and the topic-model comparison."""
 
 from topicsent._provenance import git_commit
-from topicsent.eval._harness import MethodResult, evaluate_method, run_evaluation, score, write_run
+from topicsent.eval._harness import MethodChoice, MethodResult, evaluate_method, run_evaluation, score, write_run
 from topicsent.eval._topics import CLUSTERING, OUTLIER_RULES, evaluate_topic_models
 from topicsent.metrics import (
     detection_scores,
@@ -15,6 +15,7 @@ from topicsent.metrics import (
 __all__ = [
     "CLUSTERING",
     "OUTLIER_RULES",
+    "MethodChoice",
     "MethodResult",
     "detection_scores",
     "evaluate_method",

@@ -33,7 +33,7 @@ from topicsent.encoders._cache import CACHE_DIR_ENV
 from topicsent.errors import InvalidParameterError
 from topicsent.eval._resources import measure
 from topicsent.llm import LLM_CACHE_ENV, llm_cache_path
-from topicsent.methods import BaseMethod, make_method, method_class, parse_method_spec
+from topicsent.methods import BaseMethod, changed_params, make_method, method_spec, parse_method_spec, spec_params
 from topicsent.methods._calibration import MIN_CALIBRATION_ANSWERS, answer_correctness
 from topicsent.metrics import (
     coverage,
@@ -55,6 +55,41 @@ TUNE_SAMPLE = 20_000
 CALIBRATION_SAMPLE = 2_000
 REFERENCE_METHOD = "tfidf-lr"  # speed ratios are relative to this baseline when it ran
 FLOOR_METHOD = "majority"  # quality gains are relative to this baseline when it ran
+
+
+@dataclass(frozen=True)
+class MethodChoice:
+    """A method to evaluate, parsed once where the user named it.
+
+    ``label`` names its results (the user's spec text, as typed), ``method`` is the
+    unfitted method, and ``fixed`` holds the parameters the user set: tuning searches
+    the method's grid over the others only.
+    """
+
+    label: str
+    method: BaseMethod
+    fixed: dict[str, Any]
+
+    @classmethod
+    def parse(cls, spec: str) -> MethodChoice:
+        """From a spec such as ``tfidf-lr[C=0.5]``; :class:`InvalidParameterError` or
+        :class:`~topicsent.errors.UnknownNameError` for a bad one."""
+        name, params = parse_method_spec(spec)
+        return cls(spec, make_method(name, **params), params)
+
+    @classmethod
+    def of(cls, method: str | BaseMethod | MethodChoice) -> MethodChoice:
+        """A choice from a spec, a method object (labelled by its spec, its non-default
+        parameters fixed) or a choice."""
+        if isinstance(method, MethodChoice):
+            return method
+        if isinstance(method, str):
+            return cls.parse(method)
+        return cls(method_spec(method), method, changed_params(method))
+
+    def build(self, seed: int, params: Mapping[str, Any]) -> BaseMethod:
+        """A new unfitted twin with ``params`` (the fixed ones and a grid point), seeded."""
+        return self.method.clone(**({"random_state": seed} | dict(params)))
 
 
 @dataclass
@@ -152,45 +187,46 @@ def usage_summary(analyses: Sequence[ReviewAnalysis]) -> dict[str, float] | None
     }
 
 
-def _candidates(spec: str, task: Task, tune: bool) -> list[dict[str, Any]]:
-    """Parameter sets to try: the spec's fixed ones, crossed with the method's grid
-    for the parameters the spec leaves open."""
-    name, fixed = parse_method_spec(spec)
-    grid = {k: v for k, v in method_class(name).param_grid(task).items() if k not in fixed} if tune else {}
+def _candidates(choice: MethodChoice, task: Task, tune: bool) -> list[dict[str, Any]]:
+    """Parameter sets to try: the choice's fixed ones, crossed with the method's grid
+    for the parameters the user left open."""
+    fixed = choice.fixed
+    grid = {k: v for k, v in type(choice.method).param_grid(task).items() if k not in fixed} if tune else {}
     keys = list(grid)
     return [fixed | dict(zip(keys, values, strict=True)) for values in itertools.product(*(grid[k] for k in keys))]
 
 
 def _tune(
-    spec: str, splits: Splits, *, metric: str, tune: bool, seed: int, tune_sample: int
+    choice: MethodChoice, splits: Splits, *, metric: str, tune: bool, seed: int, tune_sample: int
 ) -> tuple[dict[str, Any], list[dict[str, Any]], tuple[BaseMethod, Any] | None]:
     """Grid search on (a seeded sample of at most ``tune_sample`` reviews of) train,
     scored on validation. Returns the best parameters, the trials, and the best fitted
     method with its measurement when it was trained on the whole train split."""
     task = splits.train.task
-    candidates = _candidates(spec, task, tune)
+    candidates = _candidates(choice, task, tune)
     if len(candidates) == 1:
         return candidates[0], [], None
     train, validation = splits.train.sample(tune_sample, seed), splits.validation.sample(tune_sample, seed)
     trials, best = [], None
-    with progress_bar(f"{splits.train.name} / {spec}: tune", total=len(candidates)) as advance:
+    with progress_bar(f"{splits.train.name} / {choice.label}: tune", total=len(candidates)) as advance:
         for params in candidates:
-            method = make_method(parse_method_spec(spec)[0], random_state=seed, **params)
+            method = choice.build(seed, params)
             with measure() as fitting:
                 method.fit(train, task)
-            trial = {"params": params, "validation": score(method, validation)[0].get(metric), "fit_seconds": fitting.seconds}
+            written = {k: v for k, v in spec_params(method).items() if k in params}  # nested methods as specs: JSON
+            trial = {"params": written, "validation": score(method, validation)[0].get(metric), "fit_seconds": fitting.seconds}
             trials.append(trial)
             if best is None or (trial["validation"] or 0) > (best[0]["validation"] or 0):
-                best = (trial, method, fitting)
+                best = (trial, method, fitting, params)
             advance(1)
     reusable = (best[1], best[2]) if len(train) == len(splits.train) else None
-    return best[0]["params"], trials, reusable
+    return best[3], trials, reusable
 
 
 def evaluate_method(
     dataset: str,
     splits: Splits,
-    spec: str,
+    spec: str | BaseMethod | MethodChoice,
     *,
     tune: bool = True,
     seed: int = 0,
@@ -198,19 +234,20 @@ def evaluate_method(
     detection: bool = True,
     calibration_sample: int = CALIBRATION_SAMPLE,
 ) -> MethodResult:
-    """Tune ``spec`` on validation, fit the chosen parameters on the full train
-    split, and score that fit on test; then calibrate its confidence on (a seeded sample
-    of ``calibration_sample`` reviews of) validation and score the calibration on test
-    (0: skip)."""
+    """Tune ``spec`` (a spec string, a method object or a :class:`MethodChoice`) on
+    validation, fit the chosen parameters on the full train split, and score that fit on
+    test; then calibrate its confidence on (a seeded sample of ``calibration_sample``
+    reviews of) validation and score the calibration on test (0: skip)."""
+    choice = MethodChoice.of(spec)
     task = splits.train.task
     metric = primary_metric(task, splits.train.label_space)
     # each method pays for its own Korean morphological analysis: analyses of the test
     # texts cached by the method before would inflate this one's reviews/s
     korean_morphemes.cache_clear()
-    params, trials, fitted = _tune(spec, splits, metric=metric, tune=tune, seed=seed, tune_sample=tune_sample)
+    params, trials, fitted = _tune(choice, splits, metric=metric, tune=tune, seed=seed, tune_sample=tune_sample)
     if fitted is None:
-        method = make_method(parse_method_spec(spec)[0], random_state=seed, **params)
-        with progress_bar(f"{dataset} / {spec}: fit on {len(splits.train):,} reviews", total=None), measure() as fitting:
+        method = choice.build(seed, params)
+        with progress_bar(f"{dataset} / {choice.label}: fit on {len(splits.train):,} reviews", total=None), measure() as fitting:
             method.fit(splits.train, task)
     else:
         method, fitting = fitted
@@ -219,7 +256,7 @@ def evaluate_method(
     if calibration_sample:
         metrics |= calibration_scores(method, splits.test, scored, splits.validation.sample(calibration_sample, seed + 1))
     return MethodResult(
-        dataset=dataset, task=task.value, method=spec, params=method.get_params(),
+        dataset=dataset, task=task.value, method=choice.label, params=spec_params(method),
         primary_metric=metric, metrics=metrics, tuning=trials,
         train_seconds=fitting.seconds, predict_seconds=analysis_seconds,
         reviews_per_second=len(splits.test) / analysis_seconds if analysis_seconds else 0.0,
@@ -255,7 +292,7 @@ def add_relative_columns(results: Sequence[MethodResult]) -> None:
 
 def run_evaluation(
     datasets: Sequence[str],
-    methods: Sequence[str],
+    methods: Sequence[str | BaseMethod | MethodChoice],
     *,
     limit: int | None = None,
     seed: int = 0,
@@ -269,6 +306,10 @@ def run_evaluation(
     sources: Mapping[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Evaluate every method on every dataset; returns the run record (see :func:`write_run`).
+
+    ``methods`` are spec strings (parsed here, once), method objects or
+    :class:`MethodChoice` s (parsed by the caller, e.g. the CLI); results are labelled
+    with the spec as given (an object: :func:`~topicsent.methods.method_spec`).
 
     ``datasets`` are built-in dataset names or keys of ``splits``: ready splits such as
     :func:`~topicsent.data.file_splits` makes of a user's files, evaluated exactly like
@@ -285,7 +326,8 @@ def run_evaluation(
     options = {"limit": limit, "seed": seed, "tune": tune, "tune_sample": tune_sample, "test_limit": test_limit,
                "detection": detection, "calibration_sample": calibration_sample}  # fmt: skip
     with _fresh_embedding_cache():
-        return _run(datasets, methods, on_result=on_result, splits=splits or {}, sources=sources or {}, **options)
+        choices = [MethodChoice.of(m) for m in methods]  # spec strings parsed here, once
+        return _run(datasets, choices, on_result=on_result, splits=splits or {}, sources=sources or {}, **options)
 
 
 @contextmanager
@@ -318,7 +360,7 @@ def _run(
             "seconds": 0.0,
             "commit": git_commit(),
             "datasets": list(datasets),
-            "methods": list(methods),
+            "methods": [choice.label for choice in methods],
             "limit": limit,
             "seed": seed,
             "tune": tune,
@@ -341,11 +383,11 @@ def _run(
                 chosen = replace(chosen, test=chosen.test.sample(test_limit, seed + 2))
         if notes := [*chosen.train.notes, *chosen.validation.notes, *chosen.test.notes]:
             run["run"]["notes"][dataset] = notes
-        for spec in methods:
-            if chosen.train.task not in method_class(parse_method_spec(spec)[0]).supported_tasks:
+        for choice in methods:
+            if chosen.train.task not in choice.method.supported_tasks:
                 continue
             result = evaluate_method(
-                dataset, chosen, spec, tune=tune, seed=seed, tune_sample=tune_sample, detection=detection,
+                dataset, chosen, choice, tune=tune, seed=seed, tune_sample=tune_sample, detection=detection,
                 calibration_sample=calibration_sample,
             )  # fmt: skip
             results.append(result)

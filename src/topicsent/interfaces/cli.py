@@ -188,13 +188,12 @@ def eval_command(
       topicsent eval --train stars.csv --test held_out.csv --rating-col stars -m all
     """
     from topicsent.data import DATASETS
-    from topicsent.eval import run_evaluation, write_run
-    from topicsent.methods import method_names, parse_method_spec, split_method_specs
+    from topicsent.eval import MethodChoice, run_evaluation, write_run
+    from topicsent.methods import method_names, split_method_specs
 
     datasets = split_names(dataset or "mams-acsa", list(DATASETS), "dataset") if dataset or not train_file else []
-    chosen = method_names() if methods == "all" else split_method_specs(methods)
-    for spec in chosen:
-        parse_method_spec(spec)  # a typo fails now, not after an hour of training
+    specs = method_names() if methods == "all" else split_method_specs(methods)
+    chosen = [MethodChoice.parse(spec) for spec in specs]  # parsed once, here: a typo fails now, not after an hour
     user_splits, sources = {}, {}
     if train_file is not None:
         cols = columns(text_col, id_col, rating_col, aspects_col)

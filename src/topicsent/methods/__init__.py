@@ -21,6 +21,7 @@ from topicsent.methods._cascade import (
 from topicsent.methods._majority import MajorityMethod
 from topicsent.methods._pipeline import AspectPipelineMethod
 from topicsent.methods._registry import (
+    changed_params,
     make_method,
     method_class,
     method_class_names,
@@ -28,6 +29,7 @@ from topicsent.methods._registry import (
     method_spec,
     parse_method_spec,
     parse_methods,
+    spec_params,
     split_method_specs,
 )
 from topicsent.methods._tfidf_lr import TfidfLRMethod
@@ -38,9 +40,9 @@ __all__ = [
     "AdaptConfig", "AdaptReport", "AspectPipelineMethod", "BaseMethod", "CascadeMethod", "EmbedHeadMethod",
     "ExtractMethod", "FinetuneMethod", "LdaMethod", "LlmMethod", "MajorityMethod", "SetFitMethod", "SftMethod",
     "StackMethod", "StageOutcomes", "TfidfLRMethod", "adapt_encoder", "answer_correctness", "answers_per_review",
-    "confidence_levels", "make_method", "method_class", "method_class_names", "method_names", "method_spec",
-    "parse_method_spec", "parse_methods", "read_corpus", "review_confidence", "route", "routed_accuracy",
-    "split_holdout", "split_method_specs",
+    "changed_params", "confidence_levels", "make_method", "method_class", "method_class_names", "method_names",
+    "method_spec", "parse_method_spec", "parse_methods", "read_corpus", "review_confidence", "route",
+    "routed_accuracy", "spec_params", "split_holdout", "split_method_specs",
 ]  # fmt: skip
 
 

@@ -45,6 +45,7 @@ from topicsent.errors import (
 )
 from topicsent.methods._calibration import ConfidenceCalibrator, abstain_when_unsure, answer_correctness
 from topicsent.methods._files import model_file, read_json
+from topicsent.methods._registry import spec_params
 from topicsent.schema import Predictions, ReviewAnalysis, Task, Usage
 
 CONFIG_FILE = "topicsent.json"
@@ -116,6 +117,9 @@ class BaseMethod(ABC):
     #: ``"count"`` (an int >= 1); a string constraint starting with ``"optional "`` also
     #: allows None.
     parameter_constraints: ClassVar[dict[str, tuple | str]] = {}
+    #: Parameters that hold other methods (a cascade's stages): name -> the separator of
+    #: their spec text, how they are written when saved (see :func:`~topicsent.methods.spec_params`).
+    nested_methods: ClassVar[dict[str, str]] = {}
 
     def _validate_params(self) -> None:
         """Raise :class:`InvalidParameterError` for a parameter outside its constraint."""
@@ -419,7 +423,7 @@ class BaseMethod(ABC):
             "format": FORMAT_VERSION,
             "topicsent_version": __version__,
             "method": self.name,
-            "params": self.get_params(),
+            "params": spec_params(self),  # nested methods as specs: JSON, read back by __init__
             "task": self.task_.value,
             "language": self.language_,
             "label_space": self.label_space_.to_dict(),

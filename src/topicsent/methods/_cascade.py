@@ -26,7 +26,7 @@ from topicsent.data import Review, ReviewSet
 from topicsent.errors import InvalidParameterError
 from topicsent.methods._base import BaseMethod
 from topicsent.methods._calibration import answer_correctness, review_confidence
-from topicsent.methods._registry import seeded_method
+from topicsent.methods._registry import item_spec, method_list, seeded_method
 from topicsent.schema import ReviewAnalysis, Task
 
 STATE_FILE = "cascade.json"
@@ -112,9 +112,11 @@ class CascadeMethod(BaseMethod):
 
     Parameters
     ----------
-    stages : str, default="tfidf-lr>embed-head"
-        Method specs from cheapest to most expensive separated by ``>``, e.g.
-        ``tfidf-lr>finetune>llm[strategy=retrieval,backend=llamacpp]``.
+    stages : str or list of (str or BaseMethod), default="tfidf-lr>embed-head"
+        The stages from cheapest to most expensive: method specs separated by ``>``,
+        e.g. ``tfidf-lr>finetune>llm[strategy=retrieval,backend=llamacpp]``, or a list
+        of method objects (or specs), e.g. ``[TfidfLRMethod(), LlmMethod(...)]``. Each
+        stage trains as a clone; a saved cascade writes object stages as specs.
     max_last_share : float, default=0.3
         The largest share of reviews the last stage may answer; thresholds are chosen
         within it.
@@ -134,6 +136,7 @@ class CascadeMethod(BaseMethod):
     supported_tasks = frozenset({Task.ACSA, Task.ATSA, Task.RATING})
     answers_can_fail = True  # an LLM stage's answer can stay unparsed
     batch_size = 100_000  # stages batch for themselves; one call keeps routing whole
+    nested_methods: ClassVar[dict[str, str]] = {"stages": STAGE_SEPARATOR}  # saved as spec text
     parameter_constraints: ClassVar[dict[str, tuple | str]] = {
         "max_holdout": "count",
         "max_last_share": "share",
@@ -143,7 +146,7 @@ class CascadeMethod(BaseMethod):
     def __init__(
         self,
         *,
-        stages: str = "tfidf-lr>embed-head",
+        stages: str | Sequence[str | BaseMethod] = "tfidf-lr>embed-head",
         max_last_share: float = 0.3,
         thresholds: list[float] | None = None,
         holdout: float = 0.2,
@@ -158,21 +161,22 @@ class CascadeMethod(BaseMethod):
         self.random_state = random_state
 
     def stage_specs(self) -> list[str]:
-        specs = [spec.strip() for spec in self.stages.split(STAGE_SEPARATOR)]
-        if len(specs) < 2 or not all(specs):
-            raise InvalidParameterError(f"a cascade needs at least two stages separated by '>'; got {self.stages!r}")
-        return specs
+        """The stages' specs, cheapest first (method objects written as their spec)."""
+        return [item_spec(stage) for stage in self._stage_list()]
+
+    def _stage_list(self) -> list:
+        return method_list(self.stages, STAGE_SEPARATOR, owner="a cascade", items="stages")
 
     def _validate_params(self) -> None:
         super()._validate_params()
-        if self.thresholds is not None and len(self.thresholds) != len(self.stage_specs()) - 1:
-            raise InvalidParameterError(f"thresholds needs one value per stage but the last: {len(self.stage_specs()) - 1}")
+        if self.thresholds is not None and len(self.thresholds) != len(self._stage_list()) - 1:
+            raise InvalidParameterError(f"thresholds needs one value per stage but the last: {len(self._stage_list()) - 1}")
 
     # ----- fit ----------------------------------------------------------------------------
 
     def _fit(self, reviews: ReviewSet) -> None:
         training, held_out = split_holdout(reviews, self.holdout, self.random_state, max_size=self.max_holdout, who="a cascade")
-        self.stages_ = [seeded_method(spec, self.random_state).fit(training, self.task_) for spec in self.stage_specs()]
+        self.stages_ = [seeded_method(stage, self.random_state).fit(training, self.task_) for stage in self._stage_list()]
         outcomes = [self._calibrated_outcomes(stage, held_out) for stage in self.stages_[:-1]]
         totals = answers_per_review(held_out, self.task_)
         if self.thresholds is not None:
@@ -252,7 +256,7 @@ class CascadeMethod(BaseMethod):
     def _load_state(self, directory: Path) -> None:
         state = json.loads((directory / STATE_FILE).read_text(encoding="utf-8"))
         self.thresholds_, self.holdout_report_ = [float(t) for t in state["thresholds"]], state["holdout_report"]
-        self.stages_ = [BaseMethod.load(directory / f"stage-{k}") for k in range(len(self.stage_specs()))]
+        self.stages_ = [BaseMethod.load(directory / f"stage-{k}") for k in range(len(self._stage_list()))]
 
 
 def _stage_label(position: int, stage: BaseMethod) -> str:

@@ -83,14 +83,43 @@ def _spec_value(text: str) -> Any:
         return text
 
 
-def seeded_method(spec: str, random_state: int):
-    """A new unfitted method from a spec, seeded with ``random_state`` when it takes a
-    seed and the spec sets none: the members of a composed method share its seed."""
-    name, params = parse_method_spec(spec)
-    method = make_method(name, **params)
-    if "random_state" in method.get_params() and "random_state" not in params:
+def seeded_method(spec, random_state: int):
+    """A new unfitted method from a spec or a method object (cloned, never fitted in
+    place), seeded with ``random_state`` when it takes a seed and the spec sets none (an
+    object: keeps its class's default): the members of a composed method share its seed."""
+    if isinstance(spec, str):
+        name, given = parse_method_spec(spec)
+        method = make_method(name, **given)
+    else:
+        method, given = spec.clone(), changed_params(spec)
+    if "random_state" in method.get_params() and "random_state" not in given:
         method.set_params(random_state=random_state)
     return method
+
+
+def method_list(value, separator: str, *, owner: str, items: str) -> list:
+    """The methods of a composed method's list parameter, as given: spec text split at
+    ``separator`` (outside brackets, ``"tfidf-lr>llm"``) or a sequence of specs and
+    method objects. Each item stays a spec string or a method object; ``owner`` and
+    ``items`` name them in errors ("a cascade", "stages").
+
+    Raises
+    ------
+    InvalidParameterError : fewer than two items, or an item that is neither.
+    """
+    if not isinstance(value, str | list | tuple):
+        raise InvalidParameterError(f"{owner}: {items} must be spec text or a list of methods; got {value!r}")
+    found = split_method_specs(value, separator) if isinstance(value, str) else list(value)
+    if len(found) < 2 or any(isinstance(i, str) and not i.strip() for i in found):
+        raise InvalidParameterError(f"{owner} needs at least two {items} separated by '{separator}'; got {value!r}")
+    if bad := [i for i in found if not isinstance(i, str) and not hasattr(i, "get_params")]:
+        raise InvalidParameterError(f"{owner}: {bad[0]!r} is neither a method spec nor a method")
+    return [i.strip() if isinstance(i, str) else i for i in found]
+
+
+def item_spec(item) -> str:
+    """A spec string or method object as spec text."""
+    return item if isinstance(item, str) else method_spec(item)
 
 
 _OPENING, _CLOSING = "[{(", "]})"
@@ -137,10 +166,28 @@ def method_spec(method) -> str:
     """The spec of a method object, ``NAME[key=value,...]`` with the parameters that
     differ from the class defaults; :func:`parse_method_spec` reads it back to equal
     parameters (``parse_method_spec(method_spec(m))`` gives ``m``'s name and those)."""
-    defaults = type(method)().get_params()
-    changed = {k: v for k, v in method.get_params().items() if k not in defaults or v != defaults[k]}
-    items = [f"{key}={_spec_text(value)}" for key, value in changed.items()]
+    written = spec_params(method)
+    items = [f"{key}={_spec_text(written[key])}" for key in changed_params(method)]
     return method.name + (f"[{','.join(items)}]" if items else "")
+
+
+def changed_params(method) -> dict[str, Any]:
+    """The parameters of a method object that differ from its class's defaults."""
+    defaults = type(method)().get_params()
+    return {k: v for k, v in method.get_params().items() if k not in defaults or v != defaults[k]}
+
+
+def spec_params(method) -> dict[str, Any]:
+    """``method.get_params()`` with nested methods written as the spec text the class
+    also accepts (its ``nested_methods`` parameter -> separator): a cascade's stages
+    ``[TfidfLRMethod(), MajorityMethod()]`` -> ``"tfidf-lr>majority"``. How a composed
+    method's parameters go into JSON (a saved model's config, a run's results)."""
+    separators = getattr(method, "nested_methods", {})
+    params = method.get_params()
+    for key, separator in separators.items():
+        if not isinstance(params[key], str):
+            params[key] = separator.join(map(item_spec, params[key]))
+    return params
 
 
 def _spec_text(value: Any) -> str:

@@ -39,7 +39,7 @@ from topicsent.methods._linear import (
     save_models,
 )
 from topicsent.methods._pipeline import AspectPipelineMethod, Pair
-from topicsent.methods._registry import method_class, parse_method_spec, seeded_method, split_method_specs
+from topicsent.methods._registry import item_spec, method_class, method_list, parse_method_spec, seeded_method
 from topicsent.methods._terms import DICTIONARY
 from topicsent.schema import Task
 
@@ -97,9 +97,11 @@ class StackMethod(AspectPipelineMethod):
 
     Parameters
     ----------
-    members : str, default="tfidf-lr+embed-head"
+    members : str or list of (str or BaseMethod), default="tfidf-lr+embed-head"
         Two or more method specs separated by ``+``, e.g.
-        ``tfidf-lr+finetune[design=attention,epochs=4]``. Members must give class
+        ``tfidf-lr+finetune[design=attention,epochs=4]``, or a list of method objects
+        (or specs); each trains as a clone, and a saved stack writes object members as
+        specs. Members must give class
         probabilities: aspect-pipeline methods (``majority``, ``tfidf-lr``,
         ``embed-head``, ``finetune``, ``setfit``, ``lda``; for ratings not with
         ``rating_model=regress`` nor supervised ``lda``). ``llm``, ``sft`` and
@@ -154,8 +156,8 @@ class StackMethod(AspectPipelineMethod):
 
     name = "stack"
     supported_tasks = frozenset({Task.ACSA, Task.ATSA, Task.RATING})
+    nested_methods: ClassVar[dict[str, str]] = {"members": MEMBER_SEPARATOR}  # saved as spec text
     parameter_constraints: ClassVar[dict[str, tuple | str]] = {
-        "members": "text",
         "holdout": "share",
         "refit": (True, False),
         "C": "positive",
@@ -165,7 +167,7 @@ class StackMethod(AspectPipelineMethod):
     def __init__(
         self,
         *,
-        members: str = "tfidf-lr+embed-head",
+        members: str | Sequence[str | BaseMethod] = "tfidf-lr+embed-head",
         holdout: float = 0.2,
         refit: bool = True,
         C: float = 1.0,
@@ -180,8 +182,11 @@ class StackMethod(AspectPipelineMethod):
         self.random_state = random_state
 
     def member_specs(self) -> list[str]:
-        """The member specs, split at ``+`` outside brackets."""
-        return split_method_specs(self.members, MEMBER_SEPARATOR)
+        """The member specs, split at ``+`` outside brackets (method objects written as their spec)."""
+        return [item_spec(member) for member in self._member_list()]
+
+    def _member_list(self) -> list:
+        return method_list(self.members, MEMBER_SEPARATOR, owner="a stack", items="members")
 
     @property
     def model_name(self) -> str | None:
@@ -191,14 +196,11 @@ class StackMethod(AspectPipelineMethod):
 
     def _validate_params(self) -> None:
         super()._validate_params()
-        specs = self.member_specs()
-        if len(specs) < 2:
-            raise InvalidParameterError(f"a stack needs at least two members separated by '+'; got {self.members!r}")
-        for spec in specs:
-            name, _ = parse_method_spec(spec)
-            if not issubclass(method_class(name), AspectPipelineMethod):
+        for member in self._member_list():
+            kind = method_class(parse_method_spec(member)[0]) if isinstance(member, str) else type(member)
+            if not issubclass(kind, AspectPipelineMethod):
                 raise InvalidParameterError(
-                    f"stack member {spec!r} answers labels without class probabilities; "
+                    f"stack member {item_spec(member)!r} answers labels without class probabilities; "
                     "members are methods such as tfidf-lr, embed-head, finetune, setfit, majority"
                 )
 
@@ -218,7 +220,7 @@ class StackMethod(AspectPipelineMethod):
     def _new_members(self) -> list[AspectPipelineMethod]:
         """Unfitted members, refused before any training when one cannot do the task or
         gives ratings without class probabilities."""
-        members = [seeded_method(spec, self.random_state) for spec in self.member_specs()]
+        members = [seeded_method(member, self.random_state) for member in self._member_list()]
         for spec, member in zip(self.member_specs(), members, strict=True):
             if "term_finder" in member.get_params():  # the stack finds terms itself: a member's finder would go unused
                 member.set_params(term_finder=DICTIONARY)
@@ -312,7 +314,7 @@ class StackMethod(AspectPipelineMethod):
     def _load_models(self, directory: Path) -> None:
         state = read_json(directory / STATE_FILE, _StackState)
         self.member_polarities_, self.holdout_report_ = state["member_polarities"], state["holdout_report"]
-        self.members_ = [BaseMethod.load(directory / f"member-{k}") for k in range(len(self.member_specs()))]
+        self.members_ = [BaseMethod.load(directory / f"member-{k}") for k in range(len(self._member_list()))]
         n_members = len(self.members_)
         if self.task_ is Task.RATING:
             widths = {"rating": n_members * len(self.classes_)}
