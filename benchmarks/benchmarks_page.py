@@ -52,6 +52,26 @@ def eval_table(paths: list[Path]) -> str:
     return eval_markdown(rows, EVAL_COLUMNS)
 
 
+def active_learning_table(paths: list[Path]) -> str:
+    """`benchmarks/active_learning.py` runs: labels needed to reach 95% of the full-pool accuracy,
+    random order against the query strategy (the first single-seed run called it `uncertainty`)."""
+    rows = []
+    for path in paths:
+        bench = json.loads(path.read_text(encoding="utf-8"))
+        for run in bench["runs"]:
+            needed = run["labels_to_target"]
+            strategy = needed.get("strategy", needed.get("uncertainty"))
+            rows.append([
+                run["dataset"], run["method"], ", ".join(map(str, bench.get("seeds", [bench.get("seed")]))),
+                str(bench.get("strategy", {}).get("aggregate", run.get("aggregate", "")) or ""),
+                _number(run["full_pool_accuracy"]), f"{needed['random']:.0f}", f"{strategy:.0f}",
+                f"**{run['label_saving']:.0%}**", bench["commit"][:7], _link(path),
+            ])  # fmt: skip
+    columns = ("dataset", "method", "seeds", "aggregate", "full-pool accuracy", "labels, random order",
+               "labels, strategy", "fewer labels", "commit", "run")  # fmt: skip
+    return _table(columns, rows)
+
+
 def cascade_table(paths: list[Path]) -> str:
     """`benchmarks/cascade.py` runs: each stage alone beside the cascade, on the same test reviews."""
     rows = []
@@ -138,6 +158,26 @@ SECTIONS = (
         "[cascade-tfidf-embed-head.png](benchmarks/cascade-tfidf-embed-head.png).",
         "cascade-*.json",
         cascade_table,
+    ),
+    Section(
+        "Korean aspect-level sentiment (M-ABSA)",
+        "make bench-korean-absa",
+        "Every Korean M-ABSA domain, entity-level categories (ACSA) and terms found in the text (ATSA), on the "
+        "official test splits; `tfidf-lr` with character n-grams and with Kiwi morphemes. Per-file notes on "
+        "unparseable lines are in the run files. The page with the reading of it: "
+        "[m-absa.md](benchmarks/m-absa.md).",
+        "m-absa/eval-*.json",
+        eval_table,
+    ),
+    Section(
+        "Active learning: labels needed by query order",
+        "make bench-active",
+        "Simulated annotator (the gold labels): the labels a method needs to reach 95% of its full-pool accuracy, "
+        "taking reviews in random order or in the query strategy's order (random start, margin, mention-weighted "
+        "category aggregate, diverse batches). Target: at least 30% fewer labels. Curves and the reading: "
+        "[labelling.md](labelling.md).",
+        "active-learning/*.json",
+        active_learning_table,
     ),
     Section(
         "Topic discovery: units left in no topic",

@@ -34,7 +34,7 @@ def _wording(extra: str) -> str:
 def test_every_extra_named_is_one_of_the_package():
     declared = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["optional-dependencies"]
     assert set(EXTRAS.values()) <= set(declared)
-    assert set(declared) - set(EXTRAS.values()) == {"dev", "korean-llm"}  # tools and model packages, no module of ours
+    assert set(declared) - set(EXTRAS.values()) == {"dev", "docs", "korean-llm"}  # tools and model packages, no module of ours
 
 
 @pytest.mark.parametrize("extra", sorted(set(EXTRAS.values())))

@@ -56,6 +56,8 @@ INTERNAL_TESTS: dict[tuple[str, str], str] = {
     ("test_extraction.py", "topicsent.methods._finetuning"): "validation with the tag-only selection loss",
     ("test_extraction.py", "topicsent.report._render"): "the report's aspect and opinion marks",
     ("test_labelling.py", "topicsent.interfaces._server"): "the REST app with a projects folder of the test's own",
+    ("test_cli.py", "topicsent.methods._registry"): "counting spec parses through the CLI (monkeypatched)",
+    ("test_registry.py", "topicsent.methods._registry"): "seeding a method object",
     ("test_mabsa.py", "topicsent.data._mabsa"): "reading M-ABSA lines and merging one sentence's triplets",
     ("test_onnx_runtime.py", "topicsent.methods._onnx_runtime"): "the ONNX session wrapper and export failures (monkeypatched)",
 }

@@ -38,7 +38,7 @@ def test_make_method_rejects_unknown_parameters():
     ("name", "params", "message"),
     [
         ("tfidf-lr", {"C": 0}, "'C' parameter of TfidfLRMethod must be a finite float > 0. Got 0 instead."),
-        ("tfidf-lr", {"analyzer": "morph"}, "must be one of ('auto', 'word', 'char')"),
+        ("tfidf-lr", {"analyzer": "bigram"}, "must be one of ('auto', 'word', 'char', 'morph', 'char+morph')"),
         ("embed-head", {"epochs": 0}, "'epochs' parameter of EmbedHeadMethod must be an int >= 1"),
         ("embed-head", {"design": "mean"}, "must be one of ('attention', 'pair')"),
     ],

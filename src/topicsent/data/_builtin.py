@@ -66,7 +66,8 @@ def sample_path(name: str) -> Path:
 class DatasetInfo:
     """A built-in dataset: ``load`` reads its splits; ``sizes`` are the reviews its train,
     validation and test splits hold, so ``topicsent datasets`` lists them without
-    loading 700k reviews (a test loads every dataset and checks them)."""
+    loading 700k reviews (a test loads every built-in dataset and checks them; a
+    plug-in's dataset may leave them out: the listing then shows ``-``)."""
 
     name: str
     task: Task
@@ -74,7 +75,7 @@ class DatasetInfo:
     description: str
     licence: str
     load: Callable[[], Splits]
-    sizes: tuple[int, int, int]
+    sizes: tuple[int, int, int] | None = None
 
 
 def _require_file(path: Path) -> Path:

@@ -494,7 +494,7 @@ def datasets(format: FormatOption = TableFormat.table) -> None:
     ]  # fmt: skip
     rows = [
         {"name": i.name, "task": i.task.value, "language": i.language, "description": i.description, "licence": i.licence,
-         "train": i.sizes[0], "val": i.sizes[1], "test": i.sizes[2]}
+         **dict(zip(("train", "val", "test"), i.sizes or (None, None, None), strict=True))}
         for i in DATASETS.values()
     ]  # fmt: skip
     print_table(ResultTable("Built-in datasets", columns, rows), format)
