@@ -14,7 +14,7 @@ from topicsent.errors import InputDataError, InvalidParameterError
 from topicsent.eval import triplet_scores
 from topicsent.methods import BaseMethod, _finetuning, _tagger, make_method
 from topicsent.methods._terms import FINDER_FOLDER, TermLexicon
-from topicsent.schema import AspectSentiment, ReviewAnalysis, Span, to_dataframe
+from topicsent.schema import AspectSentiment, ReviewAnalysis, Span, Task, to_dataframe
 
 #: A review of a product no training sentence is about (a laptop, for a restaurant model).
 #: (A made-up gadget, "The zorblatt's hinge broke after a week, though its screen is
@@ -271,3 +271,24 @@ def test_a_term_finder_that_is_no_extract_model_is_refused_before_training(tmp_p
     )  # fmt: skip
     with pytest.raises(InputDataError, match=r"mine.csv: review 'r1': a term without a span .* term_finder='dictionary'"):
         make_method("majority").fit(unplaced, "atsa")
+
+
+@pytest.mark.parametrize("why", ["no torch", "terms without spans"])
+def test_the_auto_term_finder_falls_back_to_the_dictionary_where_it_cannot_train(why, monkeypatch):
+    """``term_finder="auto"`` (the default) trains a tagger only where it can: without
+    torch (a core install) or with terms that have no offsets, baselines still train on
+    ATSA data and find terms with the dictionary."""
+    import importlib.util
+
+    texts = [("The pasta was great.", "pasta", "positive"), ("Slow service here.", "service", "negative")] * 4
+    reviews = [Review(f"r{i}", text, aspects=(_term(text, word, polarity),)) for i, (text, word, polarity) in enumerate(texts)]
+    if why == "no torch":
+        real = importlib.util.find_spec
+        monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a))
+    else:
+        unplaced = [AspectLabel(r.aspects[0].name, "term", r.aspects[0].polarity) for r in reviews]
+        reviews = [Review(r.id, r.text, aspects=(label,)) for r, label in zip(reviews, unplaced, strict=True)]
+    method = make_method("tfidf-lr").fit(ReviewSet(tuple(reviews), name="train.jsonl", task=Task.ATSA))
+    assert method.term_tagger_ is None  # the dictionary
+    (found,) = method.predict([Review("new", "Their pasta is cold.")])
+    assert [a.aspect for a in found.aspects] == ["pasta"]

@@ -192,6 +192,12 @@ def test_the_export_trains_with_aspects_col_and_train_labels_retrains_the_projec
     assert trained.exit_code == 0, trained.output
     assert "on 20 labels of project mams" in trained.output and (tmp_path / "out" / "topicsent.json").is_file()
     assert len(LabelProject(tmp_path / "projects" / "mams").summary()["models"]) == 1
+    (tmp_path / "out" / "calibration.json").write_text("{}", encoding="utf-8")  # a file of another model in the folder
+    again = runner.invoke(app, ["train", "--labels", str(tmp_path / "projects" / "mams"), "-o", str(tmp_path / "out")])
+    assert again.exit_code == 0, again.output
+    assert not (tmp_path / "out" / "calibration.json").exists() and (tmp_path / "out" / "topicsent.json").is_file()
+    with_base = runner.invoke(app, ["train", "--labels", str(tmp_path / "projects" / "mams"), "--base", "x"])
+    assert "--base does not apply with --labels" in str(with_base.exception)  # the CLI's main() makes it exit 2
     command = [sys.executable, "-m", "topicsent.interfaces", "train", "--labels", str(tmp_path / "projects" / "nope")]
     missing = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and "no labelling project" in missing.stderr and len(missing.stderr.splitlines()) == 1

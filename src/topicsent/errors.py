@@ -46,7 +46,7 @@ class ModelFileError(TopicsentError, ValueError):
 
 class MissingExtraError(TopicsentError, ImportError):
     """An optional dependency is not installed; the message names the extra to install
-    (``pip install 'topicsent[EXTRA]'``), see :func:`topicsent.errors.missing_extra`."""
+    (``pip install 'topicsent[EXTRA]'``), see :func:`topicsent._extras.missing_extra`."""
 
 
 class BackendError(TopicsentError):

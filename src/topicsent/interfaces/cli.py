@@ -303,7 +303,10 @@ def _results_table(dataset: str, rows: list[dict]) -> ResultTable:
 @app.command()
 def train(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder to save the trained model in.")] = None,
-    method: Annotated[str, typer.Option("--method", "-m", help="Method name (see `topicsent methods`).")] = "tfidf-lr",
+    method: Annotated[
+        str | None,
+        typer.Option("--method", "-m", help="Method name (see `topicsent methods`); default tfidf-lr (--labels: the project's)."),
+    ] = None,
     dataset: Annotated[str | None, typer.Option("--dataset", "-d", help="Train on a built-in dataset's train split.")] = None,
     input_file: Annotated[Path | None, typer.Argument(help="Labelled reviews: CSV, TSV, JSONL or Parquet (.gz text ok).")] = None,
     task: Annotated[str | None, typer.Option(help="acsa, atsa or rating (default: from the data).")] = None,
@@ -356,8 +359,13 @@ def train(
       topicsent train --labels topicsent-projects/shoes -o models/shoes
     """
     if labels is not None:
+        if base is not None:
+            raise InvalidParameterError(
+                "--base does not apply with --labels: a project trains its own method (set it in --params)"
+            )
         _train_project(labels, method, _json_params(params), out, other_input=bool(dataset or input_file))
         return
+    method = method or "tfidf-lr"
     if out is None:
         raise InvalidParameterError("--out is needed: the folder to save the trained model in")
     from topicsent.methods import make_method
@@ -384,11 +392,9 @@ def train(
         print_line(f"Confidence calibrated on {len(held_out):,} held-out reviews")
 
 
-def _train_project(folder: Path, method: str, params: dict, out: Path | None, *, other_input: bool) -> None:
+def _train_project(folder: Path, method: str | None, params: dict, out: Path | None, *, other_input: bool) -> None:
     """Retrain a labelling project (the model in its folder, its learning curve, the
     page's pre-filled answers), and copy the model to ``out``."""
-    import shutil
-
     from topicsent.labelling import LabelProject, retrain
 
     if other_input:
@@ -403,8 +409,24 @@ def _train_project(folder: Path, method: str, params: dict, out: Path | None, *,
     if record["note"]:
         print_line(f"[dim]{record['note']}[/dim]")
     if out is not None:
-        shutil.copytree(project.folder / "model", out, dirs_exist_ok=True)
+        _copy_model(project.folder / "model", out)
         print_line(f"Saved to [bold]{out}[/bold]")
+
+
+def _copy_model(source: Path, out: Path) -> None:
+    """Copy a saved model folder to ``out`` whole: written beside it first, then swapped in,
+    so an older model in ``out`` never leaves files (calibration, ONNX graph, term tagger)
+    mixed into the new one, and a failed copy leaves the old one in place."""
+    import shutil
+
+    scratch, old = out.with_name(out.name + ".new"), out.with_name(out.name + ".old")
+    shutil.rmtree(scratch, ignore_errors=True)
+    shutil.copytree(source, scratch)
+    if out.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        out.rename(old)
+    scratch.rename(out)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _calibration_reviews(dataset: str | None, calibration_file: Path | None, cols, task: str | None, space):

@@ -71,8 +71,9 @@ class EmbedHeadMethod(AspectPipelineMethod):
     C : float, default=1.0
         Inverse regularisation of the linear heads (pair design, ratings).
     rating_model : {"classify", "regress"}, default="classify"
-    term_finder : str, default="trained"
-        ATSA, for reviews that come without terms: ``"trained"`` (a token tagger, as in
+    term_finder : str, default="auto"
+        ATSA, for reviews that come without terms: ``"auto"`` (``"trained"`` when torch is
+        installed and every training term has a span, else ``"dictionary"``), ``"trained"`` (a token tagger, as in
         ``extract``, fine-tuned on the training terms: it finds terms it never saw),
         ``"dictionary"`` (the terms marked in training, found again) or the folder of a
         saved ``extract`` model.
@@ -106,7 +107,7 @@ class EmbedHeadMethod(AspectPipelineMethod):
         learning_rate: float = 2e-3,
         C: float = 1.0,
         rating_model: str = "classify",
-        term_finder: str = "trained",
+        term_finder: str = "auto",
         random_state: int = 0,
     ) -> None:
         self.encoder = encoder

@@ -143,8 +143,9 @@ class FinetuneMethod(PairClassifierMethod):
         With ``runtime="onnx"``: int8 weights (per channel) for the matrix products,
         activations quantised per batch (ONNX Runtime dynamic quantisation): faster,
         at a small cost in agreement with the fp32 model.
-    term_finder : str, default="trained"
-        ATSA, for reviews that come without terms: ``"trained"`` (a token tagger, as in
+    term_finder : str, default="auto"
+        ATSA, for reviews that come without terms: ``"auto"`` (``"trained"`` when torch is
+        installed and every training term has a span, else ``"dictionary"``), ``"trained"`` (a token tagger, as in
         ``extract``, fine-tuned on the training terms: it finds terms it never saw),
         ``"dictionary"`` (the terms marked in training, found again) or the folder of a
         saved ``extract`` model.
@@ -203,7 +204,7 @@ class FinetuneMethod(PairClassifierMethod):
         checkpoint_dir: str | None = None,
         runtime: str = "torch",
         quantize: bool = False,
-        term_finder: str = "trained",
+        term_finder: str = "auto",
         random_state: int = 0,
     ) -> None:
         self.base = base

@@ -31,8 +31,9 @@ class MajorityMethod(AspectPipelineMethod):
 
     Parameters
     ----------
-    term_finder : str, default="trained"
-        ATSA, for reviews that come without terms: ``"trained"`` (a token tagger, as in
+    term_finder : str, default="auto"
+        ATSA, for reviews that come without terms: ``"auto"`` (``"trained"`` when torch is
+        installed and every training term has a span, else ``"dictionary"``), ``"trained"`` (a token tagger, as in
         ``extract``, fine-tuned on the training terms: it finds terms it never saw),
         ``"dictionary"`` (the terms marked in training, found again) or the folder of a
         saved ``extract`` model.
@@ -44,7 +45,7 @@ class MajorityMethod(AspectPipelineMethod):
     supported_tasks = frozenset({Task.ACSA, Task.ATSA, Task.RATING})
     parameter_constraints: ClassVar[dict[str, tuple | str]] = {"random_state": "index"}
 
-    def __init__(self, *, term_finder: str = "trained", random_state: int = 0) -> None:
+    def __init__(self, *, term_finder: str = "auto", random_state: int = 0) -> None:
         self.term_finder = term_finder
         self.random_state = random_state
 

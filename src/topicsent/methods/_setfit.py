@@ -62,8 +62,9 @@ class SetFitMethod(PairClassifierMethod):
     C : float, default=1.0
         Inverse regularisation of the head.
     rating_model : {"classify", "regress"}, default="classify"
-    term_finder : str, default="trained"
-        ATSA, for reviews that come without terms: ``"trained"`` (a token tagger, as in
+    term_finder : str, default="auto"
+        ATSA, for reviews that come without terms: ``"auto"`` (``"trained"`` when torch is
+        installed and every training term has a span, else ``"dictionary"``), ``"trained"`` (a token tagger, as in
         ``extract``, fine-tuned on the training terms: it finds terms it never saw),
         ``"dictionary"`` (the terms marked in training, found again) or the folder of a
         saved ``extract`` model.
@@ -95,7 +96,7 @@ class SetFitMethod(PairClassifierMethod):
         max_length: int = 128,
         C: float = 1.0,
         rating_model: str = "classify",
-        term_finder: str = "trained",
+        term_finder: str = "auto",
         random_state: int = 0,
     ) -> None:
         self.encoder = encoder

@@ -116,8 +116,9 @@ class StackMethod(AspectPipelineMethod):
         trained without the held-out share (training once).
     C : float, default=1.0
         Inverse regularisation of the combiner's logistic regressions.
-    term_finder : str, default="trained"
-        ATSA, for reviews that come without terms: ``"trained"`` (a token tagger, as in
+    term_finder : str, default="auto"
+        ATSA, for reviews that come without terms: ``"auto"`` (``"trained"`` when torch is
+        installed and every training term has a span, else ``"dictionary"``), ``"trained"`` (a token tagger, as in
         ``extract``, fine-tuned on the training terms: it finds terms it never saw),
         ``"dictionary"`` (the terms marked in training, found again) or the folder of a
         saved ``extract`` model.
@@ -171,7 +172,7 @@ class StackMethod(AspectPipelineMethod):
         holdout: float = 0.2,
         refit: bool = True,
         C: float = 1.0,
-        term_finder: str = "trained",
+        term_finder: str = "auto",
         random_state: int = 0,
     ) -> None:
         self.members = members

@@ -1,6 +1,9 @@
 """Term finders: how an ATSA method finds aspect terms in a review that comes without them.
 
-- ``"trained"`` (the default): a token tagger (:class:`~topicsent.methods._tagger.TermTagger`,
+- ``"auto"`` (the default): ``"trained"`` where it can learn (torch installed, every
+  training term with a span), else ``"dictionary"``, so a core install and term lists
+  without offsets still train.
+- ``"trained"``: a token tagger (:class:`~topicsent.methods._tagger.TermTagger`,
   the ``extract`` method's, with its default parameters) fine-tuned on the training
   reviews' term spans; it finds terms it never saw.
 - ``"dictionary"``: a :class:`TermLexicon`, the terms annotators marked in training
@@ -31,7 +34,7 @@ if TYPE_CHECKING:
     from topicsent.methods._tagger import TermTagger
 
 _MIN_COUNT = 2  # a term marked once may be an annotator's one-off
-TRAINED, DICTIONARY = "trained", "dictionary"
+TRAINED, DICTIONARY, AUTO = "trained", "dictionary", "auto"
 #: Sub-folder of a saved model that holds its tagger.
 FINDER_FOLDER = "term-finder"
 #: Taggers kept in memory: an encoder each (MiniLM: ~90 MB), so only the latest few.
@@ -64,15 +67,15 @@ class TermLexicon:
 
 def check_term_finder(owner: object, *, on_disk: bool) -> None:
     """Raise :class:`InvalidParameterError`, in scikit-learn's wording, when
-    ``owner.term_finder`` is not ``"trained"``, ``"dictionary"`` or a folder (``on_disk``:
+    ``owner.term_finder`` is not ``"auto"``, ``"trained"``, ``"dictionary"`` or a folder (``on_disk``:
     one that exists; a saved model's own parameter may name a folder of another machine).
     """
     value = owner.term_finder  # type: ignore[attr-defined]
     expected = (
-        f"The 'term_finder' parameter of {type(owner).__name__} must be 'trained', 'dictionary' "
+        f"The 'term_finder' parameter of {type(owner).__name__} must be 'auto', 'trained', 'dictionary' "
         "or the folder of a saved extract model."
     )
-    if value in (TRAINED, DICTIONARY):
+    if value in (AUTO, TRAINED, DICTIONARY):
         return
     if not (isinstance(value, str | Path) and str(value).strip()):
         raise InvalidParameterError(f"{expected} Got {value!r} instead.")
@@ -91,6 +94,8 @@ def fit_term_finder(term_finder: str | Path, reviews: ReviewSet, seed: int) -> T
     InvalidParameterError
         ``term_finder`` is a folder that does not hold a saved ``extract`` model.
     """
+    if term_finder == AUTO:
+        term_finder = TRAINED if _can_train(reviews) else DICTIONARY
     if term_finder == DICTIONARY:
         return None
     if term_finder != TRAINED:
@@ -103,6 +108,15 @@ def fit_term_finder(term_finder: str | Path, reviews: ReviewSet, seed: int) -> T
             "learns from where terms are: give offsets, or use term_finder='dictionary'"
         )
     return trained_tagger(ExtractMethod(random_state=seed).new_tagger(), reviews)
+
+
+def _can_train(reviews: ReviewSet) -> bool:
+    """Whether ``"auto"`` trains a tagger: torch (the ``encoders`` extra) is installed and
+    every training term has a span to learn from."""
+    import importlib.util
+
+    has_spans = all(a.start is not None for r in reviews for a in r.aspects)
+    return has_spans and importlib.util.find_spec("torch") is not None
 
 
 def trained_tagger(tagger: TermTagger, reviews: ReviewSet) -> TermTagger:

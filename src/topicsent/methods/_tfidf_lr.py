@@ -92,8 +92,9 @@ class TfidfLRMethod(AspectPipelineMethod):
         Vocabulary cap (most frequent n-grams), bounding memory on large corpora.
     rating_model : {"classify", "regress"}, default="classify"
         Ratings as classes (logistic regression) or as numbers (ridge, rounded).
-    term_finder : str, default="trained"
-        ATSA, for reviews that come without terms: ``"trained"`` (a token tagger, as in
+    term_finder : str, default="auto"
+        ATSA, for reviews that come without terms: ``"auto"`` (``"trained"`` when torch is
+        installed and every training term has a span, else ``"dictionary"``), ``"trained"`` (a token tagger, as in
         ``extract``, fine-tuned on the training terms: it finds terms it never saw),
         ``"dictionary"`` (the terms marked in training, found again) or the folder of a
         saved ``extract`` model.
@@ -126,7 +127,7 @@ class TfidfLRMethod(AspectPipelineMethod):
         analyzer: str = "auto",
         max_features: int = 300_000,
         rating_model: str = "classify",
-        term_finder: str = "trained",
+        term_finder: str = "auto",
         random_state: int = 0,
     ) -> None:
         self.C = C
