@@ -297,3 +297,13 @@ def test_a_lone_surrogate_is_that_rows_error_never_the_batch(korean_run_input, t
     labelled.write_text('{"text": "fine", "stars": 5}\n{"text": "x \\udfff", "stars": 1}\n', encoding="utf-8")
     trained = run("train", str(labelled), "--rating-col", "stars", "-o", str(tmp_path / "m"))
     assert trained.returncode == 2 and "row 2: text holds a lone surrogate" in trained.stderr, trained.stderr
+
+
+def test_an_error_line_keeps_its_brackets(tmp_path):
+    """The error line is printed as text, not console markup: a user's column name in
+    brackets and the extra to install (``topicsent[encoders]``) reach the user intact."""
+    data = tmp_path / "reviews.csv"
+    data.write_text("text,stars\ngood,5\nbad,1\n", encoding="utf-8")
+    command = ["train", str(data), "--rating-col", "[bold]stars", "-o", str(tmp_path / "m")]
+    done = subprocess.run([sys.executable, "-m", "topicsent.interfaces", *command], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "no column '[bold]stars'" in done.stderr and len(done.stderr.strip().splitlines()) == 1

@@ -230,7 +230,7 @@ def test_atsa_methods_find_terms_with_the_trained_tagger_by_default(restaurant_e
     a saved ``extract`` model can be the finder."""
     extractor, train = restaurant_extractor
     tfidf, majority = make_method("tfidf-lr").fit(train), make_method("majority").fit(train)
-    assert tfidf.term_finder == "trained" and tfidf.term_tagger_ is majority.term_tagger_ is extractor.tagger_
+    assert tfidf.term_finder == "auto" and tfidf.term_tagger_ is majority.term_tagger_ is extractor.tagger_  # auto: trained here
     found = tfidf.predict(UNSEEN_PRODUCTS)
     assert {a.aspect for a in found[0].aspects} == {a.aspect for a in extractor.predict(UNSEEN_PRODUCTS)[0].aspects}
     assert {a.aspect for a in found[0].aspects} & {"battery life", "keyboard", "trackpad"}
@@ -270,7 +270,7 @@ def test_a_term_finder_that_is_no_extract_model_is_refused_before_training(tmp_p
         name="mine.csv",
     )  # fmt: skip
     with pytest.raises(InputDataError, match=r"mine.csv: review 'r1': a term without a span .* term_finder='dictionary'"):
-        make_method("majority").fit(unplaced, "atsa")
+        make_method("majority", term_finder="trained").fit(unplaced, "atsa")  # asked for by name: no fallback
 
 
 @pytest.mark.parametrize("why", ["no torch", "terms without spans"])

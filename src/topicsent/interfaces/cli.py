@@ -559,5 +559,8 @@ def main() -> None:
     try:
         app()
     except TopicsentError as error:
-        errors.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+        from rich.markup import escape
+
+        # escaped: messages hold brackets that are not markup (topicsent[encoders], a user's column name)
+        errors.print(f"[red]error:[/red] {escape(str(error))}", highlight=False, soft_wrap=True)
         sys.exit(2)

@@ -388,7 +388,10 @@ class BaseMethod(ABC):
     def _resolve_task(self, reviews: ReviewSet, task: Task | str | None) -> Task:
         chosen = task if task is not None else reviews.task
         if chosen is None:
-            raise InvalidParameterError(f"say which task to fit: one of {', '.join(t.value for t in self.supported_tasks)}")
+            raise InvalidParameterError(
+                f"say which task to fit: one of {', '.join(t.value for t in self.supported_tasks)} "
+                "(on the command line: --aspects-col for aspects, --rating-col for ratings, or --task)"
+            )
         try:
             chosen = Task(chosen)
         except ValueError:

@@ -43,8 +43,9 @@ def _english_stopwords() -> frozenset[str]:
 
 @lru_cache(maxsize=200_000)
 def _english_lemma(word: str) -> str:
-    import simplemma
+    from topicsent._extras import require
 
+    simplemma = require("simplemma", needed_by="English lemmas (topics, lda)")
     return simplemma.lemmatize(word, lang="en").lower()
 
 
@@ -56,9 +57,9 @@ def _english_words(text: str) -> list[str]:
 
 @cache
 def _kiwi():
-    from kiwipiepy import Kiwi
+    from topicsent._extras import require
 
-    return Kiwi()
+    return require("kiwipiepy", needed_by="Korean morphemes (topics, lda, tfidf-lr analyzer=morph)").Kiwi()
 
 
 def _korean_form(token) -> str:
