@@ -16,14 +16,13 @@ seconds are not comparable.) Writes JSON and CSV named by time and commit.
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
+from _run_files import write_run_files
+
 from topicsent.data import load_dataset
-from topicsent.eval import git_commit, primary_metric, score
+from topicsent.eval import primary_metric, score
 from topicsent.methods import make_method, parse_method_spec, split_method_specs
 from topicsent.teacher import teacher_labels
 
@@ -78,17 +77,9 @@ def _report(rows: list[dict], args, labelled, metric: str) -> None:
     for row in rows:
         f1 = "-" if row["macro_f1"] is None else f"{row['macro_f1']:.3f}"
         print(f"{row['role']:<26}{row['method']:<48}{row['n_train']:>9,}{row[metric]:>10.3f}{f1:>10}{row['train_seconds']:>9}")
-    commit, stamp = git_commit(), datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / f"distill-{stamp}-{commit}"
     settings = {k: str(v) for k, v in vars(args).items()}
-    record = {"commit": commit, "settings": settings, "kept_share": kept, "dropped": dict(labelled.dropped), "rows": rows}
-    stem.with_suffix(".json").write_text(json.dumps(record, indent=2, ensure_ascii=False))
-    with stem.with_suffix(".csv").open("w", newline="") as table:
-        writer = csv.DictWriter(table, fieldnames=["commit", "dataset", *rows[0]])
-        writer.writeheader()
-        writer.writerows({"commit": commit, "dataset": args.dataset, **row} for row in rows)
-    print(f"Results: {stem}.json and .csv")
+    record = {"settings": settings, "kept_share": kept, "dropped": dict(labelled.dropped)}
+    write_run_files(args.out, "distill", args.dataset, record, rows)
 
 
 if __name__ == "__main__":

@@ -16,14 +16,13 @@ and CSV named by time and commit.
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
+from _run_files import write_run_files
+
 from topicsent.data import load_dataset
-from topicsent.eval import git_commit, primary_metric, score
+from topicsent.eval import primary_metric, score
 from topicsent.methods import BaseMethod, make_method, parse_method_spec
 
 #: (row name, parameters set on the fitted model)
@@ -78,17 +77,9 @@ def _report(rows, args, model, metric: str, n_train: int, n_test: int, train_sec
     for row in rows:
         cells = [f"{row[k]:.3f}" if row[k] is not None else "-" for k in (metric, "macro_f1", "detection_f1")]
         print(f"{row['runtime']:<14}{cells[0]:>20}{cells[1]:>10}{cells[2]:>14}{row['reviews_per_second']:>11}")
-    commit, stamp = git_commit(), datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / f"fast-{stamp}-{commit}"
-    record = {"commit": commit, "settings": {k: str(v) for k, v in vars(args).items()}, "params": model.get_params(),
-              "n_train": n_train, "n_test": n_test, "train_seconds": train_seconds, "rows": rows}  # fmt: skip
-    stem.with_suffix(".json").write_text(json.dumps(record, indent=2, ensure_ascii=False))
-    with stem.with_suffix(".csv").open("w", newline="") as table:
-        writer = csv.DictWriter(table, fieldnames=["commit", "dataset", *rows[0]])
-        writer.writeheader()
-        writer.writerows({"commit": commit, "dataset": args.dataset, **row} for row in rows)
-    print(f"Results: {stem}.json and .csv")
+    record = {"settings": {k: str(v) for k, v in vars(args).items()}, "params": model.get_params(),
+              "n_train": n_train, "n_test": n_test, "train_seconds": train_seconds}  # fmt: skip
+    write_run_files(args.out, "fast", args.dataset, record, rows)
 
 
 if __name__ == "__main__":
