@@ -124,6 +124,9 @@ def test_a_time_budget_stops_and_writes_what_it_reached(corpus, tmp_path):
     report = adapt_encoder(corpus, BASE, tmp_path / "enc", AdaptConfig(text_col="body", max_minutes=1e-4, **TINY))
     assert report.stopped_by == "max_minutes" and report.steps < report.planned_steps
     assert (tmp_path / "enc" / "model.safetensors").is_file()
+    (tmp_path / "enc" / "stale.txt").write_text("from an older adaptation", encoding="utf-8")
+    adapt_encoder(corpus, BASE, tmp_path / "enc", AdaptConfig(text_col="body", max_minutes=1e-4, **TINY), overwrite=True)
+    assert (tmp_path / "enc" / "model.safetensors").is_file() and not (tmp_path / "enc" / "stale.txt").exists()
 
 
 def test_a_corpus_is_sampled_in_one_pass_with_a_seed(corpus):

@@ -95,6 +95,23 @@ def test_model_folders_are_written_whole_or_not_at_all(tmp_path):
     assert (target / "model.safetensors").read_bytes() == b"whole" and len(list(target.parent.iterdir())) == 1
 
 
+def test_a_replaced_folder_keeps_the_old_one_until_the_new_one_is_whole(tmp_path):
+    """``adapt --overwrite`` and ``train --labels -o``: a failure leaves the old folder as it
+    was; a finished block leaves only the new folder's files (none of the old one's)."""
+    from topicsent._folders import folder_replaced
+
+    target = tmp_path / "enc"
+    target.mkdir()
+    (target / "old.json").write_text("old", encoding="utf-8")
+    with pytest.raises(RuntimeError), folder_replaced(target) as scratch:
+        (scratch / "model.safetensors").write_bytes(b"half")
+        raise RuntimeError("crash while writing")
+    assert [p.name for p in tmp_path.iterdir()] == ["enc"] and [p.name for p in target.iterdir()] == ["old.json"]
+    with folder_replaced(target) as scratch:
+        (scratch / "model.safetensors").write_bytes(b"whole")
+    assert [p.name for p in tmp_path.iterdir()] == ["enc"] and [p.name for p in target.iterdir()] == ["model.safetensors"]
+
+
 @pytest.fixture
 def empty_model_dir(tmp_path, monkeypatch):
     """A model directory with nothing in it, and no way to reach the registry."""

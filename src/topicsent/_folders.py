@@ -54,6 +54,26 @@ def folder_written_once(target: Path, *, marker: str = "model.safetensors") -> I
 
 
 @contextmanager
+def folder_replaced(target: Path) -> Iterator[Path]:
+    """A scratch folder beside ``target`` that replaces it whole when the block ends: the
+    old folder is set aside and removed only once the new one is in place, so no file of
+    the old one is left mixed into the new, and a failure inside the block leaves the old
+    one untouched."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(dir=target.parent, prefix=".partial-"))
+    old = target.with_name(f".{target.name}.old")
+    try:
+        yield scratch
+        if target.exists():
+            shutil.rmtree(old, ignore_errors=True)
+            target.rename(old)
+        scratch.rename(target)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+@contextmanager
 def folder_lock(folder: Path) -> Iterator[None]:
     """Hold ``folder/.lock`` for the block; while it is held another process is refused
     at once, in one line naming the holder. The lock is the kernel's (``flock``), so it

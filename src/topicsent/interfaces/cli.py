@@ -414,19 +414,13 @@ def _train_project(folder: Path, method: str | None, params: dict, out: Path | N
 
 
 def _copy_model(source: Path, out: Path) -> None:
-    """Copy a saved model folder to ``out`` whole: written beside it first, then swapped in,
-    so an older model in ``out`` never leaves files (calibration, ONNX graph, term tagger)
-    mixed into the new one, and a failed copy leaves the old one in place."""
+    """Copy a saved model folder to ``out`` whole (no file of an older model left in it)."""
     import shutil
 
-    scratch, old = out.with_name(out.name + ".new"), out.with_name(out.name + ".old")
-    shutil.rmtree(scratch, ignore_errors=True)
-    shutil.copytree(source, scratch)
-    if out.exists():
-        shutil.rmtree(old, ignore_errors=True)
-        out.rename(old)
-    scratch.rename(out)
-    shutil.rmtree(old, ignore_errors=True)
+    from topicsent._folders import folder_replaced
+
+    with folder_replaced(out) as scratch:
+        shutil.copytree(source, scratch, dirs_exist_ok=True)
 
 
 def _calibration_reviews(dataset: str | None, calibration_file: Path | None, cols, task: str | None, space):

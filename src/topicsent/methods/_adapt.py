@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from topicsent._folders import folder_written_once
+from topicsent._folders import folder_replaced, folder_written_once
 from topicsent._provenance import file_sha256, git_commit
 from topicsent.data import ColumnMap, review_batches
 from topicsent.errors import InputDataError, InvalidParameterError
@@ -451,9 +451,8 @@ def _write_folder(model, tokenizer, base_dir: Path, out: Path, report: AdaptRepo
     written to a scratch folder and renamed into place."""
     from topicsent.encoders import write_sentence_transformer_files
 
-    if overwrite and out.exists():
-        shutil.rmtree(out)
-    with folder_written_once(out) as scratch:
+    # --overwrite: the old folder stays until the new one is written whole
+    with folder_replaced(out) if overwrite else folder_written_once(out) as scratch:
         model.masked_lm.save_pretrained(scratch, safe_serialization=True)
         tokenizer.save_pretrained(scratch)
         if (base_dir / "modules.json").is_file():
